@@ -1,0 +1,52 @@
+"""Exception family raised by mixedjax for bad input or failed fits."""
+
+from __future__ import annotations
+
+__all__ = [
+    "MixedjaxError",
+    "FormulaError",
+    "DataError",
+    "FitError",
+    "ArgumentError",
+    "mark_formula",
+]
+
+
+class MixedjaxError(Exception):
+    """Base class of every mixedjax error.
+
+    Every error caused by bad input (formula, data, keyword arguments) or by a
+    fit that cannot proceed is an instance of this class, so callers can catch
+    ``MixedjaxError`` alone.  Each subclass also derives from the matching
+    builtin (``ValueError``, ``TypeError``, ``RuntimeError``).  When the error
+    was triggered by an exception from another library (formulaic, pandas,
+    JAX, ...), that original exception is kept as ``__cause__``
+    (``raise ... from err``).
+    """
+
+
+class FormulaError(MixedjaxError, ValueError):
+    """The model formula cannot be parsed or is not supported."""
+
+
+class DataError(MixedjaxError, ValueError):
+    """The data are missing, malformed or inconsistent with the formula."""
+
+
+class FitError(MixedjaxError, RuntimeError):
+    """The model could not be fitted (e.g. the optimizer failed)."""
+
+
+class ArgumentError(MixedjaxError, TypeError):
+    """A keyword argument has a bad value or type."""
+
+
+def mark_formula(formula: str, part: str) -> str:
+    """Return ``formula`` with a second line of ``^`` under the first ``part``.
+
+    If ``part`` is empty or does not occur in ``formula``, return ``formula``.
+    """
+    i = formula.find(part) if part else -1
+    if i < 0:
+        return formula
+    return f"{formula}\n{' ' * i}{'^' * len(part)}"

@@ -1,0 +1,200 @@
+"""Parse lme4 formulas: ``y ~ fixed + (expr | g) + (expr || g) + (1 | a/b)``.
+
+Only the text is handled here; nothing touches data. The fixed part and each random-effects model expression are
+later handed to formulaic; the grouping expressions (``g``, ``a:b``, ``a/b``) are expanded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import ArgumentError, FormulaError, mark_formula
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One ``(expr | group)`` term as written, after ``/`` and ``||`` expansion."""
+
+    expr: str  # formulaic right-hand side for the term's model matrix, e.g. "1 + days" or "0 + days"
+    group: tuple[str, ...]  # grouping variables; more than one means their combination (``a:b``)
+    source: str  # the text of the term as the user wrote it, for messages
+
+    @property
+    def group_name(self) -> str:
+        return ":".join(self.group)
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+
+
+def _split_top(s: str, sep: str) -> list[str]:
+    """Split ``s`` on ``sep`` where it is not inside parentheses."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        c = s[i]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif depth == 0 and s.startswith(sep, i):
+            out.append(s[start:i])
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    out.append(s[start:])
+    return out
+
+
+def _check_parens(formula: str) -> None:
+    depth = 0
+    for i, c in enumerate(formula):
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(
+                    "unbalanced parentheses: a ')' has no matching '('.\n"
+                    + _mark_at(formula, i)
+                    + "\nFix the parentheses around the random-effects term, e.g. '(1 | g)'."
+                )
+    if depth != 0:
+        raise FormulaError(
+            f"unbalanced parentheses: {depth} '(' not closed in the formula\n  {formula}\n"
+            "Close every random-effects term, e.g. '(1 + x | g)'."
+        )
+
+
+def _mark_at(formula: str, i: int) -> str:
+    return f"  {formula}\n  {' ' * i}^"
+
+
+def _is_random(piece: str) -> bool:
+    p = piece.strip()
+    if not (p.startswith("(") and p.endswith(")")):
+        return False
+    # the outer parentheses must enclose the whole piece
+    inner = p[1:-1]
+    depth = 0
+    for c in inner:
+        depth += c == "("
+        depth -= c == ")"
+        if depth < 0:
+            return False
+    return len(_split_top(inner, "|")) > 1
+
+
+def _expand_group(gtext: str, formula: str, source: str) -> list[tuple[str, ...]]:
+    """``a`` -> [(a,)], ``a:b`` -> [(a, b)], ``a/b`` -> [(a,), (a, b)], ``a/b/c`` -> [(a,), (a,b), (a,b,c)]."""
+    g = gtext.strip()
+    if g.startswith("(") and g.endswith(")"):
+        g = g[1:-1].strip()
+    if not g:
+        raise FormulaError(
+            f"the grouping side of '{source}' is empty.\n{mark_formula(formula, source)}\n"
+            "Name a grouping column after '|', e.g. '(1 | subject)'."
+        )
+    nests = [p.strip() for p in g.split("/")]
+    groups = []
+    prefix: tuple[str, ...] = ()
+    for part in nests:
+        names = tuple(v.strip() for v in part.split(":"))
+        if any(not v or not _is_name(v) for v in names):
+            raise FormulaError(
+                f"cannot read the grouping factor '{gtext.strip()}' in '{source}'.\n{mark_formula(formula, source)}\n"
+                "A grouping factor is a column name, 'a:b' (their combination) or 'a/b' (b nested in a)."
+            )
+        prefix = prefix + names
+        groups.append(prefix)
+    return groups
+
+
+def _is_name(v: str) -> bool:
+    v = v.strip("`")
+    return bool(v) and all(ch.isalnum() or ch in "_." for ch in v)
+
+
+def _split_columns(expr: str) -> list[str]:
+    """For ``||``: '1 + x + z' -> ['1', '0 + x', '0 + z']; '0 + x + z' -> ['0 + x', '0 + z']."""
+    pieces = [p.strip() for p in _split_top(expr, "+") if p.strip()]
+    has_int = True
+    out = []
+    for p in pieces:
+        if p in ("0", "-1"):
+            has_int = False
+        elif p == "1":
+            continue
+        elif p.startswith("-"):
+            raise FormulaError(f"'{expr}' in a '||' term: use '0 + ...' to remove the intercept")
+        else:
+            out.append(p)
+    terms = ["1"] if has_int else []
+    terms += [f"0 + {p}" for p in out]
+    return terms
+
+
+def parse_formula(formula) -> ParsedFormula:
+    """Split an lme4 formula into response, fixed part and random-effects terms."""
+    if not isinstance(formula, str):
+        raise ArgumentError(
+            f"the formula must be a string like 'y ~ 1 + x + (1 | g)', not {type(formula).__name__}"
+        )
+    text = " ".join(formula.split())
+    _check_parens(text)
+    sides = _split_top(text, "~")
+    if len(sides) != 2:
+        raise FormulaError(
+            f"a formula needs exactly one '~' between the response and the terms; got {len(sides) - 1} in\n"
+            f"  {text}\nWrite it as 'response ~ fixed terms + (1 | group)'."
+        )
+    response, rhs = sides[0].strip(), sides[1].strip()
+    if not response:
+        raise FormulaError(
+            f"the formula has no response on the left of '~':\n  {text}\n"
+            "Put the response column first, e.g. 'reaction ~ 1 + days + (1 | subj)'."
+        )
+    if not rhs:
+        raise FormulaError(f"the formula has nothing on the right of '~':\n  {text}")
+
+    fixed, random = [], []
+    for piece in _split_top(rhs, "+"):
+        p = piece.strip()
+        if not p:
+            raise FormulaError(f"empty term (two '+' in a row, or a trailing '+'):\n  {text}")
+        if _is_random(p):
+            inner = p[1:-1]
+            double = len(_split_top(inner, "||")) == 2
+            parts = _split_top(inner, "||") if double else _split_top(inner, "|")
+            if len(parts) != 2:
+                raise FormulaError(
+                    f"a random-effects term has one '|' (or '||'): cannot read '{p}'\n{mark_formula(text, p)}"
+                )
+            expr, gtext = parts[0].strip(), parts[1]
+            if not expr:
+                raise FormulaError(
+                    f"the model side of '{p}' is empty.\n{mark_formula(text, p)}\n"
+                    "Put the random-effects columns before '|', e.g. '(1 | g)' or '(1 + x | g)'."
+                )
+            for grp in _expand_group(gtext, text, p):
+                exprs = _split_columns(expr) if double else [expr]
+                random.extend(RandomTerm(e, grp, p) for e in exprs)
+        elif "|" in p:
+            raise FormulaError(
+                f"'{p}' uses '|' outside parentheses.\n{mark_formula(text, p)}\n"
+                "Wrap each random-effects term in parentheses, e.g. '(1 | g)'."
+            )
+        else:
+            fixed.append(p)
+    if not random:
+        raise FormulaError(
+            f"this is not a mixed model: the formula has no random-effects term like '(1 | group)'\n  {text}\n"
+            "Add one, or fit a linear model with another package."
+        )
+    fixed_text = " + ".join(fixed) if fixed else "1"
+    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random))
