@@ -51,6 +51,29 @@ def _split_top(s: str, sep: str) -> list[str]:
     return out
 
 
+def _canonical(text: str) -> str:
+    """One space around '~', '+', '|' and '||' outside function calls: 'y~1+(1|g)' -> 'y ~ 1 + (1 | g)'."""
+    out, i, call_depth, stack = [], 0, 0, []
+    while i < len(text):
+        c = text[i]
+        if c == "(":
+            is_call = bool(out) and (out[-1][-1:].isalnum() or out[-1][-1:] in "_.")
+            stack.append(is_call)
+            call_depth += is_call
+            out.append(c)
+        elif c == ")":
+            call_depth -= stack.pop() if stack else 0
+            out.append(c)
+        elif call_depth == 0 and (c in "~+" or c == "|"):
+            op = "||" if text.startswith("||", i) else c
+            i += len(op) - 1
+            out.append(f" {op} ")
+        else:
+            out.append(c)
+        i += 1
+    return " ".join("".join(out).split()).replace("( ", "(").replace(" )", ")")
+
+
 def _check_parens(formula: str) -> None:
     depth = 0
     for i, c in enumerate(formula):
@@ -145,8 +168,8 @@ def parse_formula(formula) -> ParsedFormula:
         raise ArgumentError(
             f"the formula must be a string like 'y ~ 1 + x + (1 | g)', not {type(formula).__name__}"
         )
-    text = " ".join(formula.split())
-    _check_parens(text)
+    _check_parens(formula)
+    text = _canonical(formula)
     sides = _split_top(text, "~")
     if len(sides) != 2:
         raise FormulaError(

@@ -1,0 +1,283 @@
+"""``lmm``: build the problem, fit it, and return a frozen :class:`LinearMixedModel` built in one step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ._blocks import Layout, build_blocks
+from ._design import Design, build_design
+from ._display import summary_html, summary_text
+from ._errors import ArgumentError, FitError
+from ._fit import FitOptions, OptSummary, diagonal_indices, fit_theta
+from ._objective import conditional_modes, deviance, fixed_sigma_objective, lambdas
+from ._varcorr import VarCorr, VarCorrGroup
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Everything about a model that does not depend on θ: the design, the static layout and the device arrays."""
+
+    design: Design
+    layout: Layout
+    arrays: dict
+    yscale: float
+
+    @classmethod
+    def build(cls, formula, data) -> "Problem":
+        design = build_design(formula, data)
+        layout, arrays, yscale = build_blocks(design)
+        return cls(design, layout, jax.tree_util.tree_map(jnp.asarray, arrays), yscale)
+
+
+_OPTIONS = ("maxiter", "gtol", "ftol", "theta0")
+
+
+def _check_x64():
+    if not jax.config.jax_enable_x64:
+        raise FitError(
+            "mixedjax computes in float64 but JAX's 64-bit mode is off. Set the environment variable "
+            "JAX_ENABLE_X64=1 before starting Python, or call jax.config.update('jax_enable_x64', True) "
+            "before creating any JAX arrays."
+        )
+
+
+def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedModel":
+    """Fit a linear mixed-effects model given by an lme4 formula (ML by default, like MixedModels.jl).
+
+    Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-13, relative change of
+    the objective), ``theta0`` (starting θ; default λ = I).
+    """
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ArgumentError(
+            f"unknown keyword argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for lmm; "
+            f"valid ones are reml, verbose, {', '.join(_OPTIONS)}"
+        )
+    for name, val in (("reml", reml), ("verbose", verbose)):
+        if not isinstance(val, (bool, np.bool_)):
+            raise ArgumentError(f"{name} must be True or False, not {val!r}")
+    opts = FitOptions(**{k: options[k] for k in ("maxiter", "gtol", "ftol") if k in options})
+    if not (isinstance(opts.maxiter, int) and opts.maxiter > 0):
+        raise ArgumentError(f"maxiter must be a positive integer, not {opts.maxiter!r}")
+    _check_x64()
+    problem = Problem.build(formula, data)
+    return fit(problem, reml=bool(reml), verbose=bool(verbose), opts=opts, theta0=options.get("theta0"))
+
+
+def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta0=None) -> "LinearMixedModel":
+    layout = problem.layout
+    if theta0 is None:
+        theta0 = np.concatenate([t.theta0() for t in problem.design.terms])
+    theta0 = np.asarray(theta0, dtype=float).reshape(-1)
+    if theta0.shape != (layout.ntheta,):
+        raise ArgumentError(f"theta0 must have {layout.ntheta} values for this model, not {theta0.size}")
+    if verbose:
+        print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
+    theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose)
+    return LinearMixedModel(problem=problem, reml=reml, theta=theta, objective=fmin, optsum=optsum)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMixedModel:
+    """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
+
+    problem: Problem = field(repr=False)
+    reml: bool
+    theta: np.ndarray
+    objective: float
+    optsum: OptSummary = field(repr=False)
+
+    # ---- basic facts ------------------------------------------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        return self.problem.design.formula.text
+
+    @property
+    def nobs(self) -> int:
+        return self.problem.design.n
+
+    @property
+    def n_dropped(self) -> int:
+        return self.problem.design.n_dropped
+
+    @property
+    def dropped_columns(self) -> tuple[str, ...]:
+        return self.problem.design.dropped_columns
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        return {t.name: t.nlevels for t in self.problem.design.terms}
+
+    @property
+    def dof(self) -> int:
+        """Number of parameters: fixed effects, θ and σ."""
+        return self.problem.design.p + self.problem.layout.ntheta + 1
+
+    @property
+    def deviance(self) -> float:
+        """-2 log-likelihood (the REML criterion for a REML fit)."""
+        return self.objective
+
+    @property
+    def loglik(self) -> float:
+        return -self.objective / 2
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2 * self.dof
+
+    @property
+    def aicc(self) -> float:
+        n, k = self.nobs, self.dof
+        return self.aic + 2 * k * (k + 1) / (n - k - 1)
+
+    @property
+    def bic(self) -> float:
+        return self.objective + self.dof * math.log(self.nobs)
+
+    @property
+    def is_singular(self) -> bool:
+        """True when a diagonal element of some λ_k is (near) zero: the fit is on the boundary."""
+        return bool(np.any(np.abs(self.theta[diagonal_indices(self.problem.layout)]) < 1e-4))
+
+    # ---- the solution at θ ------------------------------------------------------------------------------------
+    @cached_property
+    def _solution(self):
+        a, layout = self.problem.arrays, self.problem.layout
+        beta, us, r2, f = conditional_modes(jnp.asarray(self.theta), a, layout)
+        c = self.problem.yscale
+        p = layout.p
+        dofr = self.nobs - p if self.reml else self.nobs
+        sigma2 = float(r2) / dofr * c**2
+        LXX = np.asarray(f["LDD"])[layout.dz : layout.dz + p, layout.dz : layout.dz + p]
+        Linv = np.linalg.solve(LXX, np.eye(p)) if p else np.zeros((0, 0))
+        vcov = sigma2 * Linv.T @ Linv
+        lams = [np.asarray(l) for l in lambdas(jnp.asarray(self.theta), layout)]
+        us = [np.asarray(u) * c for u in us]
+        bs = [u @ lam.T for u, lam in zip(us, lams)]
+        return {"beta": np.asarray(beta) * c, "sigma2": sigma2, "vcov": vcov, "u": us, "b": bs, "lams": lams}
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt(self._solution["sigma2"])
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self._solution["beta"], index=list(self.problem.design.xnames), name="fixef")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.problem.design.xnames)
+        return pd.DataFrame(self._solution["vcov"], index=names, columns=names)
+
+    @property
+    def stderror(self) -> pd.Series:
+        return pd.Series(
+            np.sqrt(np.diag(self._solution["vcov"])), index=list(self.problem.design.xnames), name="stderror"
+        )
+
+    def coeftable(self) -> pd.DataFrame:
+        """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
+        from scipy.stats import norm
+
+        beta, se = self.fixef, self.stderror
+        z = beta / se
+        return pd.DataFrame(
+            {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
+            index=beta.index,
+        )
+
+    def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns).
+
+        ``uscale=True`` gives the spherical modes û (b = Λ û).
+        """
+        vals = self._solution["u" if uscale else "b"]
+        return {
+            t.name: pd.DataFrame(v, index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
+            for t, v in zip(self.problem.design.terms, vals)
+        }
+
+    def fitted(self) -> np.ndarray:
+        d = self.problem.design
+        out = d.X @ self._solution["beta"]
+        for t, b in zip(d.terms, self._solution["b"]):
+            out = out + np.sum(t.z * b[t.codes], axis=1)
+        return out
+
+    def residuals(self) -> np.ndarray:
+        return self.problem.design.y - self.fitted()
+
+    @property
+    def varcorr(self) -> VarCorr:
+        sigma = self.sigma
+        groups = []
+        for t, lam in zip(self.problem.design.terms, self._solution["lams"]):
+            cov = sigma**2 * lam @ lam.T
+            sd = np.sqrt(np.diag(cov))
+            corr = None
+            if t.s > 1 and len(t.pattern) > t.s:
+                free = set(t.pattern)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    c = cov / np.outer(sd, sd)
+                rows = []
+                for i in range(t.s):
+                    rows.append(
+                        tuple(
+                            1.0 if i == j else (-0.0 if _structural_zero(free, i, j) else float(np.nan_to_num(c[i, j])))
+                            for j in range(t.s)
+                        )
+                    )
+                corr = tuple(rows)
+            groups.append(VarCorrGroup(t.name, t.columns, tuple(np.diag(cov)), tuple(sd), corr))
+        return VarCorr(tuple(groups), sigma**2, sigma)
+
+    # ---- derivatives (the seed's ForwardDiff extension, exact here) -------------------------------------------
+    def objective_function(self, profiled: bool = True):
+        """The objective as a pure function of θ, for ``jax.jit``, ``jax.grad``, ``jax.vmap``.
+
+        ``profiled=True``: d(θ) as minimised by the fit; ``False``: the fixed-σ objective at the fitted σ.
+        """
+        a, layout, reml = self.problem.arrays, self.problem.layout, self.reml
+        if profiled:
+            return lambda theta: deviance(theta, a, layout, reml)
+        s2 = self.sigma**2
+        return lambda theta: fixed_sigma_objective(theta, a, layout, s2, reml)
+
+    def _theta_arg(self, theta):
+        th = self.theta if theta is None else np.asarray(theta, dtype=float).reshape(-1)
+        if th.shape != self.theta.shape:
+            raise ArgumentError(f"theta must have {self.theta.size} values for this model, not {th.size}")
+        return jnp.asarray(th)
+
+    def gradient(self, theta=None, *, profiled: bool = False) -> np.ndarray:
+        """Gradient in θ of the fixed-σ objective (or of d(θ) with ``profiled=True``), at the fit or at ``theta``."""
+        return np.asarray(jax.grad(self.objective_function(profiled))(self._theta_arg(theta)))
+
+    def hessian(self, theta=None, *, profiled: bool = False) -> np.ndarray:
+        """Hessian in θ of the fixed-σ objective (or of d(θ) with ``profiled=True``), at the fit or at ``theta``."""
+        return np.asarray(jax.hessian(self.objective_function(profiled))(self._theta_arg(theta)))
+
+    # ---- display ----------------------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return summary_text(self)
+
+    def __repr__(self) -> str:
+        return summary_text(self)
+
+    def _repr_html_(self) -> str:
+        return summary_html(self)
+
+
+def _structural_zero(free: set, i: int, j: int) -> bool:
+    """Is cov[i, j] zero by construction (λ block diagonal with i and j in different blocks)?"""
+    r, c = max(i, j), min(i, j)
+    # i and j are in one block exactly when λ has the free entry (r, c)
+    return (r, c) not in free
