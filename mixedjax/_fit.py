@@ -35,7 +35,14 @@ class FitOptions:
 
 
 # -- the fit log: a host-side sink that the traced objective reports to ------------------------------------------
-_sink = threading.local()
+# A plain namespace, not threading.local: XLA may run the callback on one of its own threads.
+class _Sink:
+    log: list | None = None
+    verbose: bool = False
+
+
+_sink = _Sink()
+_fit_lock = threading.Lock()  # one logged fit at a time per process
 
 
 def _record(theta, value):
@@ -137,13 +144,14 @@ def diagonal_indices(layout: Layout) -> list[int]:
 def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False):
     """Run the optimiser, rectify and snap; returns (θ, d(θ), OptSummary)."""
     log: list = []
-    _sink.log, _sink.verbose = log, verbose
-    try:
-        th, status, it = _loop_jit(jnp.asarray(theta0, float), arrays, layout, reml, opts, True)
-        th = np.asarray(th)
-        jax.effects_barrier()
-    finally:
-        _sink.log, _sink.verbose = None, False
+    with _fit_lock:
+        _sink.log, _sink.verbose = log, verbose
+        try:
+            th, status, it = _loop_jit(jnp.asarray(theta0, float), arrays, layout, reml, opts, True)
+            th = np.asarray(th)
+            jax.effects_barrier()
+        finally:
+            _sink.log, _sink.verbose = None, False
     status, it = int(status), int(it)
 
     dev = lambda t: float(_deviance_jit(jnp.asarray(t), arrays, layout, reml))  # noqa: E731

@@ -35,6 +35,32 @@ def _solve_right_lt(Lb, T):
     return jnp.swapaxes(solve_triangular(Lb, jnp.swapaxes(T, -1, -2), lower=True), -1, -2)
 
 
+@jax.custom_vjp
+def chol_diag(S):
+    """diag(chol(S)) of a symmetric positive-definite S, with a cheap reverse-mode rule.
+
+    For a cotangent w̄ on diag(L), the generic Cholesky rule (Murray 2016, arXiv 1602.07527, eq. 10)
+    S̄ = L^{-T} Φ(L' L̄) L^{-1} collapses, since L̄ = diag(w̄) and L' diag(w̄) is upper triangular, to
+    S̄ = L^{-T} diag(L_ii w̄_i / 2) L^{-1}: one triangular inverse and one product instead of the generic rule's
+    several full solves.
+    """
+    return jnp.diagonal(jnp.linalg.cholesky(S))
+
+
+def _chol_diag_fwd(S):
+    L = jnp.linalg.cholesky(S)
+    return jnp.diagonal(L), L
+
+
+def _chol_diag_bwd(L, w):
+    Linv = solve_triangular(L, jnp.eye(L.shape[0], dtype=L.dtype), lower=True)
+    d = jnp.diagonal(L) * w / 2
+    return (Linv.T @ (d[:, None] * Linv),)
+
+
+chol_diag.defvjp(_chol_diag_fwd, _chol_diag_bwd)
+
+
 def _segsum(x, ids, num):
     return jax.ops.segment_sum(x, ids, num_segments=num)
 
@@ -49,8 +75,8 @@ def _scale_D(S, lams, layout: Layout):
     return S
 
 
-def factor(theta, arrays, layout: Layout):
-    """The blocked Cholesky factor of M(θ) as a dict of pieces."""
+def factor(theta, arrays, layout: Layout, dense=jnp.linalg.cholesky):
+    """The blocked Cholesky factor of M(θ) as a dict of pieces; ``dense`` factors the last, dense block."""
     theta = jnp.asarray(theta)
     lams = lambdas(theta, layout)
     m, dz, p = layout.m, layout.dz, layout.p
@@ -103,18 +129,17 @@ def factor(theta, arrays, layout: Layout):
         S = _scale_D(S, lams, layout)
         S = _scale_D(S.T, lams, layout).T
         S = S + jnp.diag(jnp.concatenate([jnp.ones(dz), jnp.zeros(p + 1)]))
-    LDD = jnp.linalg.cholesky(S)
-    return {"lams": lams, "Lkk": Lkk, "Lt": Lt, "LD": LD, "LX": LX, "LDD": LDD}
+    return {"lams": lams, "Lkk": Lkk, "Lt": Lt, "LD": LD, "LX": LX, "LDD": dense(S)}
 
 
 def pieces(theta, arrays, layout: Layout):
     """log-determinants and the penalised residual sum of squares r² (y on the host's scale) at θ."""
-    f = factor(theta, arrays, layout)
+    f = factor(theta, arrays, layout, dense=chol_diag)  # only diag(L_DD) is needed
     dz, p = layout.dz, layout.p
     logdet = 0.0
     for Lk in f["Lkk"]:
         logdet = logdet + 2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1)))
-    dg = jnp.diagonal(f["LDD"])
+    dg = f["LDD"]
     logdet = logdet + 2.0 * jnp.sum(jnp.log(dg[:dz]))
     logdetx = 2.0 * jnp.sum(jnp.log(dg[dz : dz + p]))
     r2 = dg[-1] ** 2
