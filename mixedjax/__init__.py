@@ -5,7 +5,8 @@
     print(m); m.gradient(); m.hessian()
 
 mixedjax computes in float64. Importing it switches JAX's 64-bit mode on unless JAX_ENABLE_X64 is set in the
-environment (to any value); a fit refuses to run with 64-bit mode off and says how to turn it on.
+environment (to any value); a fit refuses to run with 64-bit mode off and says how to turn it on. It also points
+JAX's persistent compilation cache at ~/.cache/mixedjax/jax (MIXEDJAX_CACHE_DIR moves it; empty switches it off).
 """
 
 import os as _os
@@ -14,6 +15,14 @@ import jax as _jax
 
 if "JAX_ENABLE_X64" not in _os.environ:
     _jax.config.update("jax_enable_x64", True)
+
+# Compiled fits are kept in JAX's persistent compilation cache, so a new process fitting a model of a shape seen
+# before skips compilation. Set MIXEDJAX_CACHE_DIR to move it, or to an empty string to switch it off; a cache
+# directory you configured for JAX yourself is left alone.
+_cache = _os.environ.get("MIXEDJAX_CACHE_DIR", _os.path.join(_os.path.expanduser("~"), ".cache", "mixedjax", "jax"))
+if _cache and not _jax.config.jax_compilation_cache_dir:
+    _jax.config.update("jax_compilation_cache_dir", _cache)
+    _jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 from ._datasets import dataset, datasets  # noqa: E402
 from ._errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxError  # noqa: E402

@@ -257,13 +257,26 @@ class LinearMixedModel:
             raise ArgumentError(f"theta must have {self.theta.size} values for this model, not {th.size}")
         return jnp.asarray(th)
 
+    def _derivative(self, which: str, theta, profiled: bool) -> np.ndarray:
+        a, layout, reml = self.problem.arrays, self.problem.layout, self.reml
+        th = self._theta_arg(theta)
+        if profiled:
+            return np.asarray(_DERIVATIVES[which, True](th, a, layout, reml))
+        return np.asarray(_DERIVATIVES[which, False](th, a, layout, self.sigma**2, reml))
+
     def gradient(self, theta=None, *, profiled: bool = False) -> np.ndarray:
-        """Gradient in θ of the fixed-σ objective (or of d(θ) with ``profiled=True``), at the fit or at ``theta``."""
-        return np.asarray(jax.grad(self.objective_function(profiled))(self._theta_arg(theta)))
+        """Gradient in θ of the fixed-σ objective (or of d(θ) with ``profiled=True``), at the fit or at ``theta``.
+
+        ``jax.grad`` of the same pure objective the fit minimises; compiled once per model shape.
+        """
+        return self._derivative("gradient", theta, profiled)
 
     def hessian(self, theta=None, *, profiled: bool = False) -> np.ndarray:
-        """Hessian in θ of the fixed-σ objective (or of d(θ) with ``profiled=True``), at the fit or at ``theta``."""
-        return np.asarray(jax.hessian(self.objective_function(profiled))(self._theta_arg(theta)))
+        """Hessian in θ of the fixed-σ objective (or of d(θ) with ``profiled=True``), at the fit or at ``theta``.
+
+        ``jax.hessian`` (forward over reverse) of the same pure objective; compiled once per model shape.
+        """
+        return self._derivative("hessian", theta, profiled)
 
     # ---- display ----------------------------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -274,6 +287,15 @@ class LinearMixedModel:
 
     def _repr_html_(self) -> str:
         return summary_html(self)
+
+
+_STATIC = ("layout", "reml")
+_DERIVATIVES = {
+    ("gradient", True): jax.jit(jax.grad(deviance), static_argnames=_STATIC),
+    ("hessian", True): jax.jit(jax.hessian(deviance), static_argnames=_STATIC),
+    ("gradient", False): jax.jit(jax.grad(fixed_sigma_objective), static_argnames=_STATIC),
+    ("hessian", False): jax.jit(jax.hessian(fixed_sigma_objective), static_argnames=_STATIC),
+}
 
 
 def _structural_zero(free: set, i: int, j: int) -> bool:
