@@ -156,19 +156,17 @@ def test_lme4_varcorr(case):
 
 @functools.lru_cache(maxsize=None)
 def _jit_hessian(data: str, formula: str, reml: bool, profiled: bool) -> np.ndarray:
-    """jax.hessian of the model's objective function, jitted.
-
-    ``m.hessian()`` runs op by op (not jitted): its first call on a model costs 10-50 s on the 2-core machine,
-    against 2-8 s for this. ``test_hessian_api_matches_jitted`` checks that the two agree.
-    """
+    """The model's Hessian in θ (``m.hessian``), once per model; ``test_hessian_api_matches_jitted`` checks it
+    against an independent jax.hessian of ``m.objective_function``."""
     m = _fit(data, formula, reml)
-    return np.asarray(jax.jit(jax.hessian(m.objective_function(profiled)))(jnp.asarray(m.theta)))
+    return np.asarray(m.hessian(profiled=profiled))
 
 
 def _hessian_params():
     out = []
     for i, r in enumerate(_LME4):
-        # the REML Hessians double the compile time of this module: run them with the slow tests
+        # a Hessian compile per model: the REML ones (same code path plus log det X'V⁻¹X, whose gradient
+        # test_objective.py checks) run with the slow tests to keep the default run short
         marks = [pytest.mark.slow] if (r["nobs"] > SLOW_NOBS or r["reml"]) else []
         out.append(pytest.param(i, id=f"{r['id']}-{'REML' if r['reml'] else 'ML'}", marks=marks))
     return out
@@ -281,13 +279,15 @@ def test_mm_objective_at_initial_theta(mm):
 
 
 def test_hessian_api_matches_jitted():
-    """m.hessian() / m.gradient() (the API) equal jitted jax.hessian / jax.grad of m.objective_function()."""
+    """m.hessian() / m.gradient() (the API) equal jax.hessian / jax.grad of m.objective_function()."""
     args = ("dyestuff", "yield ~ 1 + (1 | batch)", False)
     m = _fit(*args)
-    # the fixed-σ versions are checked against finite differences in test_objective.py
-    np.testing.assert_allclose(m.hessian(profiled=True), _jit_hessian(*args, True), rtol=1e-10)
-    g = jax.jit(jax.grad(m.objective_function(True)))(jnp.asarray(m.theta))
-    np.testing.assert_allclose(m.gradient(profiled=True), g, rtol=1e-8, atol=1e-10)
+    for profiled in (True, False):
+        f = m.objective_function(profiled)
+        h = jax.jit(jax.hessian(f))(jnp.asarray(m.theta))
+        np.testing.assert_allclose(_jit_hessian(*args, profiled), h, rtol=1e-10)
+        g = jax.jit(jax.grad(f))(jnp.asarray(m.theta))
+        np.testing.assert_allclose(m.gradient(profiled=profiled), g, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("mm", _mm_params(lambda f: "fixed_sigma_hessian" in f), indirect=True)

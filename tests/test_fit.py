@@ -1,0 +1,150 @@
+"""The fit: no recompilation for a new response of the same shape, the fit log and verbose output, convergence
+reporting, singular fits, immutability and purity with respect to the input data."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedjax as mj
+import mixedjax._fit as _fitmod
+
+SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
+
+
+@pytest.fixture(scope="module")
+def sleep_data():
+    return mj.dataset("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def sleep_fit(sleep_data):
+    return mj.lmm(SLEEP, sleep_data)
+
+
+def _compile_messages(records):
+    return [r.getMessage() for r in records if "compil" in r.getMessage().lower()]
+
+
+def test_second_fit_of_same_shape_does_not_recompile(sleep_fit, sleep_data, caplog):
+    rng = np.random.default_rng(1)
+    df2 = sleep_data.copy()
+    df2["reaction"] = df2["reaction"] * 1.5 + rng.normal(scale=5.0, size=len(df2))
+    loop = getattr(_fitmod, "_loop_jit", None)
+    size_before = loop._cache_size() if loop is not None and hasattr(loop, "_cache_size") else None
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG), jax.log_compiles():
+        m2 = mj.lmm(SLEEP, df2)
+    msgs = _compile_messages(caplog.records)
+    assert msgs == [], msgs
+    if size_before is not None:
+        assert loop._cache_size() == size_before
+    # the second fit is a real fit of the new response
+    assert m2.optsum.converged
+    assert not np.allclose(m2.fixef.to_numpy(), sleep_fit.fixef.to_numpy())
+    np.testing.assert_allclose(m2.fixef["(Intercept)"], 1.5 * sleep_fit.fixef["(Intercept)"], rtol=0.05)
+
+    # sanity: the logging hook does see a compilation when one happens
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG), jax.log_compiles():
+        jax.jit(lambda v: jnp.sin(v) * 3.25 + 17.0)(jnp.arange(7.0)).block_until_ready()
+    assert _compile_messages(caplog.records)
+
+
+def test_verbose_prints_every_evaluation(sleep_data, capsys):
+    m = mj.lmm(SLEEP, sleep_data, verbose=True)
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if re.match(r"^f_\d+: ", ln)]
+    assert len(lines) == m.optsum.feval > 0
+    assert len(m.optsum.fitlog) == m.optsum.feval
+    pat = re.compile(r"^f_(\d+): (-?[0-9.]+(?:e[-+]?\d+)?), \[(.*)\]$")
+    for k, (ln, (th, val)) in enumerate(zip(lines, m.optsum.fitlog), 1):
+        mt = pat.match(ln)
+        assert mt, ln
+        assert int(mt.group(1)) == k
+        assert float(mt.group(2)) == pytest.approx(val, abs=1e-5)
+        vals = [float(v) for v in mt.group(3).split(",")]
+        np.testing.assert_allclose(vals, th, rtol=1e-5, atol=1e-6)
+
+
+def test_optsum(sleep_fit):
+    os_ = sleep_fit.optsum
+    assert os_.converged
+    assert isinstance(os_.status, str) and "converged" in os_.status and "not converged" not in os_.status
+    assert len(os_.fitlog) == os_.feval
+    np.testing.assert_array_equal(os_.fitlog[0][0], os_.initial)
+    np.testing.assert_array_equal(os_.initial, [1.0, 0.0, 1.0])
+    # the first evaluation is d at the start (MixedModels.jl: 1784.642296192436)
+    assert os_.fitlog[0][1] == pytest.approx(1784.642296192436, rel=1e-9)
+    # the log's best value is (at most round-off above) the reported minimum
+    assert min(v for _, v in os_.fitlog) == pytest.approx(os_.fmin, rel=1e-9)
+    assert os_.fmin == pytest.approx(sleep_fit.objective, rel=1e-14)
+    np.testing.assert_array_equal(os_.final, sleep_fit.theta)
+    assert os_.iterations >= 1
+
+
+def test_maxiter_not_converged(sleep_data):
+    m = mj.lmm(SLEEP, sleep_data, maxiter=2)
+    assert not m.optsum.converged
+    assert "not converge" in m.optsum.status
+    assert "not converge" in str(m)
+    assert m.optsum.iterations <= 2
+
+
+def test_dyestuff2_singular():
+    m = mj.lmm("yield ~ 1 + (1 | batch)", mj.dataset("dyestuff2"))
+    assert m.is_singular
+    assert m.theta.tolist() == [0.0]
+    assert m.optsum.converged
+    assert "singular" in str(m).lower()
+    assert m.varcorr.groups[0].stddevs[0] == 0.0
+
+
+def test_fit_does_not_mutate_input(sleep_data):
+    df = sleep_data.copy()
+    df["extra"] = np.arange(len(df), dtype=float)  # a column the formula does not use
+    df.loc[df.index[3], "extra"] = np.nan
+    before = df.copy(deep=True)
+    index_before = df.index.copy()
+    dtypes_before = df.dtypes.copy()
+    mj.lmm("reaction ~ 1 + days + (1 | subj)", df)
+    pd.testing.assert_frame_equal(df, before)
+    pd.testing.assert_index_equal(df.index, index_before)
+    pd.testing.assert_series_equal(df.dtypes, dtypes_before)
+
+
+def test_fitted_model_is_immutable(sleep_fit):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sleep_fit.theta = np.zeros(3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sleep_fit.objective = 0.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sleep_fit.optsum.feval = 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sleep_fit.problem.layout = None
+
+
+def test_gradient_small_relative_to_hessian(sleep_fit):
+    g = sleep_fit.gradient(profiled=True)
+    H = sleep_fit.hessian(profiled=True)
+    step = np.linalg.solve(H, g)  # the Newton step still to go
+    assert np.max(np.abs(step)) < 1e-4, step
+    assert np.all(np.linalg.eigvalsh(H) > 0)
+    # the fixed-σ gradient agrees at the optimum
+    np.testing.assert_allclose(sleep_fit.gradient(), g, atol=1e-6 * np.max(np.abs(H)))
+
+
+def test_theta0_option(sleep_data):
+    """A fit started elsewhere reaches the same optimum, and the log starts there."""
+    th0 = [0.5, 0.1, 0.5]
+    m = mj.lmm(SLEEP, sleep_data, theta0=th0)
+    np.testing.assert_array_equal(m.optsum.initial, th0)
+    np.testing.assert_array_equal(m.optsum.fitlog[0][0], th0)
+    assert m.objective == pytest.approx(1751.9393444636682, rel=1e-8)

@@ -1,0 +1,370 @@
+"""The blocked objective d(θ) equals a naive dense computation; its gradient equals finite differences.
+
+The dense reference builds Z (n × q) and Λ from the design's terms, V = Z Λ Λ' Z' + I, and profiles β and σ by
+generalised least squares (DESIGN.md section 2):
+
+    ML:   d = log det V + n (1 + log(2π r² / n)),           r² = (y − Xβ̂)' V⁻¹ (y − Xβ̂)
+    REML: d = log det V + log det X'V⁻¹X + (n − p)(1 + log(2π r² / (n − p)))
+
+(log det(Λ'Z'ZΛ + I) = log det V by Sylvester's identity.)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedjax as mj
+from mixedjax._design import build_design
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dense reference
+# ---------------------------------------------------------------------------------------------------------------
+def dense_zlambda(design, theta):
+    """Z (n × q) and Λ (q × q) from the design's terms, θ laid out term by term along each term's pattern."""
+    n = design.n
+    blocks_z, blocks_l, off = [], [], 0
+    for t in design.terms:
+        Z = np.zeros((n, t.nlevels * t.s))
+        for a in range(t.s):
+            Z[np.arange(n), t.codes * t.s + a] = t.z[:, a]
+        lam = np.zeros((t.s, t.s))
+        for (r, c), v in zip(t.pattern, theta[off : off + t.ntheta]):
+            lam[r, c] = v
+        off += t.ntheta
+        blocks_z.append(Z)
+        blocks_l.append(np.kron(np.eye(t.nlevels), lam))
+    assert off == len(theta)
+    q = sum(b.shape[0] for b in blocks_l)
+    Lam = np.zeros((q, q))
+    o = 0
+    for b in blocks_l:
+        Lam[o : o + b.shape[0], o : o + b.shape[0]] = b
+        o += b.shape[0]
+    return np.hstack(blocks_z), Lam
+
+
+def dense_deviance(design, theta, reml):
+    theta = np.asarray(theta, dtype=float)
+    Z, Lam = dense_zlambda(design, theta)
+    X, y = design.X, design.y
+    n, p = X.shape
+    ZL = Z @ Lam
+    V = ZL @ ZL.T + np.eye(n)
+    sign, logdetV = np.linalg.slogdet(V)
+    assert sign > 0
+    Vi_X = np.linalg.solve(V, X)
+    Vi_y = np.linalg.solve(V, y)
+    XtViX = X.T @ Vi_X
+    beta = np.linalg.solve(XtViX, X.T @ Vi_y)
+    res = y - X @ beta
+    r2 = res @ np.linalg.solve(V, res)
+    if not reml:
+        return logdetV + n * (1 + np.log(2 * np.pi * r2 / n))
+    dof = n - p
+    return logdetV + np.linalg.slogdet(XtViX)[1] + dof * (1 + np.log(2 * np.pi * r2 / dof))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# random designs
+# ---------------------------------------------------------------------------------------------------------------
+def _labels(prefix, codes):
+    return np.array([f"{prefix}{c:02d}" for c in codes])
+
+
+def _frame(rng, n, **groups):
+    df = pd.DataFrame(groups)
+    df["x"] = rng.normal(size=n)
+    df["w"] = rng.uniform(-1, 1, size=n)
+    return df
+
+
+def _add_response(df, rng):
+    """y with group effects of every grouping column (so θ matters) plus noise."""
+    n = len(df)
+    y = 2.0 + 0.5 * df["x"].to_numpy() + rng.normal(size=n)
+    for col in df.columns:
+        if df[col].dtype == object:
+            levels, codes = np.unique(df[col].to_numpy(), return_inverse=True)
+            eff = rng.normal(scale=1.0, size=len(levels))
+            slope = rng.normal(scale=0.5, size=len(levels))
+            y = y + eff[codes] + slope[codes] * df["x"].to_numpy()
+    df["y"] = 10 * y + 100  # a scale and shift away from 1 and 0
+    return df
+
+
+def make_case(kind, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "scalar":
+        n = 80
+        df = _frame(rng, n, g=_labels("g", rng.integers(0, 9, n)))
+        formula = "y ~ 1 + x + (1 | g)"
+    elif kind == "vector":
+        n = 120
+        df = _frame(rng, n, g=_labels("g", rng.integers(0, 10, n)))
+        formula = "y ~ 1 + x + (1 + x | g)"
+    elif kind == "crossed":
+        n = 150
+        df = _frame(rng, n, a=_labels("a", rng.integers(0, 12, n)), b=_labels("b", rng.integers(0, 7, n)))
+        formula = "y ~ 1 + x + (1 | a) + (1 | b)"
+    elif kind == "nested":
+        n = 120
+        a = rng.integers(0, 6, n)
+        b = rng.integers(0, 3, n)
+        df = _frame(rng, n, a=_labels("a", a), b=_labels("b", b))
+        formula = "y ~ 1 + x + (1 | a/b)"
+    elif kind == "nested3":
+        n = 160
+        df = _frame(
+            rng, n, a=_labels("a", rng.integers(0, 4, n)), b=_labels("b", rng.integers(0, 3, n)),
+            c=_labels("c", rng.integers(0, 2, n)),
+        )
+        formula = "y ~ 1 + x + (1 | a/b/c)"
+    elif kind == "nested_vector":
+        n = 160
+        df = _frame(rng, n, a=_labels("a", rng.integers(0, 5, n)), b=_labels("b", rng.integers(0, 3, n)))
+        formula = "y ~ 1 + x + (1 + x | a/b)"
+    elif kind == "nested_plus_crossed":
+        n = 180
+        df = _frame(
+            rng, n, a=_labels("a", rng.integers(0, 5, n)), b=_labels("b", rng.integers(0, 3, n)),
+            c=_labels("c", rng.integers(0, 4, n)),
+        )
+        formula = "y ~ 1 + x + (1 | a/b) + (1 | c)"  # order a:b (15), a (5), c (4): c goes to D
+    elif kind == "partially_crossed":
+        n = 150
+        b = rng.integers(0, 30, n)
+        a = b // 3  # b nested in a ...
+        brk = rng.choice(n, size=5, replace=False)
+        a[brk] = (a[brk] + 1 + rng.integers(0, 8, 5)) % 10  # ... except for a few rows
+        df = _frame(rng, n, a=_labels("a", a), b=_labels("b", b))
+        formula = "y ~ 1 + x + (1 | a) + (1 | b)"
+    elif kind == "three":
+        n = 200
+        df = _frame(
+            rng, n, a=_labels("a", rng.integers(0, 15, n)), b=_labels("b", rng.integers(0, 8, n)),
+            c=_labels("c", rng.integers(0, 4, n)),
+        )
+        formula = "y ~ 1 + x + w + (1 | a) + (1 | b) + (1 | c)"
+    elif kind == "zerocorr":
+        n = 120
+        df = _frame(rng, n, g=_labels("g", rng.integers(0, 10, n)))
+        formula = "y ~ 1 + x + (1 + x || g)"
+    elif kind == "vector_crossed_scalar":
+        n = 160
+        df = _frame(rng, n, g=_labels("g", rng.integers(0, 10, n)), h=_labels("h", rng.integers(0, 6, n)))
+        formula = "y ~ 1 + x + (1 + x | g) + (1 | h)"
+    elif kind == "vector_in_dense":
+        n = 160
+        df = _frame(rng, n, a=_labels("a", rng.integers(0, 20, n)), b=_labels("b", rng.integers(0, 5, n)))
+        formula = "y ~ 1 + x + (1 | a) + (1 + x | b)"
+    elif kind == "vector3_in_dense":
+        n = 200
+        df = _frame(rng, n, a=_labels("a", rng.integers(0, 25, n)), b=_labels("b", rng.integers(0, 4, n)))
+        formula = "y ~ 1 + x + w + (1 | a) + (1 + x + w | b)"
+    else:
+        raise ValueError(kind)
+    return formula, _add_response(df, rng)
+
+
+KINDS = [
+    "scalar",
+    "vector",
+    "crossed",
+    "nested",
+    "nested3",
+    "nested_vector",
+    "nested_plus_crossed",
+    "partially_crossed",
+    "three",
+    "zerocorr",
+    "vector_crossed_scalar",
+    "vector_in_dense",
+    "vector3_in_dense",
+]
+
+# where each kind must land in the blocked layout: (number of structured terms m, whether D has a Z part)
+EXPECTED_LAYOUT = {
+    "scalar": (1, False),
+    "vector": (1, False),
+    "crossed": (1, True),
+    "nested": (2, False),
+    "nested3": (3, False),
+    "nested_vector": (2, False),
+    "nested_plus_crossed": (2, True),
+    "partially_crossed": (1, True),
+    "three": (1, True),
+    "zerocorr": (1, False),
+    "vector_crossed_scalar": (1, True),
+    "vector_in_dense": (1, True),
+    "vector3_in_dense": (1, True),
+}
+
+
+# jitted once per (layout, reml): much faster than running the objective op by op for every new design
+_DEV = jax.jit(mj.deviance, static_argnames=("layout", "reml"))
+
+
+@functools.lru_cache(maxsize=None)
+def problem_for(kind, seed=0):
+    formula, df = make_case(kind, seed)
+    return mj.Problem.build(formula, df)
+
+
+def random_thetas(problem, seed):
+    """Three θ: a generic one, one with a zero diagonal entry, one with a negative entry."""
+    rng = np.random.default_rng(seed)
+    k = problem.layout.ntheta
+    diag = [i for t in problem.layout.terms for i, (r, c) in enumerate(t.pattern, t.theta_offset) if r == c]
+    th1 = rng.uniform(0.2, 1.5, size=k)
+    offd = [i for i in range(k) if i not in diag]
+    th1[offd] = rng.uniform(-0.5, 0.5, size=len(offd))
+    th2 = th1.copy()
+    th2[diag[0]] = 0.0
+    th3 = th1.copy()
+    th3[diag[-1]] = -th3[diag[-1]]
+    return [th1, th2, th3]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layout_kind(kind):
+    problem = problem_for(kind)
+    m, has_dz = EXPECTED_LAYOUT[kind]
+    assert problem.layout.m == m, (kind, problem.layout)
+    assert (problem.layout.dz > 0) == has_dz
+    assert problem.layout.ntheta == sum(t.ntheta for t in problem.design.terms)
+    # terms ordered by ℓ s, largest first
+    sizes = [t.nlevels * t.s for t in problem.design.terms]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_blocked_equals_dense(kind, reml):
+    problem = problem_for(kind)
+    for i, th in enumerate(random_thetas(problem, seed=KINDS.index(kind))):
+        ours = float(_DEV(jnp.asarray(th), problem.arrays, problem.layout, reml))
+        ref = dense_deviance(problem.design, th, reml)
+        assert ours == pytest.approx(ref, rel=1e-9), (kind, i, th)
+
+
+def test_blocked_equals_dense_at_identity_and_zero():
+    """θ = λ = I (the start) and θ = 0 (V = I: d is the OLS deviance) on a design with every block kind."""
+    problem = problem_for("nested_plus_crossed")
+    th0 = np.concatenate([t.theta0() for t in problem.design.terms])
+    for th in (th0, np.zeros_like(th0)):
+        for reml in (False, True):
+            ours = float(_DEV(jnp.asarray(th), problem.arrays, problem.layout, reml))
+            assert ours == pytest.approx(dense_deviance(problem.design, th, reml), rel=1e-9)
+    # at θ = 0 the ML deviance is that of ordinary least squares
+    X, y = problem.design.X, problem.design.y
+    n = len(y)
+    res = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+    ols = n * (1 + np.log(2 * np.pi * (res @ res) / n))
+    ours = float(_DEV(jnp.zeros(problem.layout.ntheta), problem.arrays, problem.layout, False))
+    assert ours == pytest.approx(ols, rel=1e-10)
+
+
+def test_deviance_jits_and_vmaps():
+    problem = problem_for("crossed")
+    ths = np.stack(random_thetas(problem, seed=3))
+    single = np.array([float(_DEV(jnp.asarray(t), problem.arrays, problem.layout, False)) for t in ths])
+    batched = jax.jit(jax.vmap(lambda t: mj.deviance(t, problem.arrays, problem.layout, False)))(jnp.asarray(ths))
+    np.testing.assert_allclose(np.asarray(batched), single, rtol=1e-12)
+    np.testing.assert_allclose(single, [dense_deviance(problem.design, t, False) for t in ths], rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# derivatives
+# ---------------------------------------------------------------------------------------------------------------
+def central_gradient(f, th, h):
+    g = np.zeros_like(th)
+    for i in range(len(th)):
+        e = np.zeros_like(th)
+        e[i] = h
+        g[i] = (f(th + e) - f(th - e)) / (2 * h)
+    return g
+
+
+GRAD_KINDS = ["vector", "nested", "nested_vector", "partially_crossed", "vector_in_dense", "three"]
+
+
+@pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
+@pytest.mark.parametrize("kind", GRAD_KINDS)
+def test_gradient_matches_central_differences(kind, reml):
+    problem = problem_for(kind)
+    a, lay = problem.arrays, problem.layout
+    dev = functools.partial(_DEV, arrays=a, layout=lay, reml=reml)
+    grad = jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, reml)))
+    th = random_thetas(problem, seed=7)[2]  # includes a negative diagonal entry
+    g = np.asarray(grad(jnp.asarray(th)))
+    fd = central_gradient(lambda t: float(dev(jnp.asarray(t))), th, 1e-5)
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fixed-σ gradient and Hessian of a fitted model
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted_vector():
+    formula, df = make_case("vector", 0)
+    return mj.lmm(formula, df)
+
+
+def test_fixed_sigma_objective_definition(fitted_vector):
+    """f(θ) = dof log(2π σ̂²) + logdet + r²(θ)/σ̂²; equals the profiled d at the optimum (ML)."""
+    m = fitted_vector
+    f = m.objective_function(profiled=False)
+    d = m.objective_function(profiled=True)
+    th = jnp.asarray(m.theta)
+    assert float(f(th)) == pytest.approx(float(d(th)), rel=1e-10)
+    assert float(d(th)) == pytest.approx(m.objective, rel=1e-12)
+    # away from the optimum the fixed-σ objective is the dense one with σ held
+    th2 = np.asarray(m.theta) * 1.3
+    design = m.problem.design
+    Z, Lam = dense_zlambda(design, th2)
+    n = design.n
+    V = Z @ Lam @ Lam.T @ Z.T + np.eye(n)
+    Vi = np.linalg.inv(V)
+    X, y = design.X, design.y
+    beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
+    res = y - X @ beta
+    s2 = m.sigma**2
+    ref = n * np.log(2 * np.pi * s2) + np.linalg.slogdet(V)[1] + res @ Vi @ res / s2
+    assert float(f(jnp.asarray(th2))) == pytest.approx(ref, rel=1e-9)
+
+
+def test_fixed_sigma_gradient_and_hessian_vs_finite_differences(fitted_vector):
+    m = fitted_vector
+    fj = jax.jit(m.objective_function(profiled=False))
+
+    def f(t):
+        return float(fj(jnp.asarray(t)))
+
+    for th in (np.asarray(m.theta), np.asarray(m.theta) * np.array([1.2, 0.5, 0.8])):
+        g = m.gradient(th)
+        fd = central_gradient(f, th, 1e-5)
+        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-6 * max(1.0, np.linalg.norm(fd)))
+        H = m.hessian(th)
+        k = len(th)
+        h = 1e-3
+        Hfd = np.zeros((k, k))
+        for i in range(k):
+            for j in range(k):
+                ei = np.zeros(k)
+                ej = np.zeros(k)
+                ei[i] = h
+                ej[j] = h
+                Hfd[i, j] = (f(th + ei + ej) - f(th + ei - ej) - f(th - ei + ej) + f(th - ei - ej)) / (4 * h * h)
+        np.testing.assert_allclose(H, Hfd, rtol=1e-4, atol=1e-5 * np.max(np.abs(Hfd)))
+        np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-10 * np.max(np.abs(H)))
+    # at the optimum the fixed-σ gradient equals the profiled one, and both are ~0
+    g_fixed = m.gradient()
+    g_prof = m.gradient(profiled=True)
+    np.testing.assert_allclose(g_fixed, g_prof, atol=1e-6 * np.max(np.abs(m.hessian())))
