@@ -9,6 +9,7 @@ __all__ = [
     "FitError",
     "ArgumentError",
     "mark_formula",
+    "mark_position",
 ]
 
 
@@ -41,12 +42,19 @@ class ArgumentError(MixedjaxError, TypeError):
     """A keyword argument has a bad value or type."""
 
 
-def mark_formula(formula: str, part: str) -> str:
-    """Return ``formula`` with a second line of ``^`` under the first ``part``.
+def mark_formula(formula: str, part: str, start: int = 0) -> str:
+    """Return ``formula`` with a second line of ``^`` under the first ``part`` at or after index ``start``.
 
-    If ``part`` is empty or does not occur in ``formula``, return ``formula``.
+    If ``part`` is empty or does not occur there, return ``formula``.
     """
-    i = formula.find(part) if part else -1
+    i = formula.find(part, start) if part else -1
+    if i < 0 and start:
+        i = formula.find(part)
     if i < 0:
         return formula
     return f"{formula}\n{' ' * i}{'^' * len(part)}"
+
+
+def mark_position(formula: str, i: int, width: int = 1) -> str:
+    """Return ``formula`` with a second line marking ``width`` characters from index ``i``."""
+    return f"{formula}\n{' ' * i}{'^' * max(width, 1)}"

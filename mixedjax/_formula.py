@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._errors import ArgumentError, FormulaError, mark_formula
+from ._errors import ArgumentError, FormulaError, mark_formula, mark_position
 
 
 @dataclass(frozen=True)
@@ -75,27 +75,25 @@ def _canonical(text: str) -> str:
 
 
 def _check_parens(formula: str) -> None:
-    depth = 0
+    opened: list[int] = []
     for i, c in enumerate(formula):
         if c == "(":
-            depth += 1
+            opened.append(i)
         elif c == ")":
-            depth -= 1
-            if depth < 0:
+            if not opened:
                 raise FormulaError(
-                    "unbalanced parentheses: a ')' has no matching '('.\n"
-                    + _mark_at(formula, i)
+                    "unbalanced parentheses: this ')' has no matching '('.\n"
+                    + mark_position(formula, i)
                     + "\nFix the parentheses around the random-effects term, e.g. '(1 | g)'."
                 )
-    if depth != 0:
+            opened.pop()
+    if opened:
+        k = len(opened)
         raise FormulaError(
-            f"unbalanced parentheses: {depth} '(' not closed in the formula\n  {formula}\n"
-            "Close every random-effects term, e.g. '(1 + x | g)'."
+            f"unbalanced parentheses: {k} '(' {'is' if k == 1 else 'are'} not closed in the formula.\n"
+            + mark_position(formula, opened[-1])
+            + "\nClose every random-effects term, e.g. '(1 + x | g)'."
         )
-
-
-def _mark_at(formula: str, i: int) -> str:
-    return f"  {formula}\n  {' ' * i}^"
 
 
 def _is_random(piece: str) -> bool:
@@ -133,28 +131,65 @@ def _expand_group(gtext: str, formula: str, source: str) -> list[tuple[str, ...]
                 f"cannot read the grouping factor '{gtext.strip()}' in '{source}'.\n{mark_formula(formula, source)}\n"
                 "A grouping factor is a column name, 'a:b' (their combination) or 'a/b' (b nested in a)."
             )
-        prefix = prefix + names
+        prefix = prefix + tuple(v[1:-1] if len(v) > 1 and v[0] == v[-1] == "`" else v for v in names)
         groups.append(prefix)
     return groups
 
 
 def _is_name(v: str) -> bool:
-    v = v.strip("`")
+    if len(v) > 2 and v[0] == v[-1] == "`":
+        return "`" not in v[1:-1]
     return bool(v) and all(ch.isalnum() or ch in "_." for ch in v)
 
 
+def _splits_here(expr: str, i: int) -> bool:
+    """Is the '+' or '-' at ``i`` a term separator (not a sign after an operator, as in 'x * -1')?"""
+    before = expr[:i].rstrip()
+    return i == len(expr) or not before or before[-1] not in "*/:^"
+
+
+def _signed_pieces(expr: str) -> list[tuple[str, str]]:
+    """'1 + x - 1' -> [('+', '1'), ('+', 'x'), ('-', '1')]: top-level terms with their sign."""
+    out, depth, start, sign = [], 0, 0, "+"
+    for i, c in enumerate(expr + "+"):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif depth == 0 and c in "+-" and _splits_here(expr, i):
+            out.append((sign, expr[start:i].strip()))
+            sign, start = c, i + 1
+    return [(sg, p) for sg, p in out if p or sg == "-"]
+
+
 def _split_columns(expr: str) -> list[str]:
-    """For ``||``: '1 + x + z' -> ['1', '0 + x', '0 + z']; '0 + x + z' -> ['0 + x', '0 + z']."""
-    pieces = [p.strip() for p in _split_top(expr, "+") if p.strip()]
+    """For ``||``: '1 + x + z' -> ['1', '0 + x', '0 + z']; '0 + x + z' and 'x + z - 1' -> ['0 + x', '0 + z'].
+
+    Like lme4's expandDoubleVerts, every term of the expanded expression is its own block: 'x * z' ->
+    ['1', '0 + x', '0 + z', '0 + x:z'].
+    """
+    try:
+        import formulaic
+
+        labels = [str(t) for t in formulaic.Formula(expr)]
+    except Exception:  # not readable here: split the text; the design reports formulaic's complaint with the place
+        labels = None
+    if labels is not None and labels:
+        return [("1" if t == "1" else f"0 + {t}") for t in labels]
     has_int = True
     out = []
-    for p in pieces:
-        if p in ("0", "-1"):
-            has_int = False
-        elif p == "1":
+    for sign, p in _signed_pieces(expr):
+        if not p:
             continue
-        elif p.startswith("-"):
-            raise FormulaError(f"'{expr}' in a '||' term: use '0 + ...' to remove the intercept")
+        if (sign == "+" and p == "0") or (sign == "-" and p == "1"):
+            has_int = False
+        elif sign == "+" and p == "1":
+            has_int = True
+        elif sign == "-":
+            raise FormulaError(
+                f"cannot read '- {p}' in the '||' term with model '{expr}'.\n"
+                "A '||' term lists the columns it keeps; remove the intercept with '0 + ...', e.g. '(0 + x || g)'."
+            )
         else:
             out.append(p)
     terms = ["1"] if has_int else []
@@ -168,35 +203,59 @@ def parse_formula(formula) -> ParsedFormula:
         raise ArgumentError(
             f"the formula must be a string like 'y ~ 1 + x + (1 | g)', not {type(formula).__name__}"
         )
+    if not formula.strip():
+        raise FormulaError(
+            "the formula is empty. Write it as 'response ~ fixed terms + (1 | group)', "
+            "e.g. 'reaction ~ 1 + days + (1 + days | subj)'."
+        )
     _check_parens(formula)
     text = _canonical(formula)
     sides = _split_top(text, "~")
-    if len(sides) != 2:
+    if len(sides) == 1:
         raise FormulaError(
-            f"a formula needs exactly one '~' between the response and the terms; got {len(sides) - 1} in\n"
-            f"  {text}\nWrite it as 'response ~ fixed terms + (1 | group)'."
+            f"the formula has no '~' between the response and the terms:\n{text}\n"
+            "Write it as 'response ~ fixed terms + (1 | group)'."
+        )
+    if len(sides) > 2:
+        second = text.find("~", text.find("~") + 1)
+        raise FormulaError(
+            f"a formula has exactly one '~' between the response and the terms; this one has {len(sides) - 1}.\n"
+            f"{mark_position(text, second)}\nWrite it as 'response ~ fixed terms + (1 | group)'."
         )
     response, rhs = sides[0].strip(), sides[1].strip()
     if not response:
         raise FormulaError(
-            f"the formula has no response on the left of '~':\n  {text}\n"
+            f"the formula has no response on the left of '~':\n{mark_position(text, text.find('~'))}\n"
             "Put the response column first, e.g. 'reaction ~ 1 + days + (1 | subj)'."
         )
+    if "|" in response or _split_top(response, "+")[1:]:
+        raise FormulaError(
+            f"the left of '~' must be one response column (or an expression of one), not '{response}'.\n"
+            f"{mark_formula(text, response)}\nRandom-effects terms go on the right: 'y ~ 1 + x + (1 | g)'."
+        )
     if not rhs:
-        raise FormulaError(f"the formula has nothing on the right of '~':\n  {text}")
+        raise FormulaError(
+            f"the formula has nothing on the right of '~':\n{text}\n"
+            "Add the fixed effects and at least one random-effects term, e.g. 'y ~ 1 + x + (1 | g)'."
+        )
 
     fixed, random = [], []
     for piece in _split_top(rhs, "+"):
         p = piece.strip()
         if not p:
-            raise FormulaError(f"empty term (two '+' in a row, or a trailing '+'):\n  {text}")
+            raise FormulaError(
+                f"the formula has an empty term (two '+' in a row, or a leading or trailing '+'):\n{text}\n"
+                "Remove the extra '+'."
+            )
         if _is_random(p):
             inner = p[1:-1]
             double = len(_split_top(inner, "||")) == 2
             parts = _split_top(inner, "||") if double else _split_top(inner, "|")
             if len(parts) != 2:
                 raise FormulaError(
-                    f"a random-effects term has one '|' (or '||'): cannot read '{p}'\n{mark_formula(text, p)}"
+                    f"a random-effects term has exactly one '|' (or '||'): cannot read '{p}'.\n"
+                    f"{mark_formula(text, p)}\nWrite it as '(model | group)', e.g. '(1 + x | g)'; for a "
+                    "combination of grouping factors use '(1 | g:h)', for nesting '(1 | g/h)'."
                 )
             expr, gtext = parts[0].strip(), parts[1]
             if not expr:
@@ -204,8 +263,13 @@ def parse_formula(formula) -> ParsedFormula:
                     f"the model side of '{p}' is empty.\n{mark_formula(text, p)}\n"
                     "Put the random-effects columns before '|', e.g. '(1 | g)' or '(1 + x | g)'."
                 )
+            exprs = _split_columns(expr) if double else [expr]
+            if not exprs:
+                raise FormulaError(
+                    f"the random-effects term '{p}' has no columns.\n{mark_formula(text, p)}\n"
+                    "Put at least one column before '||', e.g. '(1 + x || g)' or '(0 + x || g)'."
+                )
             for grp in _expand_group(gtext, text, p):
-                exprs = _split_columns(expr) if double else [expr]
                 random.extend(RandomTerm(e, grp, p) for e in exprs)
         elif "|" in p:
             raise FormulaError(
@@ -216,8 +280,8 @@ def parse_formula(formula) -> ParsedFormula:
             fixed.append(p)
     if not random:
         raise FormulaError(
-            f"this is not a mixed model: the formula has no random-effects term like '(1 | group)'\n  {text}\n"
-            "Add one, or fit a linear model with another package."
+            f"this is not a mixed model: the formula has no random-effects term like '(1 | group)':\n{text}\n"
+            "Add one, e.g. 'y ~ 1 + x + (1 | g)', or fit a linear model with another package."
         )
     fixed_text = " + ".join(fixed) if fixed else "1"
     return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random))

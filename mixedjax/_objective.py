@@ -19,6 +19,10 @@ from ._blocks import Layout
 
 def lambdas(theta, layout: Layout):
     """λ_k (s_k × s_k lower triangular) of every term from θ."""
+    if theta.shape != (layout.ntheta,):
+        from ._errors import ArgumentError
+
+        raise ArgumentError(f"θ must be a vector of {layout.ntheta} values for this model, not shape {theta.shape}")
     out = []
     for t in layout.terms:
         rows = [r for r, _ in t.pattern]
