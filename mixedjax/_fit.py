@@ -36,7 +36,7 @@ class FitOptions:
     max_linesearch: int = 30
 
 
-def _loop(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions):
+def _loop(theta0, scale, arrays, layout: Layout, reml: bool, opts: FitOptions):
     """The whole fit as one pure function: L-BFGS directions from optax, a backtracking (Armijo) line search.
 
     Every evaluation (θ, d) is written to a fixed-size buffer in the loop state, so the fit log needs no host
@@ -44,9 +44,13 @@ def _loop(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions):
     gradient is not finite (a failed Cholesky gives NaN under jit) is rejected and the step shortened.
     """
     dtype = theta0.dtype
+    # optimise over φ = θ / scale (scale is 1 except for random-effects columns of extreme size)
+    theta0 = theta0 / scale
+    dof = layout.n - layout.p if reml else layout.n
+    shift = dof * arrays["log_yscale2"]  # d's dependence on the units of y; tolerances ignore it
 
-    def plain(th):
-        return deviance(th, arrays, layout, reml)
+    def plain(phi):
+        return deviance(phi * scale, arrays, layout, reml)
 
     vg = jax.value_and_grad(plain)
     lbfgs = optax.scale_by_lbfgs(memory_size=opts.memory)
@@ -93,7 +97,7 @@ def _loop(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions):
         # keep the curvature pairs positive: otherwise restart the L-BFGS memory
         sy = jnp.vdot(th_new - th, g_new - g)
         lb = jax.tree.map(lambda fresh, cur: jnp.where(~first & ~(sy > 0), fresh, cur), lbfgs.init(th), lb)
-        f_abs = jnp.maximum(1.0, jnp.abs(f_new))
+        f_abs = jnp.maximum(1.0, jnp.abs(f_new - shift))
         decrease = f - f_new
         status = jnp.where(jnp.max(jnp.abs(g_new)) <= opts.gtol * f_abs, 1, 0)
         status = jnp.where((status == 0) & ~first & (decrease <= opts.ftol * f_abs), 2, status)
@@ -112,8 +116,10 @@ def _loop(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions):
     steps = jnp.concatenate([jnp.diag(h), -jnp.diag(h)])
     gs = jax.lax.map(lambda dth: vg(th + dth)[1], steps)
     H = (gs[:n] - gs[n:]) / (2 * h[:, None])
-    return {"theta": th, "f": f, "status": status, "iterations": it, "gradient": g, "hessian": (H + H.T) / 2,
-            "log_theta": buf_th, "log_f": buf_f, "feval": ne}
+    H = (H + H.T) / 2
+    return {"theta": th * scale, "f": f, "status": status, "iterations": it, "gradient": g / scale,
+            "hessian": H / jnp.outer(scale, scale), "hessian_phi": H, "log_theta": buf_th * scale, "log_f": buf_f,
+            "feval": ne}
 
 
 _loop_jit = jax.jit(_loop, static_argnames=("layout", "reml", "opts"))
@@ -164,6 +170,8 @@ def _verdict(code: int, theta: np.ndarray, g: np.ndarray, H: np.ndarray, layout:
     """Plain-words status from the loop's stopping rule, the projected gradient and the Hessian's eigenvalues."""
     free = np.ones(theta.size, bool)
     free[[i for i in diagonal_indices(layout) if theta[i] == 0]] = False  # boundary: θ_i = 0 on a diagonal
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+        return False, "not converged: the gradient or Hessian at the result is not finite", float("nan"), np.zeros(0)
     gmax = float(np.max(np.abs(g[free]))) if free.any() else 0.0
     eig = np.linalg.eigvalsh(H[np.ix_(free, free)]) if free.any() else np.zeros(0)
     emin = float(eig.min()) if eig.size else 0.0
@@ -184,9 +192,10 @@ def _verdict(code: int, theta: np.ndarray, g: np.ndarray, H: np.ndarray, layout:
     ), gmax, eig
 
 
-def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False):
-    """Run the optimiser, rectify and snap; returns (θ, d(θ), OptSummary)."""
-    out = jax.device_get(_loop_jit(jnp.asarray(theta0, float), arrays, layout, reml, opts))
+def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False, scale=None):
+    """Run the optimiser, rectify and snap; returns (θ, d(θ), OptSummary). ``scale``: units of θ (default 1)."""
+    scale = np.ones(layout.ntheta) if scale is None else np.asarray(scale, float)
+    out = jax.device_get(_loop_jit(jnp.asarray(theta0, float), jnp.asarray(scale), arrays, layout, reml, opts))
     ne = int(out["feval"])
     log = tuple((out["log_theta"][i], float(out["log_f"][i])) for i in range(min(ne, opts.maxeval)))
     if verbose:
@@ -199,9 +208,12 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     flips = _rectify(th, layout)
     th, g, H = th * flips, g * flips, H * np.outer(flips, flips)  # derivatives change sign with θ
     fbest = dev(th)
-    # MixedModels.jl's rule: set a small diagonal element to zero when d rises by at most 1e-5
+    # MixedModels.jl's rule: set a small diagonal element to zero when d rises by at most 1e-5; also try zero
+    # along a direction where d is flat (a zero Hessian diagonal: e.g. a random effect that duplicates a fixed one)
+    Hphi = np.asarray(out["hessian_phi"])
     for i in diagonal_indices(layout):
-        if 0 < th[i] < 1e-3:
+        flat = abs(Hphi[i, i]) <= 1e-8 * max(1.0, abs(fbest))
+        if th[i] > 0 and (th[i] / scale[i] < 1e-3 or flat):
             trial = th.copy()
             trial[i] = 0.0
             ft = dev(trial)
@@ -227,9 +239,10 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     return th, fbest, summary
 
 
-def fit_loop(theta0, arrays, layout: Layout, reml: bool = False, opts: FitOptions = FitOptions()):
+def fit_loop(theta0, arrays, layout: Layout, reml: bool = False, opts: FitOptions = FitOptions(), scale=None):
     """The pure, jitted fit loop (no rectification): a dict with θ, d, status code, gradient, Hessian and the log.
 
     Usable under ``jax.vmap`` (e.g. over many responses of one design).
     """
-    return _loop_jit(theta0, arrays, layout, reml, opts)
+    scale = jnp.ones_like(theta0) if scale is None else scale
+    return _loop_jit(theta0, scale, arrays, layout, reml, opts)

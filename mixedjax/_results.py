@@ -29,6 +29,11 @@ class Problem:
     arrays: dict
     yscale: float
 
+    @property
+    def theta_scale(self) -> np.ndarray:
+        """Units of each θ entry: 1 except for random-effects columns of extreme size (see Term.column_scale)."""
+        return np.concatenate([t.theta_scale() for t in self.design.terms])
+
     @classmethod
     def build(cls, formula, data) -> "Problem":
         design = build_design(formula, data)
@@ -63,12 +68,28 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
     for name, val in (("reml", reml), ("verbose", verbose)):
         if not isinstance(val, (bool, np.bool_)):
             raise ArgumentError(f"{name} must be True or False, not {val!r}")
-    opts = FitOptions(**{k: options[k] for k in ("maxiter", "gtol", "ftol") if k in options})
-    if not (isinstance(opts.maxiter, int) and opts.maxiter > 0):
-        raise ArgumentError(f"maxiter must be a positive integer, not {opts.maxiter!r}")
+    maxiter = options.get("maxiter", FitOptions.maxiter)
+    if isinstance(maxiter, (bool, np.bool_)) or not isinstance(maxiter, (int, np.integer)) or maxiter <= 0:
+        raise ArgumentError(f"maxiter must be a positive integer, not {maxiter!r}")
+    for name in ("gtol", "ftol"):
+        v = options.get(name, getattr(FitOptions, name))
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.floating, np.integer)) or not (
+            math.isfinite(v) and v > 0
+        ):
+            raise ArgumentError(f"{name} must be a positive finite number, not {v!r}")
+    opts = FitOptions(**{k: (int(options[k]) if k == "maxiter" else float(options[k]))
+                         for k in ("maxiter", "gtol", "ftol") if k in options})
+    theta0 = options.get("theta0")
+    if theta0 is not None:
+        try:
+            theta0 = np.asarray(theta0, dtype=float).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise ArgumentError(f"theta0 must be a sequence of numbers, not {options['theta0']!r}") from err
+        if not np.all(np.isfinite(theta0)):
+            raise ArgumentError(f"theta0 must be finite, got {theta0.tolist()}")
     _check_x64()
     problem = Problem.build(formula, data)
-    return fit(problem, reml=bool(reml), verbose=bool(verbose), opts=opts, theta0=options.get("theta0"))
+    return fit(problem, reml=bool(reml), verbose=bool(verbose), opts=opts, theta0=theta0)
 
 
 def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta0=None) -> "LinearMixedModel":
@@ -80,7 +101,7 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
         raise ArgumentError(f"theta0 must have {layout.ntheta} values for this model, not {theta0.size}")
     if verbose:
         print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
-    theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose)
+    theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
     return LinearMixedModel(problem=problem, reml=reml, theta=theta, objective=fmin, optsum=optsum)
 
 
@@ -145,7 +166,8 @@ class LinearMixedModel:
     @property
     def is_singular(self) -> bool:
         """True when a diagonal element of some λ_k is (near) zero: the fit is on the boundary."""
-        return bool(np.any(np.abs(self.theta[diagonal_indices(self.problem.layout)]) < 1e-4))
+        d = diagonal_indices(self.problem.layout)
+        return bool(np.any(np.abs(self.theta[d] / self.problem.theta_scale[d]) < 1e-4))
 
     # ---- the solution at θ ------------------------------------------------------------------------------------
     @cached_property
