@@ -40,6 +40,7 @@ class Layout:
 
     terms: tuple[TermLayout, ...]
     m: int  # number of structured terms (a prefix of ``terms``)
+    dense_fill: tuple[bool, ...]  # per structured term: fill-in of D as a dense product (else a pair-list segment sum)
     dz: int  # rows of the Z part of D
     p: int
     n: int
@@ -124,7 +125,6 @@ def build_blocks(design: Design):
     for t in d_terms:
         d_off.append(dz)
         dz += t.nlevels * t.s
-    layout = Layout(terms=tuple(tl), m=m, dz=dz, p=p, n=n, ntheta=toff)
 
     arrays: dict = {"Akk": [], "Ajk": {}, "maps": {}, "AX": [], "AD": [], "Drow": [], "Dcol": [], "tgt": {},
                     "pair1": [], "pair2": [], "slot": []}
@@ -138,6 +138,7 @@ def build_blocks(design: Design):
 
     # sparse Z part of D in each structured column block, with fill from earlier blocks
     entry_keys: list[np.ndarray] = []
+    dense_fill: list[bool] = []
     for k in range(m):
         t = terms[k]
         keys, vals = [], []
@@ -167,7 +168,15 @@ def build_blocks(design: Design):
             arrays["tgt"][f"{i}_{k}"] = np.searchsorted(ukeys, maps[(k, i)][c_i] * max(dz, 1) + r_i)
         entry_keys.append(ukeys)
         rows, cols = ukeys % max(dz, 1), ukeys // max(dz, 1)
-        e1, e2, slot = _pairs(rows, cols, dz)
+        # fill-in L_Dk L_Dk': a segment sum over the pairs of entries sharing a column costs about one scattered
+        # product per pair; a dense product W W' (W = L_Dk scattered into dz × ℓ_k s_k) costs dz² ℓ_k s_k flops at
+        # BLAS speed (measured here: one scattered pair product costs about as much as 125 BLAS flops). Choose the
+        # cheaper one, per block.
+        counts = np.bincount(cols, minlength=t.nlevels).astype(np.int64)
+        npairs = int(np.sum(counts * (counts + 1) // 2))
+        dense = dz > 0 and npairs * t.s * 125 > dz * dz * t.nlevels * t.s
+        dense_fill.append(bool(dense))
+        e1, e2, slot = _pairs(rows, cols, dz) if not dense else (np.zeros(0, np.int64),) * 3
         arrays["AD"].append(AD)
         arrays["Drow"].append(rows)
         arrays["Dcol"].append(cols)
@@ -190,5 +199,6 @@ def build_blocks(design: Design):
     else:
         ADD = Xy.T @ Xy
     arrays["ADD"] = ADD
+    layout = Layout(terms=tuple(tl), m=m, dense_fill=tuple(dense_fill), dz=dz, p=p, n=n, ntheta=toff)
     arrays["log_yscale2"] = np.float64(2 * np.log(yscale))  # y was divided by this scale on the host
     return layout, arrays, yscale

@@ -122,9 +122,15 @@ def factor(theta, arrays, layout: Layout, dense=jnp.linalg.cholesky):
         H = jnp.einsum("cps,cqs->pq", LX[k], LX[k])
         if dz:
             d = LD[k]
-            vals = jnp.sum(d[arrays["pair1"][k]] * d[arrays["pair2"][k]], axis=-1)
-            F = _segsum(vals, arrays["slot"][k], dz * dz).reshape(dz, dz)
-            F = F + F.T - jnp.diag(jnp.diag(F))
+            if layout.dense_fill[k]:
+                tk = layout.terms[k]
+                W = jnp.zeros((dz, tk.nlevels, tk.s), d.dtype).at[arrays["Drow"][k], arrays["Dcol"][k]].set(d)
+                W = W.reshape(dz, -1)
+                F = W @ W.T
+            else:
+                vals = jnp.sum(d[arrays["pair1"][k]] * d[arrays["pair2"][k]], axis=-1)
+                F = _segsum(vals, arrays["slot"][k], dz * dz).reshape(dz, dz)
+                F = F + F.T - jnp.diag(jnp.diag(F))
             G = _segsum(jnp.einsum("eps,es->ep", LX[k][arrays["Dcol"][k]], d), arrays["Drow"][k], dz)
             S = S - jnp.block([[F, G], [G.T, H]])
         else:
