@@ -1,7 +1,7 @@
 """Minimise d(θ): optax L-BFGS in one jitted loop, then sign rectification and zero snapping (DESIGN.md section 4).
 
 θ is unconstrained: d(θ) does not change when a column of λ changes sign, so no bounds are needed. The loop is a pure
-function of (θ₀, arrays); a host callback records every evaluation for the fit log when ``record=True``.
+function of (θ₀, arrays); every evaluation is written to a buffer in its state, which becomes the fit log.
 """
 
 from __future__ import annotations
