@@ -126,7 +126,6 @@ print(json.dumps({"objective": float(m.objective), "feval": int(m.optsum.feval)}
 def worker_mixedjax(data: str, formula: str, out: str, reps: int) -> None:
     """Warm measurements in a fresh process: compile, fit after compilation, evaluation costs."""
     import jax
-    import numpy as np
     import pandas as pd
 
     import mixedjax as mj

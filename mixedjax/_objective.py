@@ -179,7 +179,7 @@ def conditional_modes(theta, arrays, layout: Layout):
     Values are on the host's scale of y (divide by nothing; the caller multiplies by the y scale).
     """
     f = factor(theta, arrays, layout)
-    m, dz, p = layout.m, layout.dz, layout.p
+    m, dz = layout.m, layout.dz
     LDD = f["LDD"]
     # [u_D; β] solves L_DD[:-1,:-1]' x = L_DD[-1, :-1]
     xD = solve_triangular(LDD[:-1, :-1], LDD[-1, :-1], lower=True, trans="T")
