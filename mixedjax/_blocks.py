@@ -40,7 +40,9 @@ class Layout:
 
     terms: tuple[TermLayout, ...]
     m: int  # number of structured terms (a prefix of ``terms``)
-    dense_fill: tuple[bool, ...]  # per structured term: fill-in of D as a dense product (else a pair-list segment sum)
+    nheavy: tuple[int, ...]  # per structured term: columns whose fill-in of D is a dense product W W'
+    npairs: tuple[int, ...]  # per structured term: entry pairs of the other columns (a segment sum)
+    products: bool  # term 0's fill-in and G block from host-side entry products (see build_blocks)
     dz: int  # rows of the Z part of D
     p: int
     n: int
@@ -77,7 +79,9 @@ def _gram_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev:
 
 
 def _pairs(rows: np.ndarray, cols: np.ndarray, dz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs (e1, e2) of entries in the same column with rows[e1] >= rows[e2]; entries sorted by (col, row)."""
+    """All pairs (e1, e2) of entries in the same column with rows[e1] >= rows[e2]; entries sorted by (col, row).
+
+    ``slot`` is the pair's position (rows[e2], rows[e1]) in a row-major dz × dz matrix: the upper triangle."""
     E = len(rows)
     if E == 0:
         z = np.zeros(0, dtype=np.int64)
@@ -88,12 +92,50 @@ def _pairs(rows: np.ndarray, cols: np.ndarray, dz: int) -> tuple[np.ndarray, np.
     e1 = np.repeat(np.arange(E), reps)
     first = np.cumsum(reps) - reps
     e2 = start_of_col[e1] + (np.arange(len(e1)) - np.repeat(first, reps))
-    slot = rows[e1] * dz + rows[e2]
+    slot = rows[e2] * dz + rows[e1]  # upper triangle: row index <= column index
     return e1, e2, slot
 
 
-def build_blocks(design: Design):
-    """Return (layout, arrays) for the design."""
+# One scattered pair product costs about as much as 125 flops of a dense matrix product (measured on the development
+# machine). A column with c entries in D's rows has c (c + 1) / 2 pairs; its share of a dense product W W' costs about
+# dz² flops per random-effect column.
+PAIR_COST = 125
+# Most pairs kept as lists: each costs about 16 bytes of index and product arrays plus as much again while the
+# objective runs; beyond this the heaviest columns go to the dense product, whatever the flop count says.
+PAIR_CAP = 25_000_000
+# Most elements of term 0's precomputed G-block products (E × (p+1) × s²); beyond this G is built by gathers.
+PRODUCT_CAP = 25_000_000
+FILL_MODES = ("auto", "pairs", "dense", "mixed")
+
+
+def _heavy_columns(counts: np.ndarray, dz: int, fill: str) -> np.ndarray:
+    """Columns (levels of a structured term) whose fill-in of D is taken as a dense product; the rest as pairs.
+
+    ``fill`` is "auto" (the cost rule above, per column, with the pair cap), or, to exercise every code path in
+    tests, "pairs" (all pairs, no cap), "dense" (all dense) or "mixed" (every other occupied column dense).
+    """
+    occupied = counts > 0
+    if dz == 0 or fill == "pairs":
+        return np.zeros(counts.size, bool)
+    if fill == "dense":
+        return occupied
+    if fill == "mixed":
+        return occupied & (np.cumsum(occupied) % 2 == 1)
+    pairs = counts * (counts + 1) // 2
+    heavy = pairs * PAIR_COST > dz * dz
+    light_total = int(pairs[~heavy].sum())
+    if light_total > PAIR_CAP:
+        order = np.argsort(-np.where(heavy, -1, pairs), kind="stable")  # light columns, most pairs first
+        over = np.cumsum(pairs[order]) <= light_total - PAIR_CAP
+        over = np.concatenate([[True], over[:-1]])  # move columns until the remaining light pairs fit the cap
+        heavy[order[over]] = True
+    return heavy
+
+
+def build_blocks(design: Design, fill: str = "auto"):
+    """Return (layout, arrays, yscale) for the design; ``fill`` picks the fill-in method (see _heavy_columns)."""
+    if fill not in FILL_MODES:
+        raise ValueError(f"fill must be one of {FILL_MODES}, not {fill!r}")
     terms = design.terms
     K = len(terms)
     n, p = design.n, design.p
@@ -127,7 +169,7 @@ def build_blocks(design: Design):
         dz += t.nlevels * t.s
 
     arrays: dict = {"Akk": [], "Ajk": {}, "maps": {}, "AX": [], "AD": [], "Drow": [], "Dcol": [], "tgt": {},
-                    "pair1": [], "pair2": [], "slot": []}
+                    "fill": []}
     for k in range(m):
         t = terms[k]
         arrays["Akk"].append(_gram_by_level(t.codes, t.z, t.z, t.nlevels))
@@ -138,7 +180,7 @@ def build_blocks(design: Design):
 
     # sparse Z part of D in each structured column block, with fill from earlier blocks
     entry_keys: list[np.ndarray] = []
-    dense_fill: list[bool] = []
+    nheavy, npairs, products = [], [], False
     for k in range(m):
         t = terms[k]
         keys, vals = [], []
@@ -167,22 +209,41 @@ def build_blocks(design: Design):
             r_i, c_i = ki % max(dz, 1), ki // max(dz, 1)
             arrays["tgt"][f"{i}_{k}"] = np.searchsorted(ukeys, maps[(k, i)][c_i] * max(dz, 1) + r_i)
         entry_keys.append(ukeys)
-        rows, cols = ukeys % max(dz, 1), ukeys // max(dz, 1)
-        # fill-in L_Dk L_Dk': a segment sum over the pairs of entries sharing a column costs about one scattered
-        # product per pair; a dense product W W' (W = L_Dk scattered into dz × ℓ_k s_k) costs dz² ℓ_k s_k flops at
-        # BLAS speed (measured here: one scattered pair product costs about as much as 125 BLAS flops). Choose the
-        # cheaper one, per block.
-        counts = np.bincount(cols, minlength=t.nlevels).astype(np.int64)
-        npairs = int(np.sum(counts * (counts + 1) // 2))
-        dense = dz > 0 and npairs * t.s * 125 > dz * dz * t.nlevels * t.s
-        dense_fill.append(bool(dense))
-        e1, e2, slot = _pairs(rows, cols, dz) if not dense else (np.zeros(0, np.int64),) * 3
+        rows, cols = ukeys % max(dz, 1), ukeys // max(dz, 1)  # sorted by (column, row)
         arrays["AD"].append(AD)
         arrays["Drow"].append(rows)
         arrays["Dcol"].append(cols)
-        arrays["pair1"].append(e1)
-        arrays["pair2"].append(e2)
-        arrays["slot"].append(slot)
+
+        # fill-in L_Dk L_Dk' of D's Z part, split by column: heavy columns as a dense product W W' (W = their
+        # entries scattered into dz × (columns · s_k)), the others as a segment sum over pairs of entries that share
+        # a column (upper triangle), sorted by target slot.
+        heavy = _heavy_columns(np.bincount(cols, minlength=t.nlevels), dz, fill)
+        hent = np.flatnonzero(heavy[cols])
+        hcol = (np.cumsum(heavy) - 1)[cols[hent]]
+        light = np.flatnonzero(~heavy[cols])
+        e1, e2, slot = _pairs(rows[light], cols[light], dz)
+        e1, e2 = light[e1], light[e2]
+        order = np.argsort(slot, kind="stable")
+        e1, e2, slot = e1[order], e2[order], slot[order]
+        uslot, seg = np.unique(slot, return_inverse=True)
+        f = {"hent": hent, "hcol": hcol, "seg": seg.reshape(-1).astype(np.int32), "uslot": uslot}
+        if k == 0:
+            # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
+            # A_D0[e1] V_c A_D0[e2]' with V_c = λ (λ' A_cc λ + I)^{-1} λ', linear in the s × s matrix V_c of the
+            # column: the products of A's entries are fixed and prepared here, and the objective gathers V.
+            s2 = t.s * t.s
+            f["P"] = (AD[e1][:, :, None] * AD[e2][:, None, :]).reshape(-1, s2)
+            f["pcol"] = cols[e1].astype(np.int32)
+            # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]'
+            if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
+                AX = arrays["AX"][0]
+                arrays["Q0"] = (AX[cols][:, :, :, None] * AD[:, None, None, :]).reshape(len(rows), p + 1, s2)
+                products = True
+        else:
+            f["e1"], f["e2"] = e1.astype(np.int32), e2.astype(np.int32)
+        arrays["fill"].append(f)
+        nheavy.append(int(heavy.sum()))
+        npairs.append(int(len(slot)))
 
     # the dense block D = [Z_D X y]'[Z_D X y]
     if dz:
@@ -199,6 +260,7 @@ def build_blocks(design: Design):
     else:
         ADD = Xy.T @ Xy
     arrays["ADD"] = ADD
-    layout = Layout(terms=tuple(tl), m=m, dense_fill=tuple(dense_fill), dz=dz, p=p, n=n, ntheta=toff)
+    layout = Layout(terms=tuple(tl), m=m, nheavy=tuple(nheavy), npairs=tuple(npairs), products=products, dz=dz, p=p,
+                    n=n, ntheta=toff)
     arrays["log_yscale2"] = np.float64(2 * np.log(yscale))  # y was divided by this scale on the host
     return layout, arrays, yscale

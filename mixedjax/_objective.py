@@ -39,27 +39,60 @@ def _solve_right_lt(Lb, T):
     return jnp.swapaxes(solve_triangular(Lb, jnp.swapaxes(T, -1, -2), lower=True), -1, -2)
 
 
+def cholesky_from_upper(S):
+    """Cholesky factor of the symmetric matrix whose upper triangle is that of S (the lower one is not read).
+
+    LAPACK works on column-major arrays and JAX's are row-major: the transpose of S is S's own buffer read
+    column-major, so factoring S' (its lower triangle is S's upper one) lets XLA skip a copy.
+    """
+    return jnp.linalg.cholesky(S.T, symmetrize_input=False)
+
+
 @jax.custom_vjp
 def chol_diag(S):
-    """diag(chol(S)) of a symmetric positive-definite S, with a cheap reverse-mode rule.
+    """diag(L) for L = cholesky_from_upper(S) (S's upper triangle only), with a cheap reverse-mode rule.
 
     For a cotangent w̄ on diag(L), the generic Cholesky rule (Murray 2016, arXiv 1602.07527, eq. 10)
-    S̄ = L^{-T} Φ(L' L̄) L^{-1} collapses, since L̄ = diag(w̄) and L' diag(w̄) is upper triangular, to
-    S̄ = L^{-T} diag(L_ii w̄_i / 2) L^{-1}: one triangular inverse and one product instead of the generic rule's
-    several full solves.
+    Σ̄ = L^{-T} Φ(L' L̄) L^{-1} collapses, since L̄ = diag(w̄) and L' diag(w̄) is upper triangular, to
+    Σ̄ = L^{-T} diag(L_ii w̄_i / 2) L^{-1}: a triangular inverse and a triangular product instead of the generic
+    rule's several full solves. Σ̄ is the cotangent of the symmetric matrix; for S, whose upper triangle stands for
+    both, it is 2 Σ̄ above the diagonal, Σ̄ on it and 0 below.
     """
-    return jnp.diagonal(jnp.linalg.cholesky(S))
+    return jnp.diagonal(cholesky_from_upper(S))
 
 
 def _chol_diag_fwd(S):
-    L = jnp.linalg.cholesky(S)
+    L = cholesky_from_upper(S)
     return jnp.diagonal(L), L
 
 
+def _tri_inv(L):
+    """L^{-1} of a lower-triangular L by 2 × 2 block recursion: the off-diagonal block is -C⁻¹ B A⁻¹, two matrix
+    products, so most of the work runs as matmuls (n³/3 flops in all, against n³ for a solve with the identity)."""
+    n = L.shape[0]
+    if n < 256:
+        return solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
+    h = n // 2
+    A, C = _tri_inv(L[:h, :h]), _tri_inv(L[h:, h:])
+    return jnp.block([[A, jnp.zeros((h, n - h), L.dtype)], [-(C @ (L[h:, :h] @ A)), C]])
+
+
+def _tri_gram(R, d):
+    """R' diag(d) R for a lower-triangular R, by the same recursion (skips R's zero upper triangle)."""
+    n = R.shape[0]
+    if n < 256:
+        return R.T @ (d[:, None] * R)
+    h = n // 2
+    A, B, C = R[:h, :h], R[h:, :h], R[h:, h:]
+    dB = d[h:, None] * B
+    top = _tri_gram(A, d[:h]) + B.T @ dB
+    low = C.T @ dB
+    return jnp.block([[top, low.T], [low, _tri_gram(C, d[h:])]])
+
+
 def _chol_diag_bwd(L, w):
-    Linv = solve_triangular(L, jnp.eye(L.shape[0], dtype=L.dtype), lower=True)
-    d = jnp.diagonal(L) * w / 2
-    return (Linv.T @ (d[:, None] * Linv),)
+    sym = _tri_gram(_tri_inv(L), jnp.diagonal(L) * w / 2)
+    return (jnp.triu(2 * sym, 1) + jnp.diag(jnp.diagonal(sym)),)
 
 
 chol_diag.defvjp(_chol_diag_fwd, _chol_diag_bwd)
@@ -69,18 +102,63 @@ def _segsum(x, ids, num):
     return jax.ops.segment_sum(x, ids, num_segments=num)
 
 
+def _scalar_D(layout: Layout) -> bool:
+    return all(t.s == 1 for t in layout.terms[layout.m :])
+
+
 def _scale_D(S, lams, layout: Layout):
-    """Λ_D' S for the Z rows of D; the X and y rows are untouched."""
-    for t, lam, o in zip(layout.terms[layout.m :], lams[layout.m :], layout.d_offsets):
-        size = t.nlevels * t.s
-        block = S[o : o + size].reshape(t.nlevels, t.s, -1)
-        block = jnp.einsum("ab,lac->lbc", lam, block)
-        S = S.at[o : o + size].set(block.reshape(size, -1))
+    """Λ_D' S Λ_D on the Z rows and columns of D; the X and y rows are untouched."""
+    if _scalar_D(layout):  # scalar terms: one diagonal scaling (keeps the upper triangle in place)
+        scale = jnp.concatenate([jnp.broadcast_to(lam[0, 0], (t.nlevels,))
+                                 for t, lam in zip(layout.terms[layout.m :], lams[layout.m :])]
+                                + [jnp.ones(layout.p + 1, S.dtype)])
+        return S * scale[:, None] * scale[None, :]
+    for _ in range(2):  # rows, then (after a transpose) columns
+        for t, lam, o in zip(layout.terms[layout.m :], lams[layout.m :], layout.d_offsets):
+            size = t.nlevels * t.s
+            block = S[o : o + size].reshape(t.nlevels, t.s, -1)
+            block = jnp.einsum("ab,lac->lbc", lam, block)
+            S = S.at[o : o + size].set(block.reshape(size, -1))
+        S = S.T
     return S
 
 
-def factor(theta, arrays, layout: Layout, dense=jnp.linalg.cholesky):
-    """The blocked Cholesky factor of M(θ) as a dict of pieces; ``dense`` factors the last, dense block."""
+def _fill(k, d, LX, Lk, lam, arrays, layout: Layout):
+    """F = L_Dk L_Dk' (Z part of D) and G = L_Dk L_Xk' for structured term k, from its entries d = L_Dk."""
+    dz, tk, f = layout.dz, layout.terms[k], arrays["fill"][k]
+    rows, cols = arrays["Drow"][k], arrays["Dcol"][k]
+    products = k == 0
+    if products:
+        # V_c = λ (λ' A_cc λ + I)^{-1} λ' per level (see build_blocks), flattened to s² values
+        M = _solve_right_lt(Lk, jnp.broadcast_to(lam, (tk.nlevels, tk.s, tk.s)))
+        V = (M @ jnp.swapaxes(M, -1, -2)).reshape(tk.nlevels, -1)
+    F = jnp.zeros((dz, dz), d.dtype)
+    if layout.npairs[k]:
+        if products:
+            vals = jnp.sum(f["P"] * V[f["pcol"]], axis=-1)
+        else:
+            vals = jnp.sum(d[f["e1"]] * d[f["e2"]], axis=-1)
+        low = jax.ops.segment_sum(vals, f["seg"], num_segments=f["uslot"].shape[0], indices_are_sorted=True)
+        F = F.reshape(-1).at[f["uslot"]].set(low, indices_are_sorted=True, unique_indices=True).reshape(dz, dz)
+        if not _scalar_D(layout):  # Λ_D' F Λ_D mixes the two triangles within a level's s × s block
+            F = F + F.T - jnp.diag(jnp.diag(F))
+    if layout.nheavy[k]:
+        W = jnp.zeros((dz, layout.nheavy[k], tk.s), d.dtype).at[rows[f["hent"]], f["hcol"]].set(d[f["hent"]])
+        W = W.reshape(dz, -1)
+        F = F + W @ W.T
+    if products and layout.products:
+        G = _segsum(jnp.einsum("eqx,ex->eq", arrays["Q0"], V[cols]), rows, dz)
+    else:
+        G = _segsum(jnp.einsum("eps,es->ep", LX[cols], d), rows, dz)
+    return F, G
+
+
+def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
+    """The blocked Cholesky factor of M(θ) as a dict of pieces; ``dense`` factors the last, dense block.
+
+    The dense block is built in its upper triangle only (its lower triangle holds nothing meaningful), so ``dense``
+    must read the upper triangle alone.
+    """
     theta = jnp.asarray(theta)
     lams = lambdas(theta, layout)
     m, dz, p = layout.m, layout.dz, layout.p
@@ -121,23 +199,12 @@ def factor(theta, arrays, layout: Layout, dense=jnp.linalg.cholesky):
     for k in range(m):
         H = jnp.einsum("cps,cqs->pq", LX[k], LX[k])
         if dz:
-            d = LD[k]
-            if layout.dense_fill[k]:
-                tk = layout.terms[k]
-                W = jnp.zeros((dz, tk.nlevels, tk.s), d.dtype).at[arrays["Drow"][k], arrays["Dcol"][k]].set(d)
-                W = W.reshape(dz, -1)
-                F = W @ W.T
-            else:
-                vals = jnp.sum(d[arrays["pair1"][k]] * d[arrays["pair2"][k]], axis=-1)
-                F = _segsum(vals, arrays["slot"][k], dz * dz).reshape(dz, dz)
-                F = F + F.T - jnp.diag(jnp.diag(F))
-            G = _segsum(jnp.einsum("eps,es->ep", LX[k][arrays["Dcol"][k]], d), arrays["Drow"][k], dz)
-            S = S - jnp.block([[F, G], [G.T, H]])
+            F, G = _fill(k, LD[k], LX[k], Lkk[k], lams[k], arrays, layout)
+            S = S - jnp.block([[F, G], [jnp.zeros_like(G.T), H]])  # upper triangle
         else:
             S = S - H
     if dz:
         S = _scale_D(S, lams, layout)
-        S = _scale_D(S.T, lams, layout).T
         S = S + jnp.diag(jnp.concatenate([jnp.ones(dz), jnp.zeros(p + 1)]))
     return {"lams": lams, "Lkk": Lkk, "Lt": Lt, "LD": LD, "LX": LX, "LDD": dense(S)}
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ._blocks import Layout, build_blocks
+from ._blocks import FILL_MODES, Layout, build_blocks
 from ._design import Design, build_design
 from ._display import summary_html, summary_text
 from ._errors import ArgumentError, FitError
@@ -35,9 +35,13 @@ class Problem:
         return np.concatenate([t.theta_scale() for t in self.design.terms])
 
     @classmethod
-    def build(cls, formula, data) -> "Problem":
+    def build(cls, formula, data, *, fill: str = "auto") -> "Problem":
+        """Parse, build the design and the blocked layout. ``fill`` (a tuning and testing knob): how the fill-in
+        of the dense block is computed, "auto" (per column by cost), "pairs", "dense" or "mixed"."""
+        if fill not in FILL_MODES:
+            raise ArgumentError(f"fill must be one of {', '.join(map(repr, FILL_MODES))}, not {fill!r}")
         design = build_design(formula, data)
-        layout, arrays, yscale = build_blocks(design)
+        layout, arrays, yscale = build_blocks(design, fill)
         return cls(design, layout, jax.tree_util.tree_map(jnp.asarray, arrays), yscale)
 
 
