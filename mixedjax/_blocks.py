@@ -12,8 +12,10 @@ terms (stored dense, scalar rows) and the fixed effects and response.
   column level (at row ``maps[j][k][c]``) and no fill-in reaches the diagonal block. Otherwise term j and all later
   ones go to D.
 - The rows of D in column block k (k structured) are sparse in their Z part: a list of entries (row r, level c) with
-  an s_k-vector each; the X and y rows are dense. Fill-in of the Z part of D, L_Dk L_Dk', is a segment sum over
-  pairs of entries that share a column, prepared here.
+  an s_k-vector each; the X and y rows are dense. Fill-in of the Z part of D, L_Dk L_Dk', is split by column: a
+  column with many entries goes into a dense product W W', the others into a segment sum over the pairs of entries
+  that share a column (its upper triangle), prepared here. For term 0 the pair products are fixed numbers times a
+  per-level s × s matrix V_c(θ), so they are multiplied out here once.
 """
 
 from __future__ import annotations

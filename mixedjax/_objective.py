@@ -138,8 +138,8 @@ def _fill(k, d, LX, Lk, lam, arrays, layout: Layout):
             vals = jnp.sum(f["P"] * V[f["pcol"]], axis=-1)
         else:
             vals = jnp.sum(d[f["e1"]] * d[f["e2"]], axis=-1)
-        low = jax.ops.segment_sum(vals, f["seg"], num_segments=f["uslot"].shape[0], indices_are_sorted=True)
-        F = F.reshape(-1).at[f["uslot"]].set(low, indices_are_sorted=True, unique_indices=True).reshape(dz, dz)
+        upper = jax.ops.segment_sum(vals, f["seg"], num_segments=f["uslot"].shape[0], indices_are_sorted=True)
+        F = F.reshape(-1).at[f["uslot"]].set(upper, indices_are_sorted=True, unique_indices=True).reshape(dz, dz)
         if not _scalar_D(layout):  # Λ_D' F Λ_D mixes the two triangles within a level's s × s block
             F = F + F.T - jnp.diag(jnp.diag(F))
     if layout.nheavy[k]:
