@@ -39,6 +39,7 @@ def _solve_right_lt(Lb, T):
     return jnp.swapaxes(solve_triangular(Lb, jnp.swapaxes(T, -1, -2), lower=True), -1, -2)
 
 
+@jax.custom_jvp
 def cholesky_from_upper(S):
     """Cholesky factor of the symmetric matrix whose upper triangle is that of S (the lower one is not read).
 
@@ -46,6 +47,19 @@ def cholesky_from_upper(S):
     column-major, so factoring S' (its lower triangle is S's upper one) lets XLA skip a copy.
     """
     return jnp.linalg.cholesky(S.T, symmetrize_input=False)
+
+
+@cholesky_from_upper.defjvp
+def _cholesky_from_upper_jvp(primals, tangents):
+    """L̇ = L Φ(L⁻¹ Ṡ L⁻ᵀ) (Murray 2016, eq. 8), Φ = lower triangle with half the diagonal, for the symmetric
+    tangent that Ṡ's upper triangle stands for (JAX's own rule would read both triangles of Ṡ). Used when a
+    derivative is differentiated again (Hessians through chol_diag's reverse rule)."""
+    (S,), (dS,) = primals, tangents
+    L = cholesky_from_upper(S)
+    dS = jnp.triu(dS) + jnp.triu(dS, 1).T
+    A = solve_triangular(L, dS, lower=True)
+    X = solve_triangular(L, A.T, lower=True)  # L⁻¹ Ṡ L⁻ᵀ (symmetric)
+    return L, L @ (jnp.tril(X) - 0.5 * jnp.diag(jnp.diagonal(X)))
 
 
 @jax.custom_vjp

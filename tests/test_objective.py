@@ -402,3 +402,19 @@ def test_fixed_sigma_gradient_and_hessian_vs_finite_differences(fitted_vector):
     g_fixed = m.gradient()
     g_prof = m.gradient(profiled=True)
     np.testing.assert_allclose(g_fixed, g_prof, atol=1e-6 * np.max(np.abs(m.hessian())))
+
+
+@pytest.mark.parametrize("kind", ["crossed", "vector_crossed_scalar", "vector3_in_dense"])
+def test_hessian_through_the_dense_block(kind):
+    """Second derivatives through the dense block's factor (reverse over the hand-written reverse rule) are
+    symmetric and equal central differences of the exact gradient."""
+    problem = problem_for(kind)
+    a, lay = problem.arrays, problem.layout
+    th = jnp.asarray(random_thetas(problem, seed=11)[0])
+    grad = jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))
+    H = np.asarray(jax.jit(jax.jacrev(jax.grad(lambda t: mj.deviance(t, a, lay, False))))(th))
+    np.testing.assert_allclose(H, H.T, rtol=1e-8, atol=1e-8 * np.max(np.abs(H)))
+    h = 1e-5
+    fd = np.stack([(np.asarray(grad(th.at[i].add(h))) - np.asarray(grad(th.at[i].add(-h)))) / (2 * h)
+                   for i in range(th.size)])
+    np.testing.assert_allclose(H, fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
