@@ -42,7 +42,8 @@ class Problem:
             raise ArgumentError(f"fill must be one of {', '.join(map(repr, FILL_MODES))}, not {fill!r}")
         design = build_design(formula, data)
         layout, arrays, yscale = build_blocks(design, fill)
-        return cls(design, layout, jax.tree_util.tree_map(jnp.asarray, arrays), yscale)
+        # device_put, not jnp.asarray: the latter compiles a small program per array shape (a cold-start cost)
+        return cls(design, layout, jax.device_put(jax.tree_util.tree_map(np.asarray, arrays)), yscale)
 
 
 _OPTIONS = ("maxiter", "gtol", "ftol", "theta0")

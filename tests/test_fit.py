@@ -37,8 +37,8 @@ def test_second_fit_of_same_shape_does_not_recompile(sleep_fit, sleep_data, capl
     rng = np.random.default_rng(1)
     df2 = sleep_data.copy()
     df2["reaction"] = df2["reaction"] * 1.5 + rng.normal(scale=5.0, size=len(df2))
-    loop = getattr(_fitmod, "_loop_jit", None)
-    size_before = loop._cache_size() if loop is not None and hasattr(loop, "_cache_size") else None
+    loop = _fitmod.loop_for(sleep_fit.problem.layout)  # the jitted loop this model's fits use
+    size_before = loop._cache_size() if hasattr(loop, "_cache_size") else None
     caplog.clear()
     with caplog.at_level(logging.DEBUG), jax.log_compiles():
         m2 = mj.lmm(SLEEP, df2)
