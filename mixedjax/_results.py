@@ -17,6 +17,7 @@ from ._display import summary_html, summary_text
 from ._errors import ArgumentError, FitError
 from ._fit import FitOptions, OptSummary, diagonal_indices, fit_theta
 from ._objective import conditional_modes, deviance, fixed_sigma_objective, lambdas
+from ._start import moment_start
 from ._varcorr import VarCorr, VarCorrGroup
 
 
@@ -34,6 +35,15 @@ class Problem:
         """Units of each θ entry: 1 except for random-effects columns of extreme size (see Term.column_scale)."""
         return np.concatenate([t.theta_scale() for t in self.design.terms])
 
+    def start(self, kind: str = "moments") -> np.ndarray:
+        """A starting θ: "moments" (the default of a fit: a method-of-moments estimate of each term's covariance from
+        least-squares residuals, see mixedjax/_start.py) or "identity" (λ = I, lme4's and MixedModels.jl's start)."""
+        if kind == "identity":
+            return np.concatenate([t.theta0() for t in self.design.terms])
+        if kind == "moments":
+            return moment_start(self.design)
+        raise ArgumentError(f"the start must be 'moments' or 'identity', not {kind!r}")
+
     @classmethod
     def build(cls, formula, data, *, fill: str = "auto") -> "Problem":
         """Parse, build the design and the blocked layout. ``fill`` (a tuning and testing knob): how the fill-in
@@ -47,6 +57,7 @@ class Problem:
 
 
 _OPTIONS = ("maxiter", "gtol", "ftol", "theta0")
+START_KINDS = ("moments", "identity")
 
 
 def _check_x64():
@@ -62,7 +73,8 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
     """Fit a linear mixed-effects model given by an lme4 formula (ML by default, like MixedModels.jl).
 
     Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-13, relative change of
-    the objective), ``theta0`` (starting θ; default λ = I).
+    the objective), ``theta0`` (the starting θ: ``"moments"``, the default, a method-of-moments estimate from least-
+    squares residuals (see ``Problem.start``); ``"identity"``, λ = I as in lme4 and MixedModels.jl; or the values).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -85,7 +97,9 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
     opts = FitOptions(**{k: (int(options[k]) if k == "maxiter" else float(options[k]))
                          for k in ("maxiter", "gtol", "ftol") if k in options})
     theta0 = options.get("theta0")
-    if theta0 is not None:
+    if theta0 is not None and not (isinstance(theta0, str) and theta0 in START_KINDS):
+        if isinstance(theta0, str):
+            raise ArgumentError(f"theta0 must be 'moments', 'identity' or a sequence of numbers, not {theta0!r}")
         try:
             theta0 = np.asarray(theta0, dtype=float).reshape(-1)
         except (TypeError, ValueError) as err:
@@ -98,9 +112,18 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
 
 
 def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta0=None) -> "LinearMixedModel":
+    """Fit a built :class:`Problem` (or refit the problem of a fitted model, e.g. by REML). ``theta0``: as for
+    :func:`lmm` (None means "moments")."""
+    if isinstance(problem, LinearMixedModel):
+        problem = problem.problem
+    if not isinstance(problem, Problem):
+        raise ArgumentError(
+            f"fit takes a Problem (mj.Problem.build(formula, data)) or a fitted LinearMixedModel, not "
+            f"{type(problem).__name__}; to fit a formula use mj.lmm(formula, data)"
+        )
     layout = problem.layout
-    if theta0 is None:
-        theta0 = np.concatenate([t.theta0() for t in problem.design.terms])
+    if theta0 is None or isinstance(theta0, str):
+        theta0 = problem.start("moments" if theta0 is None else theta0)
     theta0 = np.asarray(theta0, dtype=float).reshape(-1)
     if theta0.shape != (layout.ntheta,):
         raise ArgumentError(f"theta0 must have {layout.ntheta} values for this model, not {theta0.size}")

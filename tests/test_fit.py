@@ -80,9 +80,11 @@ def test_optsum(sleep_fit):
     assert isinstance(os_.status, str) and "converged" in os_.status and "not converged" not in os_.status
     assert len(os_.fitlog) == os_.feval
     np.testing.assert_array_equal(os_.fitlog[0][0], os_.initial)
-    np.testing.assert_array_equal(os_.initial, [1.0, 0.0, 1.0])
-    # the first evaluation is d at the start (MixedModels.jl: 1784.642296192436)
-    assert os_.fitlog[0][1] == pytest.approx(1784.642296192436, rel=1e-9)
+    # the default start is the method-of-moments estimate (tests/test_start.py)
+    np.testing.assert_array_equal(os_.initial, sleep_fit.problem.start("moments"))
+    # the first evaluation is d at the start
+    assert os_.fitlog[0][1] == pytest.approx(float(sleep_fit.objective_function()(jnp.asarray(os_.initial))),
+                                             rel=1e-12)
     # the log's best value is (at most round-off above) the reported minimum
     assert min(v for _, v in os_.fitlog) == pytest.approx(os_.fmin, rel=1e-9)
     assert os_.fmin == pytest.approx(sleep_fit.objective, rel=1e-14)
@@ -91,7 +93,7 @@ def test_optsum(sleep_fit):
 
 
 def test_maxiter_not_converged(sleep_data):
-    m = mj.lmm(SLEEP, sleep_data, maxiter=2)
+    m = mj.lmm(SLEEP, sleep_data, maxiter=2, theta0="identity")  # the default start is already at the optimum
     assert not m.optsum.converged
     assert "not converge" in m.optsum.status
     assert "not converge" in str(m)
@@ -139,6 +141,14 @@ def test_gradient_small_relative_to_hessian(sleep_fit):
     assert np.all(np.linalg.eigvalsh(H) > 0)
     # the fixed-σ gradient agrees at the optimum
     np.testing.assert_allclose(sleep_fit.gradient(), g, atol=1e-6 * np.max(np.abs(H)))
+
+
+def test_identity_start_is_lme4s(sleep_data):
+    """theta0="identity" starts at λ = I like lme4 and MixedModels.jl, whose first evaluation it reproduces."""
+    m = mj.lmm(SLEEP, sleep_data, theta0="identity")
+    np.testing.assert_array_equal(m.optsum.initial, [1.0, 0.0, 1.0])
+    assert m.optsum.fitlog[0][1] == pytest.approx(1784.642296192436, rel=1e-9)  # MixedModels.jl's value
+    assert m.objective == pytest.approx(1751.9393444636682, rel=1e-8)
 
 
 def test_theta0_option(sleep_data):
