@@ -3,7 +3,8 @@
 lme4 and MixedModels.jl start every fit at λ = I. On large crossed designs that start is far from the optimum in the
 metric the optimiser sees (InstEval's θ is about [0.28, 0.43]), and L-BFGS spends half its evaluations getting
 close. A moment estimate costs one pass over the data on the host and lands near the optimum on such designs:
-InstEval seed model 14 -> 8 evaluations, three crossed terms 38 -> 12 (benchmarks/RESULTS.md).
+InstEval seed model 14 -> 10 evaluations, three crossed terms 38 -> 14, d3 70 -> 43, ml1m 19 -> 9 (benchmark
+runs of 2026-11-21, benchmarks/RESULTS.md).
 
 The estimate (a crossed-design ANOVA argument, in the spirit of Henderson's method 3): with r the OLS residuals and,
 per level j of term k, the per-level regression b_j = G_j⁻¹ Z_jᵀ r_j (G_j = Z_jᵀ Z_j),
