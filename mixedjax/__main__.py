@@ -44,7 +44,8 @@ def _fit(formula: str, data, *, reml=False, verbose=False, derivatives=False):
     m = mj.lmm(formula, data, reml=reml, verbose=verbose)
     wall = time.perf_counter() - t0
     print(m)
-    print(f"fit time: {wall:.2f} s (including compilation); {m.optsum.feval} evaluations, {m.optsum.status}")
+    evals = f"{m.optsum.feval} evaluation{'' if m.optsum.feval == 1 else 's'}"
+    print(f"fit time: {wall:.2f} s (including compilation); {evals}, {m.optsum.status}")
     if derivatives:
         _show("Gradient (fixed-σ objective, at the fit)", m.gradient())
         _show("Hessian (fixed-σ objective, at the fit)", m.hessian())
