@@ -477,7 +477,7 @@ def _cost_line(rec) -> str:
     fe, nt, vg, ob = mj.get("feval"), mj.get("ntheta"), mj.get("vg_s"), mj.get("obj_s")
     if not (fe and nt and vg and ob):
         return "no per-evaluation figures in this run"
-    return (f"{fe} value-and-gradient evaluations plus {2 * nt} more for the Hessian check at the end, "
+    return (f"{fe} value-and-gradient evaluations plus {nt} more for the Hessian check at the end, "
             f"{_secs(vg)} each on one core ({vg / ob:.1f} objectives: one objective costs {_secs(ob)}, most of it the "
             f"dense block's Cholesky factor, and the gradient adds that factor's reverse pass)")
 

@@ -80,10 +80,11 @@ def _gram_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev:
     return G
 
 
-def _pairs(rows: np.ndarray, cols: np.ndarray, dz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pairs(rows: np.ndarray, cols: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs (e1, e2) of entries in the same column with rows[e1] >= rows[e2]; entries sorted by (col, row).
 
-    ``slot`` is the pair's position (rows[e2], rows[e1]) in a row-major dz × dz matrix: the upper triangle."""
+    ``slot`` is the pair's position (rows[e2], rows[e1]) in a row-major matrix of row length ``stride``: the upper
+    triangle."""
     E = len(rows)
     if E == 0:
         z = np.zeros(0, dtype=np.int64)
@@ -94,7 +95,7 @@ def _pairs(rows: np.ndarray, cols: np.ndarray, dz: int) -> tuple[np.ndarray, np.
     e1 = np.repeat(np.arange(E), reps)
     first = np.cumsum(reps) - reps
     e2 = start_of_col[e1] + (np.arange(len(e1)) - np.repeat(first, reps))
-    slot = rows[e2] * dz + rows[e1]  # upper triangle: row index <= column index
+    slot = rows[e2] * stride + rows[e1]  # upper triangle: row index <= column index
     return e1, e2, slot
 
 
@@ -169,6 +170,10 @@ def build_blocks(design: Design, fill: str = "auto"):
     for t in d_terms:
         d_off.append(dz)
         dz += t.nlevels * t.s
+    Dn = dz + p + 1  # rows of the dense block
+    # the first row of each D row's level block (a vector term's level spans s rows)
+    rowblock = np.concatenate([o + np.repeat(np.arange(t.nlevels) * t.s, t.s) for t, o in zip(d_terms, d_off)]
+                              + [np.zeros(0, np.int64)])
 
     arrays: dict = {"Akk": [], "Ajk": {}, "maps": {}, "AX": [], "AD": [], "Drow": [], "Dcol": [], "tgt": {},
                     "fill": []}
@@ -217,14 +222,18 @@ def build_blocks(design: Design, fill: str = "auto"):
         arrays["Dcol"].append(cols)
 
         # fill-in L_Dk L_Dk' of D's Z part, split by column: heavy columns as a dense product W W' (W = their
-        # entries scattered into dz × (columns · s_k)), the others as a segment sum over pairs of entries that share
-        # a column (upper triangle), sorted by target slot.
+        # entries scattered into D × (columns · s_k)), the others as a segment sum over pairs of entries that share
+        # a column, sorted by target slot in the D × D block: the upper triangle, and within one level of a vector
+        # term also the lower one (Λ_D' · Λ_D reads that level's whole s × s block).
         heavy = _heavy_columns(np.bincount(cols, minlength=t.nlevels), dz, fill)
         hent = np.flatnonzero(heavy[cols])
         hcol = (np.cumsum(heavy) - 1)[cols[hent]]
         light = np.flatnonzero(~heavy[cols])
-        e1, e2, slot = _pairs(rows[light], cols[light], dz)
+        e1, e2, slot = _pairs(rows[light], cols[light], Dn)
         e1, e2 = light[e1], light[e2]
+        mirror = (rowblock[rows[e1]] == rowblock[rows[e2]]) & (rows[e1] != rows[e2])
+        e1, e2, slot = (np.concatenate([a, b]) for a, b in
+                        ((e1, e1[mirror]), (e2, e2[mirror]), (slot, rows[e1[mirror]] * Dn + rows[e2[mirror]])))
         order = np.argsort(slot, kind="stable")
         e1, e2, slot = e1[order], e2[order], slot[order]
         uslot, seg = np.unique(slot, return_inverse=True)

@@ -10,8 +10,11 @@ so the fill-in products never see θ of the row block.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from ._blocks import Layout
@@ -112,6 +115,53 @@ def _chol_diag_bwd(L, w):
 chol_diag.defvjp(_chol_diag_fwd, _chol_diag_bwd)
 
 
+PANEL_ROWS = 512  # the dense fill-in product W W' is taken in row panels of about this many rows, at most 8
+
+
+def _panel_cuts(layout: Layout, n: int) -> tuple[int, ...]:
+    """Row cuts of the D × D block into about n / PANEL_ROWS panels (at most 8), each at the start of a level block
+    of the vector terms in D (so each panel's diagonal block holds whole level blocks)."""
+    starts = np.ones(n, bool)
+    for t, o in zip(layout.terms[layout.m :], layout.d_offsets):
+        starts[o : o + t.nlevels * t.s] = False
+        starts[o : o + t.nlevels * t.s : t.s] = True
+    k = min(8, max(1, n // PANEL_ROWS))
+    cuts = [0]
+    for i in range(1, k):
+        c = int(np.argmax(starts[round(i * n / k) :])) + round(i * n / k)
+        if c > cuts[-1]:
+            cuts.append(c)
+    return tuple(cuts) + (n,)
+
+
+def _panels(S, W, cuts):
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        S = S.at[a:b, a:].add(-(W[a:b] @ W[a:].T))
+    return S
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _minus_gram_panels(S, W, cuts):
+    """S − W W' on the row panels [c_i, c_i+1) × [c_i, n) only: the upper triangle and the diagonal blocks, which
+    is all that the dense factor reads (k panels cost (k + 1) / 2k of the full product). The rest of S is returned
+    as it is."""
+    return _panels(S, W, cuts)
+
+
+def _mgp_fwd(S, W, cuts):
+    return _panels(S, W, cuts), W  # not _minus_gram_panels: Hessians differentiate this rule forwards
+
+
+def _mgp_bwd(cuts, W, Sbar):
+    # W̄ = −(A + A') W with A the cotangent on the updated entries: one product (autodiff of the panels takes two)
+    start = np.repeat(np.asarray(cuts[:-1]), np.diff(cuts))
+    A = jnp.where(np.arange(W.shape[0])[None, :] >= start[:, None], Sbar, 0.0)
+    return Sbar, -((A + A.T) @ W)
+
+
+_minus_gram_panels.defvjp(_mgp_fwd, _mgp_bwd)
+
+
 def _segsum(x, ids, num):
     return jax.ops.segment_sum(x, ids, num_segments=num)
 
@@ -137,34 +187,33 @@ def _scale_D(S, lams, layout: Layout):
     return S
 
 
-def _fill(k, d, LX, Lk, lam, arrays, layout: Layout):
-    """F = L_Dk L_Dk' (Z part of D) and G = L_Dk L_Xk' for structured term k, from its entries d = L_Dk."""
+def _fill_into(S, k, d, LX, Lk, lam, arrays, layout: Layout):
+    """S − [F G; · ·] for structured term k: F = L_Dk L_Dk' (Z part of D) and G = L_Dk L_Xk', from its entries
+    d = L_Dk, written into the D × D block S where they belong (no block assembly, whose reverse pass would copy
+    the whole block)."""
     dz, tk, f = layout.dz, layout.terms[k], arrays["fill"][k]
     rows, cols = arrays["Drow"][k], arrays["Dcol"][k]
+    n = S.shape[0]
     products = k == 0
     if products:
         # V_c = λ (λ' A_cc λ + I)^{-1} λ' per level (see build_blocks), flattened to s² values
         M = _solve_right_lt(Lk, jnp.broadcast_to(lam, (tk.nlevels, tk.s, tk.s)))
         V = (M @ jnp.swapaxes(M, -1, -2)).reshape(tk.nlevels, -1)
-    F = jnp.zeros((dz, dz), d.dtype)
     if layout.npairs[k]:
         if products:
             vals = jnp.sum(f["P"] * V[f["pcol"]], axis=-1)
         else:
             vals = jnp.sum(d[f["e1"]] * d[f["e2"]], axis=-1)
-        upper = jax.ops.segment_sum(vals, f["seg"], num_segments=f["uslot"].shape[0], indices_are_sorted=True)
-        F = F.reshape(-1).at[f["uslot"]].set(upper, indices_are_sorted=True, unique_indices=True).reshape(dz, dz)
-        if not _scalar_D(layout):  # Λ_D' F Λ_D mixes the two triangles within a level's s × s block
-            F = F + F.T - jnp.diag(jnp.diag(F))
+        F = jax.ops.segment_sum(vals, f["seg"], num_segments=f["uslot"].shape[0], indices_are_sorted=True)
+        S = S.reshape(-1).at[f["uslot"]].add(-F, indices_are_sorted=True, unique_indices=True).reshape(n, n)
     if layout.nheavy[k]:
-        W = jnp.zeros((dz, layout.nheavy[k], tk.s), d.dtype).at[rows[f["hent"]], f["hcol"]].set(d[f["hent"]])
-        W = W.reshape(dz, -1)
-        F = F + W @ W.T
+        W = jnp.zeros((n, layout.nheavy[k], tk.s), d.dtype).at[rows[f["hent"]], f["hcol"]].set(d[f["hent"]])
+        S = _minus_gram_panels(S, W.reshape(n, -1), _panel_cuts(layout, n))
     if products and layout.products:
         G = _segsum(jnp.einsum("eqx,ex->eq", arrays["Q0"], V[cols]), rows, dz)
     else:
         G = _segsum(jnp.einsum("eps,es->ep", LX[cols], d), rows, dz)
-    return F, G
+    return S.at[:dz, dz:].add(-G)
 
 
 def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
@@ -208,15 +257,12 @@ def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
             TX = TX - _segsum(prod, arrays["maps"][f"{k}_{i}"], tk.nlevels)
         LX.append(_solve_right_lt(Lk, TX))
 
-    # the dense block D = [Z_D X y]
+    # the dense block D = [Z_D X y] (upper triangle, and the diagonal level blocks of vector terms in D)
     S = arrays["ADD"]
     for k in range(m):
-        H = jnp.einsum("cps,cqs->pq", LX[k], LX[k])
         if dz:
-            F, G = _fill(k, LD[k], LX[k], Lkk[k], lams[k], arrays, layout)
-            S = S - jnp.block([[F, G], [jnp.zeros_like(G.T), H]])  # upper triangle
-        else:
-            S = S - H
+            S = _fill_into(S, k, LD[k], LX[k], Lkk[k], lams[k], arrays, layout)
+        S = S.at[dz:, dz:].add(-jnp.einsum("cps,cqs->pq", LX[k], LX[k]))
     if dz:
         S = _scale_D(S, lams, layout)
         S = S + jnp.diag(jnp.concatenate([jnp.ones(dz), jnp.zeros(p + 1)]))
