@@ -150,8 +150,8 @@ def _mgp_fwd(S, W, cuts):
 
 def _mgp_bwd(cuts, W, Sbar):
     # W̄ = −(A + A') W with A the cotangent on the updated entries: one product (autodiff of the panels takes two)
-    start = np.repeat(np.asarray(cuts[:-1]), np.diff(cuts))
-    A = jnp.where(np.arange(W.shape[0])[None, :] >= start[:, None], Sbar, 0.0)
+    start = jnp.asarray(np.repeat(np.asarray(cuts[:-1]), np.diff(cuts)))  # the mask is built by XLA, not embedded
+    A = jnp.where(jnp.arange(W.shape[0])[None, :] >= start[:, None], Sbar, 0.0)
     return Sbar, -((A + A.T) @ W)
 
 
