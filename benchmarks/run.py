@@ -22,6 +22,7 @@ os.environ.update(PIN)
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
@@ -535,7 +536,7 @@ def write_report(results: dict, path_md: Path) -> None:
              f", {mi.get('ram_gb')} GB RAM; {mi.get('platform')}; load average at start "
              f"{', '.join(f'{x:.2f}' for x in mi.get('loadavg_start', []))}")
     L.append(f"- Versions: Python {ver.get('python')}, jax {ver.get('jax')} (jaxlib {ver.get('jaxlib')}), optax "
-             f"{ver.get('optax')}, numpy {ver.get('numpy')}, statsmodels {ver.get('statsmodels')}, "
+             f"{ver.get('optax')}, numpy {ver.get('numpy')}, statsmodels {ver.get('statsmodels') or 'not installed'}, "
              f"{ver.get('R', 'R: not available')}, lme4 {ver.get('lme4', '–')} (Matrix {ver.get('Matrix', '–')}), "
              f"mixedjax {ver.get('mixedjax')} at {ver.get('mixedjax_git', '?')}")
     L.append("- Threads pinned for every engine (parent and every subprocess): "
@@ -632,8 +633,13 @@ def write_report(results: dict, path_md: Path) -> None:
     path_md.write_text("\n".join(L) + "\n")
 
 
-def write_chart(results: dict, path_png: Path) -> None:
-    import matplotlib
+def write_chart(results: dict, path_png: Path) -> bool:
+    """The bar chart; False (and no chart) when matplotlib, an optional dependency, is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib not installed: no chart (pip install -e '.[bench]')", flush=True)
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -670,6 +676,7 @@ def write_chart(results: dict, path_png: Path) -> None:
     fig.tight_layout()
     fig.savefig(path_png, dpi=120)
     plt.close(fig)
+    return True
 
 
 def main(argv=None) -> None:
@@ -721,6 +728,9 @@ def main(argv=None) -> None:
     if args.r and not have_lme4():
         print("Rscript or lme4 not available: lme4 is skipped (apt-get install -y r-cran-lme4)", flush=True)
         args.r = False
+    if args.statsmodels and importlib.util.find_spec("statsmodels") is None:
+        print("statsmodels not installed: it is skipped (pip install -e '.[bench]')", flush=True)
+        args.statsmodels = False
 
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -760,9 +770,8 @@ def main(argv=None) -> None:
             results["total_s"] = time.perf_counter() - t_all
             (outdir / "results.json").write_text(json.dumps(results, indent=1))
             write_report(results, outdir / "RESULTS.md")
-    write_chart(results, outdir / "results.png")
-    print(f"\nwrote {outdir / 'RESULTS.md'}, results.json, results.png in {time.perf_counter() - t_all:.0f} s",
-          flush=True)
+    chart = ", results.png" if write_chart(results, outdir / "results.png") else ""
+    print(f"\nwrote {outdir / 'RESULTS.md'}, results.json{chart} in {time.perf_counter() - t_all:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
