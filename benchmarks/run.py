@@ -709,8 +709,8 @@ def main(argv=None) -> None:
         outdir = Path(args.outdir)
         results = json.loads((outdir / "results.json").read_text())
         write_report(results, outdir / "RESULTS.md")
-        write_chart(results, outdir / "results.png")
-        print(f"rewrote {outdir / 'RESULTS.md'} and results.png from results.json")
+        chart = " and results.png" if write_chart(results, outdir / "results.png") else ""
+        print(f"rewrote {outdir / 'RESULTS.md'}{chart} from results.json")
         return
 
     import models as M
