@@ -34,6 +34,10 @@ class FitOptions:
     memory: int = 10
     maxeval: int = 2000  # size of the fit log buffer; the fit stops when it is full
     max_linesearch: int = 30
+    optimizer: str = "lbfgs"  # or "bobyqa": NLopt's derivative-free BOBYQA on the host (see _bobyqa)
+
+
+OPTIMIZERS = ("lbfgs", "bobyqa")
 
 
 def _loop(theta0, scale, arrays, layout: Layout, reml: bool, opts: FitOptions):
@@ -223,9 +227,61 @@ def _verdict(code: int, theta: np.ndarray, g: np.ndarray, H: np.ndarray, layout:
     ), gmax, eig
 
 
+# NLopt's return codes that mean BOBYQA stopped on one of its tolerances
+_NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached"}
+
+
+def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale, verbose: bool):
+    """Minimise d(θ) with NLopt's BOBYQA (Powell 2009; MixedModels.jl's default optimiser), derivative-free, on the
+    host: each evaluation calls the jitted objective. θ is unconstrained, in the units ``scale``; tolerances as in
+    MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8, xtol_abs 1e-10); the first trust region is a tenth of each θ's
+    size. Returns (θ, d, converged, status words, log); the log holds every evaluation."""
+    try:
+        import nlopt
+    except ImportError as err:
+        from ._errors import ArgumentError
+
+        raise ArgumentError("optimizer='bobyqa' needs NLopt's Python package: pip install nlopt (or install "
+                            "mixedjax with its bobyqa extra: pip install 'mixedjax[bobyqa]')") from err
+    log = []
+
+    def objective(phi, grad):
+        th = phi * scale
+        v = float(_deviance_jit(jax.device_put(th), arrays, layout, reml))
+        log.append((th, v))
+        if verbose:
+            print(f"f_{len(log)}: {v:.5f}, [{', '.join(f'{x:.6g}' for x in th)}]")
+        return v if np.isfinite(v) else 1e300  # a failed factorisation (NaN) is a very bad point, not a crash
+        # (BOBYQA's quadratic models cannot take NaN or infinity)
+
+    phi0 = np.asarray(theta0, float) / scale
+    o = nlopt.opt(nlopt.LN_BOBYQA, phi0.size)
+    o.set_min_objective(objective)
+    o.set_ftol_rel(1e-12)
+    o.set_ftol_abs(1e-8)
+    o.set_xtol_abs(1e-10)
+    o.set_maxeval(opts.maxeval)
+    o.set_initial_step(0.1 * np.maximum(np.abs(phi0), 0.1))
+    try:
+        o.optimize(phi0)
+        code = int(o.last_optimize_result())
+    except nlopt.RoundoffLimited:
+        code = -4
+    except (RuntimeError, ValueError):  # NLopt's other failure codes come as exceptions
+        code = -1
+    finite = [(v, i) for i, (_, v) in enumerate(log) if np.isfinite(v)]
+    th, f = log[min(finite)[1]] if finite else (np.full(phi0.size, np.nan), np.nan)
+    words = {**_NLOPT_DONE, 5: "evaluation limit reached", 6: "time limit reached",
+             -4: "stopped by round-off"}.get(code, f"failed (NLopt return code {code})")
+    converged = code in _NLOPT_DONE or code == -4  # round-off: no further progress possible at float64
+    return np.asarray(th, float), float(f), converged, words, tuple(log)
+
+
 def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False, scale=None):
     """Run the optimiser, rectify and snap; returns (θ, d(θ), OptSummary). ``scale``: units of θ (default 1)."""
     scale = np.ones(layout.ntheta) if scale is None else np.asarray(scale, float)
+    if opts.optimizer == "bobyqa":
+        return _fit_theta_bobyqa(theta0, arrays, layout, reml, opts, verbose, scale)
     out = jax.device_get(loop_for(layout)(jax.device_put(np.asarray(theta0, float)), jax.device_put(scale), arrays,
                                           layout, reml, opts))
     ne = int(out["feval"])
@@ -236,27 +292,11 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     th, g, H = np.asarray(out["theta"]), np.asarray(out["gradient"]), np.asarray(out["hessian"])
     status, it = int(out["status"]), int(out["iterations"])
 
-    dev = lambda t: float(_deviance_jit(jax.device_put(np.asarray(t, float)), arrays, layout, reml))  # noqa: E731
     flips = _rectify(th, layout)
     th, g, H = th * flips, g * flips, H * np.outer(flips, flips)  # derivatives change sign with θ
     # d does not change with the flips, so the loop's value stands (evaluating it again would compile the objective
     # on its own: a tenth of a small model's cold start)
-    fbest = float(out["f"])
-    # MixedModels.jl's rule: set a small diagonal element to zero when d rises by at most 1e-5; also try zero
-    # along a direction where d is flat (a zero Hessian diagonal: e.g. a random effect that duplicates a fixed one)
-    Hphi = np.asarray(out["hessian_phi"])
-    for i in diagonal_indices(layout):
-        flat = abs(Hphi[i, i]) <= 1e-8 * max(1.0, abs(fbest))
-        if th[i] > 0 and (th[i] / scale[i] < 1e-3 or flat):
-            trial = th.copy()
-            trial[i] = 0.0
-            ft = dev(trial)
-            if ft <= fbest + 1e-5:
-                th, fbest = trial, ft
-    if not np.isfinite(fbest):
-        from ._errors import FitError
-
-        raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
+    th, fbest = _snap(th, float(out["f"]), arrays, layout, reml, scale, np.asarray(out["hessian_phi"]))
     converged, verdict, gmax, eig = _verdict(status, th, g, H, layout)
     summary = OptSummary(
         initial=np.asarray(theta0, float),
@@ -271,6 +311,55 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
         hessian_eigenvalues=eig,
     )
     return th, fbest, summary
+
+
+def _fit_theta_bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool, scale):
+    """fit_theta with BOBYQA: no derivatives are taken, so the summary's gradient is NaN and its Hessian eigenvalues
+    empty (as in MixedModels.jl; ``m.gradient()`` and ``m.hessian()`` give them exactly)."""
+    th, f, converged, words, log = _bobyqa(theta0, arrays, layout, reml, opts, scale, verbose)
+    if not np.all(np.isfinite(th)):
+        from ._errors import FitError
+
+        raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
+    th = th * _rectify(th, layout)
+    th, fbest = _snap(th, f, arrays, layout, reml, scale, None)
+    boundary = " on the boundary (singular fit)" if any(th[i] == 0 for i in diagonal_indices(layout)) else ""
+    status = (f"converged{boundary}: BOBYQA {words} (derivative-free; gradient and Hessian not checked)" if converged
+              else f"not converged: BOBYQA {words}")
+    summary = OptSummary(
+        initial=np.asarray(theta0, float),
+        final=th,
+        fmin=fbest,
+        feval=len(log),
+        iterations=len(log),
+        status=status,
+        converged=converged,
+        fitlog=log,
+        gradient=np.full(th.size, np.nan),
+        hessian_eigenvalues=np.zeros(0),
+        optimizer="NLopt LN_BOBYQA (derivative-free), unconstrained θ",
+    )
+    return th, fbest, summary
+
+
+def _snap(th, fbest, arrays, layout: Layout, reml: bool, scale, Hphi):
+    """MixedModels.jl's rule: set a small diagonal element to zero when d rises by at most 1e-5; with a Hessian
+    (``Hphi``, in the optimiser's units), also try zero along a direction where d is flat (a zero Hessian diagonal:
+    e.g. a random effect that duplicates a fixed one)."""
+    dev = lambda t: float(_deviance_jit(jax.device_put(np.asarray(t, float)), arrays, layout, reml))  # noqa: E731
+    for i in diagonal_indices(layout):
+        flat = Hphi is not None and abs(Hphi[i, i]) <= 1e-8 * max(1.0, abs(fbest))
+        if th[i] > 0 and (th[i] / scale[i] < 1e-3 or flat):
+            trial = th.copy()
+            trial[i] = 0.0
+            ft = dev(trial)
+            if ft <= fbest + 1e-5:
+                th, fbest = trial, ft
+    if not np.isfinite(fbest):
+        from ._errors import FitError
+
+        raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
+    return th, fbest
 
 
 def fit_loop(theta0, arrays, layout: Layout, reml: bool = False, opts: FitOptions = FitOptions(), scale=None):

@@ -15,7 +15,7 @@ from ._blocks import FILL_MODES, Layout, build_blocks
 from ._design import Design, build_design
 from ._display import summary_html, summary_text
 from ._errors import ArgumentError, FitError
-from ._fit import FitOptions, OptSummary, diagonal_indices, fit_theta
+from ._fit import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
 from ._objective import conditional_modes, deviance, fixed_sigma_objective, lambdas
 from ._start import moment_start
 from ._varcorr import VarCorr, VarCorrGroup
@@ -56,7 +56,7 @@ class Problem:
         return cls(design, layout, jax.device_put(jax.tree_util.tree_map(np.asarray, arrays)), yscale)
 
 
-_OPTIONS = ("maxiter", "gtol", "ftol", "theta0")
+_OPTIONS = ("maxiter", "gtol", "ftol", "theta0", "optimizer")
 START_KINDS = ("moments", "identity")
 
 
@@ -74,7 +74,10 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
 
     Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-13, relative change of
     the objective), ``theta0`` (the starting θ: ``"moments"``, the default, a method-of-moments estimate from least-
-    squares residuals (see ``Problem.start``); ``"identity"``, λ = I as in lme4 and MixedModels.jl; or the values).
+    squares residuals (see ``Problem.start``); ``"identity"``, λ = I as in lme4 and MixedModels.jl; or the values),
+    ``optimizer`` (``"lbfgs"``, the default: the jitted L-BFGS loop with exact gradients; ``"bobyqa"``: NLopt's
+    derivative-free BOBYQA on the host, as in MixedModels.jl, which needs the ``nlopt`` package and is faster on
+    models whose gradient costs several objectives; it does not check the gradient and Hessian at the result).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -94,8 +97,11 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
             math.isfinite(v) and v > 0
         ):
             raise ArgumentError(f"{name} must be a positive finite number, not {v!r}")
-    opts = FitOptions(**{k: (int(options[k]) if k == "maxiter" else float(options[k]))
-                         for k in ("maxiter", "gtol", "ftol") if k in options})
+    optimizer = options.get("optimizer", FitOptions.optimizer)
+    if optimizer not in OPTIMIZERS:
+        raise ArgumentError(f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, not {optimizer!r}")
+    opts = FitOptions(optimizer=optimizer, **{k: (int(options[k]) if k == "maxiter" else float(options[k]))
+                                              for k in ("maxiter", "gtol", "ftol") if k in options})
     theta0 = options.get("theta0")
     if theta0 is not None and not (isinstance(theta0, str) and theta0 in START_KINDS):
         if isinstance(theta0, str):
@@ -121,6 +127,9 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
             f"fit takes a Problem (mj.Problem.build(formula, data)) or a fitted LinearMixedModel, not "
             f"{type(problem).__name__}; to fit a formula use mj.lmm(formula, data)"
         )
+    if not isinstance(opts, FitOptions) or opts.optimizer not in OPTIMIZERS:
+        raise ArgumentError(f"opts must be a FitOptions with optimizer one of {', '.join(map(repr, OPTIMIZERS))}, "
+                            f"not {opts!r}")
     layout = problem.layout
     if theta0 is None or isinstance(theta0, str):
         theta0 = problem.start("moments" if theta0 is None else theta0)

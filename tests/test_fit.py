@@ -167,3 +167,42 @@ def test_convergence_check_hessian_is_close_to_the_exact_one(sleep_data):
     exact = np.linalg.eigvalsh(m.hessian(profiled=True))
     np.testing.assert_allclose(m.optsum.hessian_eigenvalues, exact, rtol=1e-4)
     assert "positive definite" in m.optsum.status
+
+
+@pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
+def test_bobyqa_option_reaches_the_lbfgs_optimum(sleep_data, reml):
+    """optimizer="bobyqa" (NLopt's derivative-free BOBYQA on the host) reaches the default fit's optimum on a vector
+    term and on crossed terms; every evaluation is in the log, and the summary says no derivative was checked."""
+    pytest.importorskip("nlopt")
+    for formula, data in ((SLEEP, sleep_data), ("diameter ~ 1 + (1 | plate) + (1 | sample)", mj.dataset("penicillin"))):
+        ref = mj.lmm(formula, data, reml=reml)
+        m = mj.lmm(formula, data, reml=reml, optimizer="bobyqa")
+        assert m.objective == pytest.approx(ref.objective, rel=1e-9, abs=1e-7)
+        np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-4, atol=1e-5)
+        assert m.optsum.converged and "BOBYQA" in m.optsum.status and "not checked" in m.optsum.status
+        assert m.optsum.optimizer.startswith("NLopt LN_BOBYQA")
+        assert m.optsum.feval == len(m.optsum.fitlog) > 3
+        assert min(f for _, f in m.optsum.fitlog) == pytest.approx(m.optsum.fmin, abs=1e-7)
+        assert np.all(np.isnan(m.optsum.gradient)) and m.optsum.hessian_eigenvalues.size == 0
+
+
+def test_bobyqa_singular_fit_and_verbose(capsys):
+    """dyestuff2's between-batch variance is zero: BOBYQA's result is snapped to the boundary as the default's is;
+    verbose prints one line per evaluation."""
+    pytest.importorskip("nlopt")
+    m = mj.lmm("yield ~ 1 + (1 | batch)", mj.dataset("dyestuff2"), optimizer="bobyqa", verbose=True)
+    assert m.theta[0] == 0.0 and m.is_singular and "boundary" in m.optsum.status
+    assert m.objective == pytest.approx(162.87303665382575, rel=1e-9)  # MixedModels.jl's value
+    out = capsys.readouterr().out
+    assert len(re.findall(r"^f_\d+: ", out, flags=re.M)) == m.optsum.feval
+
+
+def test_optimizer_option_errors(sleep_data, monkeypatch):
+    with pytest.raises(mj.MixedjaxError, match="optimizer must be one of 'lbfgs', 'bobyqa'"):
+        mj.lmm(SLEEP, sleep_data, optimizer="nelder-mead")
+    problem = mj.Problem.build(SLEEP, sleep_data)
+    with pytest.raises(mj.MixedjaxError, match="opts must be a FitOptions"):
+        mj.fit(problem, opts=mj.FitOptions(optimizer="newton"))
+    monkeypatch.setitem(__import__("sys").modules, "nlopt", None)  # as if nlopt were not installed
+    with pytest.raises(mj.MixedjaxError, match="pip install nlopt"):
+        mj.fit(problem, opts=mj.FitOptions(optimizer="bobyqa"))
