@@ -251,8 +251,8 @@ def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale,
         log.append((th, v))
         if verbose:
             print(f"f_{len(log)}: {v:.5f}, [{', '.join(f'{x:.6g}' for x in th)}]")
-        return v if np.isfinite(v) else 1e300  # a failed factorisation (NaN) is a very bad point, not a crash
-        # (BOBYQA's quadratic models cannot take NaN or infinity)
+        # a failed factorisation (NaN) is a very bad point, not a crash: BOBYQA's models cannot take NaN or inf
+        return v if np.isfinite(v) else 1e300
 
     phi0 = np.asarray(theta0, float) / scale
     o = nlopt.opt(nlopt.LN_BOBYQA, phi0.size)
