@@ -1,4 +1,5 @@
-"""Command line: ``python -m mixedjax [fit FORMULA --data NAME_OR_CSV [--reml] [--verbose] [--hessian] | datasets]``.
+"""Command line: ``python -m mixedjax [fit FORMULA --data NAME_OR_CSV [--reml] [--verbose] [--hessian]
+[--optimizer lbfgs|bobyqa] | datasets]``.
 
 With no arguments it runs the seed walkthrough on the bundled datasets.
 """
@@ -39,9 +40,9 @@ def _show(label: str, a) -> None:
     print(np.array2string(np.asarray(a), precision=8, max_line_width=110, suppress_small=False))
 
 
-def _fit(formula: str, data, *, reml=False, verbose=False, derivatives=False):
+def _fit(formula: str, data, *, reml=False, verbose=False, derivatives=False, optimizer="lbfgs"):
     t0 = time.perf_counter()
-    m = mj.lmm(formula, data, reml=reml, verbose=verbose)
+    m = mj.lmm(formula, data, reml=reml, verbose=verbose, optimizer=optimizer)
     wall = time.perf_counter() - t0
     print(m)
     evals = f"{m.optsum.feval} evaluation{'' if m.optsum.feval == 1 else 's'}"
@@ -79,6 +80,8 @@ def main(argv=None) -> int:
     f.add_argument("--reml", action="store_true", help="fit by REML (default: maximum likelihood)")
     f.add_argument("--verbose", action="store_true", help="print every objective evaluation")
     f.add_argument("--hessian", action="store_true", help="also print the gradient and Hessians at the fit")
+    f.add_argument("--optimizer", choices=("lbfgs", "bobyqa"), default="lbfgs",
+                   help="lbfgs (default: jitted L-BFGS with exact gradients) or bobyqa (NLopt, derivative-free)")
     sub.add_parser("datasets", help="list the bundled datasets")
     args = p.parse_args(argv)
     try:
@@ -89,7 +92,8 @@ def main(argv=None) -> int:
                 d = mj.dataset(name)
                 print(f"{name:12s} {d.shape[0]:7d} rows  {', '.join(d.columns)}")
         else:
-            _fit(args.formula, _load(args.data), reml=args.reml, verbose=args.verbose, derivatives=args.hessian)
+            _fit(args.formula, _load(args.data), reml=args.reml, verbose=args.verbose, derivatives=args.hessian,
+                 optimizer=args.optimizer)
     except mj.MixedjaxError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -45,6 +45,13 @@ def test_cli_fit_hessian():
     assert "Hessian (profiled objective" in r.stdout
 
 
+def test_cli_fit_bobyqa():
+    pytest.importorskip("nlopt")
+    r = run(["-m", "mixedjax", "fit", "yield ~ 1 + (1 | batch)", "--data", "dyestuff", "--optimizer", "bobyqa"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "converged: BOBYQA" in r.stdout and "-2 logLik" in r.stdout and "327.327" in r.stdout
+
+
 def test_cli_bad_column():
     r = run(["-m", "mixedjax", "fit", "yield ~ 1 + (1 | nosuchcol)", "--data", "dyestuff"])
     assert r.returncode == 2
