@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import mixedjax as mj
+from mixedjax._fit import OPTIMIZERS
 
 
 def _load(data: str):
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     f.add_argument("--reml", action="store_true", help="fit by REML (default: maximum likelihood)")
     f.add_argument("--verbose", action="store_true", help="print every objective evaluation")
     f.add_argument("--hessian", action="store_true", help="also print the gradient and Hessians at the fit")
-    f.add_argument("--optimizer", choices=("lbfgs", "bobyqa"), default="lbfgs",
+    f.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs",
                    help="lbfgs (default: jitted L-BFGS with exact gradients) or bobyqa (NLopt, derivative-free)")
     sub.add_parser("datasets", help="list the bundled datasets")
     args = p.parse_args(argv)

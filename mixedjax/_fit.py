@@ -158,6 +158,8 @@ def _work(layout: Layout) -> float:
 def loop_for(layout: Layout):
     """The jitted fit loop to use for this layout (see _loop_jit_quick)."""
     return _loop_jit_quick if _work(layout) <= QUICK_WORK else _loop_jit
+
+
 _deviance_jit = jax.jit(deviance, static_argnames=("layout", "reml"))
 
 
@@ -175,7 +177,7 @@ class OptSummary:
     fitlog: tuple[tuple[np.ndarray, float], ...]
     gradient: np.ndarray  # exact gradient of d(θ) at the optimiser's result (before zero snapping)
     hessian_eigenvalues: np.ndarray  # of d's Hessian in the free directions (forward differences of the gradient)
-    optimizer: str = "optax.lbfgs (zoom line search), unconstrained θ"
+    optimizer: str = "optax L-BFGS directions, backtracking (Armijo) line search, unconstrained θ"
 
     def __repr__(self) -> str:
         return (
@@ -227,6 +229,11 @@ def _verdict(code: int, theta: np.ndarray, g: np.ndarray, H: np.ndarray, layout:
     ), gmax, eig
 
 
+def _print_eval(k: int, theta, f: float) -> None:
+    """One line of the verbose fit log, in MixedModels.jl's layout."""
+    print(f"f_{k}: {f:.5f}, [{', '.join(f'{x:.6g}' for x in theta)}]")
+
+
 # NLopt's return codes that mean BOBYQA stopped on one of its tolerances
 _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached"}
 
@@ -250,7 +257,7 @@ def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale,
         v = float(_deviance_jit(jax.device_put(th), arrays, layout, reml))
         log.append((th, v))
         if verbose:
-            print(f"f_{len(log)}: {v:.5f}, [{', '.join(f'{x:.6g}' for x in th)}]")
+            _print_eval(len(log), th, v)
         # a failed factorisation (NaN) is a very bad point, not a crash: BOBYQA's models cannot take NaN or inf
         return v if np.isfinite(v) else 1e300
 
@@ -288,7 +295,7 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     log = tuple((out["log_theta"][i], float(out["log_f"][i])) for i in range(min(ne, opts.maxeval)))
     if verbose:
         for k, (t, v) in enumerate(log, 1):
-            print(f"f_{k}: {v:.5f}, [{', '.join(f'{x:.6g}' for x in t)}]")
+            _print_eval(k, t, v)
     th, g, H = np.asarray(out["theta"]), np.asarray(out["gradient"]), np.asarray(out["hessian"])
     status, it = int(out["status"]), int(out["iterations"])
 
@@ -331,7 +338,7 @@ def _fit_theta_bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptio
         final=th,
         fmin=fbest,
         feval=len(log),
-        iterations=len(log),
+        iterations=len(log),  # NLopt reports no iteration count apart from the evaluations
         status=status,
         converged=converged,
         fitlog=log,
@@ -365,7 +372,8 @@ def _snap(th, fbest, arrays, layout: Layout, reml: bool, scale, Hphi):
 def fit_loop(theta0, arrays, layout: Layout, reml: bool = False, opts: FitOptions = FitOptions(), scale=None):
     """The pure, jitted fit loop (no rectification): a dict with θ, d, status code, gradient, Hessian and the log.
 
-    Usable under ``jax.vmap`` (e.g. over many responses of one design).
+    Usable under ``jax.vmap`` (e.g. over many responses of one design). It always runs the L-BFGS loop, whatever
+    ``opts.optimizer`` says: BOBYQA runs on the host.
     """
     scale = jnp.ones_like(theta0) if scale is None else scale
     return loop_for(layout)(theta0, scale, arrays, layout, reml, opts)
