@@ -93,16 +93,16 @@ def main(argv=None) -> None:
     else:
         theta = 0.6 * jnp.asarray(np.concatenate([t.theta0() for t in problem.design.terms]))
 
-    def dev(th):
-        return mj.deviance(th, arrays, lay, args.reml)
+    def dev(th, a):  # the arrays are arguments, as in a fit (closed over, XLA would fold them as constants)
+        return mj.deviance(th, a, lay, args.reml)
 
     for label, f in (("objective", jax.jit(dev)), ("value and gradient", jax.jit(jax.value_and_grad(dev)))):
         t = time.perf_counter()
-        compiled = f.lower(theta).compile()
+        compiled = f.lower(theta, arrays).compile()
         ct = time.perf_counter() - t
-        secs = median_time(lambda: f(theta))
+        secs = median_time(lambda: f(theta, arrays))
         print(f"\n{label}: {secs * 1e3:.2f} ms per call (compile {ct:.2f} s)")
-        rows = top_ops(lambda: f(theta), compiled.as_text(), calls=5, top=args.top)
+        rows = top_ops(lambda: f(theta, arrays), compiled.as_text(), calls=5, top=args.top)
         total = sum(ms for ms, _, _ in rows)
         print(f"  top {len(rows)} XLA operations, {total:.1f} ms of it:")
         for ms, name, src in rows:

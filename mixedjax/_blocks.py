@@ -237,21 +237,21 @@ def build_blocks(design: Design, fill: str = "auto"):
         order = np.argsort(slot, kind="stable")
         e1, e2, slot = e1[order], e2[order], slot[order]
         uslot, seg = np.unique(slot, return_inverse=True)
-        f = {"hent": hent, "hcol": hcol, "seg": seg.reshape(-1).astype(np.int32), "uslot": uslot}
+        f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
         if k == 0:
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
             # A_D0[e1] V_c A_D0[e2]' with V_c = λ (λ' A_cc λ + I)^{-1} λ', linear in the s × s matrix V_c of the
             # column: the products of A's entries are fixed and prepared here, and the objective gathers V.
             s2 = t.s * t.s
             f["P"] = (AD[e1][:, :, None] * AD[e2][:, None, :]).reshape(-1, s2)
-            f["pcol"] = cols[e1].astype(np.int32)
+            f["pcol"] = cols[e1]
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]'
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
                 AX = arrays["AX"][0]
                 arrays["Q0"] = (AX[cols][:, :, :, None] * AD[:, None, None, :]).reshape(len(rows), p + 1, s2)
                 products = True
         else:
-            f["e1"], f["e2"] = e1.astype(np.int32), e2.astype(np.int32)
+            f["e1"], f["e2"] = e1, e2
         arrays["fill"].append(f)
         nheavy.append(int(heavy.sum()))
         npairs.append(int(len(slot)))
@@ -274,4 +274,17 @@ def build_blocks(design: Design, fill: str = "auto"):
     layout = Layout(terms=tuple(tl), m=m, nheavy=tuple(nheavy), npairs=tuple(npairs), products=products, dz=dz, p=p,
                     n=n, ntheta=toff)
     arrays["log_yscale2"] = np.float64(2 * np.log(yscale))  # y was divided by this scale on the host
-    return layout, arrays, yscale
+    return layout, _int32(arrays), yscale
+
+
+def _int32(tree):
+    """Every index array as int32 (the objective gathers and scatters with them as they are; see _objective)."""
+    if isinstance(tree, dict):
+        return {k: _int32(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_int32(v) for v in tree]
+    if isinstance(tree, np.ndarray) and tree.dtype.kind in "iu":
+        if tree.size and (tree.min() < 0 or tree.max() >= 2**31):
+            raise OverflowError("an index of the blocked layout does not fit in int32")  # a D block over 46,340 rows
+        return tree.astype(np.int32)
+    return tree
