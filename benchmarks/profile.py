@@ -3,7 +3,7 @@
     python benchmarks/profile.py insteval_seed            # objective and value-and-gradient, top 25 XLA ops each
     python benchmarks/profile.py d3 --top 40 --theta 0.5,0.1,0.3,0.5,0.1,0.3,0.5,0.1,0.3
 
-Runs on one thread (like run.py), times `jax.jit(deviance)` and `jax.jit(jax.value_and_grad(deviance))`, then
+Runs with BLAS on one thread (like run.py), times `jax.jit(deviance)` and `jax.jit(jax.value_and_grad(deviance))`, then
 records a few calls of each with JAX's profiler and lists the compiled XLA operations that took the most time, each
 with the JAX operation it came from (from the HLO metadata: `jvp(...)` is the forward pass, `transpose(jvp(...))`
 the reverse pass). The θ is the start of a fit (λ = I) scaled by 0.6 unless given.
