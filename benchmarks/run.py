@@ -394,6 +394,23 @@ def bench_model(name, formula, df, spec, tmp: Path, args) -> dict:
     return rec
 
 
+def reference_cholesky_ms() -> float:
+    """The machine's speed now: median time of scipy's Cholesky factor (the OpenBLAS that JAX's CPU Cholesky calls,
+    one thread) of a fixed 1,157 × 1,157 matrix, the size of InstEval's dense block. A shared machine's speed drifts (this figure was 14–26 ms on the
+    development machine on the same day), so it is taken before every model and reported beside its times."""
+    import numpy as np
+    import scipy.linalg
+
+    A = np.random.default_rng(0).standard_normal((1157, 1157))
+    S = A @ A.T + 1157 * np.eye(1157)
+    ts = []
+    for _ in range(9):
+        t = time.perf_counter()
+        scipy.linalg.cholesky(S, lower=True, check_finite=False)
+        ts.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(ts)
+
+
 def machine_info() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version()}
     try:
@@ -645,10 +662,13 @@ def write_report(results: dict, path_md: Path) -> None:
     L.append("One objective and one value-and-gradient evaluation, each `jax.jit`-compiled, at the fitted θ; medians. "
              "build s: `Problem.build` (formula, design, block layout, host index arrays). fit CPU/wall: CPU time of "
              "the whole process (every thread) over wall time, summed over the refits: above 1 where XLA's matrix "
-             "products ran on more than one core.\n")
+             "products ran on more than one core. ref. Cholesky ms: the machine's speed just before the model ran, "
+             "scipy's one-thread Cholesky (the LAPACK that JAX calls) of a fixed 1,157² matrix (InstEval's dense block size); on a shared "
+             "machine it drifts, and the times above move with it.\n")
     L.append("| model | q | p | θ | build s | objective eval | value+grad eval | ratio | obj. compile s | "
-             "v+g compile s | fit repeats | fit CPU/wall | iterations | status | lme4 evals | Δ objective vs lme4 |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+             "v+g compile s | fit repeats | fit CPU/wall | iterations | status | lme4 evals | Δ objective vs lme4 | "
+             "ref. Cholesky ms |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for name, rec in recs.items():
         mj, lm = rec.get("mixedjax", {}), rec.get("lme4") or {}
         d = None
@@ -660,7 +680,7 @@ def write_report(results: dict, path_md: Path) -> None:
             f"{_f(mj.get('vg_ratio'), '{:.2f}')} | {_f(mj.get('obj_compile_s'), '{:.2f}')} | "
             f"{_f(mj.get('vg_compile_s'), '{:.2f}')} | {len(mj.get('refits_s', []))} | "
             f"{_f(mj.get('cpu_per_wall'), '{:.2f}')} | {_f(mj.get('iterations'), '{}')} | {str(mj.get('status', '–')).split(':')[0]} | {_f(lm.get('feval'), '{}')} | "
-            f"{_f(d, '{:+.2e}')} |"
+            f"{_f(d, '{:+.2e}')} | {_f(rec.get('ref_chol_ms'), '{:.1f}')} |"
         )
     bq = {name: rec["mixedjax"]["bobyqa"] for name, rec in recs.items() if (rec.get("mixedjax") or {}).get("bobyqa")}
     if bq:
@@ -818,7 +838,9 @@ def main(argv=None) -> None:
             t = time.perf_counter()
             _, formula, df, spec = M.MODELS[name]()
             gen = time.perf_counter() - t
+            ref_ms = reference_cholesky_ms()
             rec = bench_model(name, formula, df, spec, Path(tmp), args)
+            rec["ref_chol_ms"] = ref_ms
             rec["data_s"] = gen
             rec["date"] = results["date"]
             rec["command"] = results["command"]
