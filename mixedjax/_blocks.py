@@ -109,6 +109,8 @@ PAIR_CAP = 25_000_000
 # Most elements of term 0's precomputed G-block products (E × (p+1) × s²); beyond this G is built by gathers.
 PRODUCT_CAP = 25_000_000
 FILL_MODES = ("auto", "pairs", "dense", "mixed")
+# Most rows of the dense block D: its slots are int32 indices (46,340² < 2³¹), and it would take 17 GB in float64.
+MAX_DENSE = 46_340
 
 
 def _heavy_columns(counts: np.ndarray, dz: int, fill: str) -> np.ndarray:
@@ -171,6 +173,14 @@ def build_blocks(design: Design, fill: str = "auto"):
         d_off.append(dz)
         dz += t.nlevels * t.s
     Dn = dz + p + 1  # rows of the dense block
+    if Dn > MAX_DENSE:
+        from ._errors import DataError
+
+        parts = ", ".join(f"{t.name} ({t.nlevels:,} levels × {t.s})" for t in d_terms)
+        raise DataError(f"this model's dense block would have {Dn:,} rows ({8 * Dn * Dn / 1e9:.0f} GB): the random "
+                        f"effects crossed with the first grouping factor, {parts}, go there together with the "
+                        f"{p} fixed-effect columns, and mixedjax supports at most {MAX_DENSE:,} rows. Fit fewer "
+                        "or smaller crossed terms (or nest them within the first factor).")
     # the first row of each D row's level block (a vector term's level spans s rows)
     rowblock = np.concatenate([o + np.repeat(np.arange(t.nlevels) * t.s, t.s) for t, o in zip(d_terms, d_off)]
                               + [np.zeros(0, np.int64)])
@@ -285,6 +295,6 @@ def _int32(tree):
         return [_int32(v) for v in tree]
     if isinstance(tree, np.ndarray) and tree.dtype.kind in "iu":
         if tree.size and (tree.min() < 0 or tree.max() >= 2**31):
-            raise OverflowError("an index of the blocked layout does not fit in int32")  # a D block over 46,340 rows
+            raise AssertionError("an index of the blocked layout does not fit in int32")  # MAX_DENSE prevents it
         return tree.astype(np.int32)
     return tree

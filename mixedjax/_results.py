@@ -72,7 +72,7 @@ def _check_x64():
 def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedModel":
     """Fit a linear mixed-effects model given by an lme4 formula (ML by default, like MixedModels.jl).
 
-    Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-13, relative change of
+    Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-12, relative change of
     the objective), ``theta0`` (the starting θ: ``"moments"``, the default, a method-of-moments estimate from least-
     squares residuals (see ``Problem.start``); ``"identity"``, λ = I as in lme4 and MixedModels.jl; or the values),
     ``optimizer`` (``"lbfgs"``, the default: the jitted L-BFGS loop with exact gradients; ``"bobyqa"``: NLopt's

@@ -298,6 +298,15 @@ def test_vector_term_with_too_many_random_effects():
     assert "'k'" in msg and "60 random effects" in msg
 
 
+def test_dense_block_too_large():
+    # two crossed factors: b (47,000 levels) goes to the dense block, past its 46,340-row limit; the error comes
+    # before anything of that size is allocated
+    n = 200_000
+    d = pd.DataFrame({"y": np.sin(np.arange(n)), "a": (np.arange(n) * 7) % 60_000, "b": np.arange(n) % 47_000})
+    msg = _raises(DataError, "y ~ 1 + (1 | a) + (1 | b)", d, fit=True)
+    assert "b (47,000 levels" in msg and "46,340 rows" in msg and "47,002 rows" in msg
+
+
 # ---- the fixed part -----------------------------------------------------------------------------------------------
 def test_more_fixed_effects_than_observations():
     d = DF.iloc[:12].assign(g=np.tile(["a", "b"], 6), f=[f"l{i}" for i in range(12)])
