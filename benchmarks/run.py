@@ -587,7 +587,8 @@ def write_report(results: dict, path_md: Path) -> None:
     L = []
     L.append("# Benchmarks: mixedjax, lme4 and statsmodels side by side\n")
     L.append(f"Run: {results['date']} — `{results['command']}`{' (quick mode: fewer repeats)' if results['quick'] else ''}\n")
-    older = [f"{n} ({r.get('date', '?')}{', `' + r['command'] + '`' if r.get('command') else ''})"
+    older = [f"{n} ({r.get('date', '?')}{', mixedjax at ' + r['git'] if r.get('git') else ''}"
+             f"{', `' + r['command'] + '`' if r.get('command') else ''})"
              for n, r in recs.items() if r.get("date") != results["date"]]
     if older:
         L.append("Kept from earlier runs (`--merge`; machine load and code may differ): " + "; ".join(older) + "\n")
@@ -847,6 +848,7 @@ def main(argv=None) -> None:
             rec["data_s"] = gen
             rec["date"] = results["date"]
             rec["command"] = results["command"]
+            rec["git"] = results["versions"].get("mixedjax_git")
             rec["data"] = M.DATA.get(name, "")
             results["models"][name] = rec
             # write after every model so that a long run leaves usable partial results
