@@ -178,9 +178,9 @@ def build_blocks(design: Design, fill: str = "auto"):
 
         parts = ", ".join(f"{t.name} ({t.nlevels:,} levels × {t.s})" for t in d_terms)
         raise DataError(f"this model's dense block would have {Dn:,} rows ({8 * Dn * Dn / 1e9:.0f} GB): the random "
-                        f"effects crossed with the first grouping factor, {parts}, go there together with the "
-                        f"{p} fixed-effect columns, and mixedjax supports at most {MAX_DENSE:,} rows. Fit fewer "
-                        "or smaller crossed terms (or nest them within the first factor).")
+                        f"effects of the terms that the first grouping factor is not nested in, {parts}, go there "
+                        f"together with the {p} fixed-effect columns, and mixedjax supports at most {MAX_DENSE:,} "
+                        "rows. Fit fewer or smaller crossed terms.")
     # the first row of each D row's level block (a vector term's level spans s rows)
     rowblock = np.concatenate([o + np.repeat(np.arange(t.nlevels) * t.s, t.s) for t, o in zip(d_terms, d_off)]
                               + [np.zeros(0, np.int64)])
