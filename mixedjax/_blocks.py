@@ -109,7 +109,7 @@ PAIR_CAP = 25_000_000
 # Most elements of term 0's precomputed G-block products (E × (p+1) × s²); beyond this G is built by gathers.
 PRODUCT_CAP = 25_000_000
 FILL_MODES = ("auto", "pairs", "dense", "mixed")
-# Most rows of the dense block D: its slots are int32 indices (46,340² < 2³¹), and it would take 17 GB in float64.
+# Most rows of the dense block D: its slots then fit in int32 (46,340² < 2³¹), and it would take 17 GB in float64.
 MAX_DENSE = 46_340
 
 
@@ -178,9 +178,9 @@ def build_blocks(design: Design, fill: str = "auto"):
 
         parts = ", ".join(f"{t.name} ({t.nlevels:,} levels × {t.s})" for t in d_terms)
         raise DataError(f"this model's dense block would have {Dn:,} rows ({8 * Dn * Dn / 1e9:.0f} GB): the random "
-                        f"effects of the terms that the first grouping factor is not nested in, {parts}, go there "
-                        f"together with the {p} fixed-effect columns, and mixedjax supports at most {MAX_DENSE:,} "
-                        "rows. Fit fewer or smaller crossed terms.")
+                        f"effects of {parts} go there (every term from the first one that an earlier term is not "
+                        f"nested in), together with the {p} fixed-effect columns, and mixedjax supports at most "
+                        f"{MAX_DENSE:,} rows. Fit fewer or smaller crossed terms.")
     # the first row of each D row's level block (a vector term's level spans s rows)
     rowblock = np.concatenate([o + np.repeat(np.arange(t.nlevels) * t.s, t.s) for t, o in zip(d_terms, d_off)]
                               + [np.zeros(0, np.int64)])
@@ -288,13 +288,13 @@ def build_blocks(design: Design, fill: str = "auto"):
 
 
 def _int32(tree):
-    """Every index array as int32 (the objective gathers and scatters with them as they are; see _objective)."""
+    """Every index array as int32 where its values fit (the objective gathers and scatters with them as they are;
+    see _objective), else int64 (the heavy columns' flat slots of a huge W)."""
     if isinstance(tree, dict):
         return {k: _int32(v) for k, v in tree.items()}
     if isinstance(tree, list):
         return [_int32(v) for v in tree]
     if isinstance(tree, np.ndarray) and tree.dtype.kind in "iu":
-        if tree.size and (tree.min() < 0 or tree.max() >= 2**31):
-            raise AssertionError("an index of the blocked layout does not fit in int32")  # MAX_DENSE prevents it
-        return tree.astype(np.int32)
+        fits = not tree.size or (tree.min() >= 0 and tree.max() < 2**31)
+        return tree.astype(np.int32 if fits else np.int64)
     return tree

@@ -95,9 +95,9 @@ def _loop(theta0, scale, arrays, layout: Layout, reml: bool, opts: FitOptions):
         buf_f = jnp.where(search, buf_f.at[i].set(fx), buf_f)
         ne = ne + search
         finite = jnp.isfinite(fx) & jnp.all(jnp.isfinite(gx))
-        # Armijo, with room for the objective's rounding noise (about 1e-12 of |d|): near the optimum a trial at a
-        # zero gradient can come out a few 1e-10 above a worse point (penicillin), and rejecting it sent the search
-        # wandering among noise
+        # Armijo, with room for the objective's rounding noise (about 1e-12 of |d| as computed, the units' shift
+        # included, since that is what gets rounded): near the optimum a trial at a zero gradient can come out a few
+        # 1e-10 above a worse point (penicillin), and rejecting it sent the search wandering among noise
         ok = finite & (fx <= f + 1e-4 * t * slope + NOISE * jnp.abs(f))
         tq = -slope * t * t / (2.0 * (fx - f - slope * t))
         t_short = jnp.where(finite, jnp.clip(tq, 0.1 * t, 0.5 * t), 0.1 * t)

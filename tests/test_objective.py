@@ -317,6 +317,16 @@ def test_fill_mode_is_checked():
         mj.Problem.build(formula, df, fill="sparse")
 
 
+def test_index_arrays_are_int32_where_they_fit():
+    from mixedjax._blocks import _int32
+
+    out = _int32({"a": np.array([0, 5], np.int64), "b": [np.array([2**31], np.int64)], "c": np.array([1.5])})
+    assert out["a"].dtype == np.int32 and out["b"][0].dtype == np.int64 and out["c"].dtype == np.float64
+    problem = mj.Problem.build(*make_case("crossed", 0))
+    ints = [x for x in jax.tree_util.tree_leaves(problem.arrays) if jnp.issubdtype(x.dtype, jnp.integer)]
+    assert ints and all(x.dtype == jnp.int32 for x in ints)
+
+
 def test_blocked_equals_dense_at_identity_and_zero():
     """θ = λ = I (the start) and θ = 0 (V = I: d is the OLS deviance) on a design with every block kind."""
     problem = problem_for("nested_plus_crossed")
