@@ -252,9 +252,18 @@ def build_blocks(design: Design, fill: str = "auto"):
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
             # A_D0[e1] V_c A_D0[e2]' with V_c = λ (λ' A_cc λ + I)^{-1} λ', linear in the s × s matrix V_c of the
             # column: the products of A's entries are fixed and prepared here, and the objective gathers V.
+            # V_c depends on the level only through A_cc, so levels with equal A_cc share it (InstEval: 2,972
+            # students, 86 distinct counts): the pairs of one slot whose columns share A_cc are summed here into one
+            # product, gathered from the first such level (InstEval: 1,286,575 pairs become 831,629).
             s2 = t.s * t.s
-            f["P"] = (AD[e1][:, :, None] * AD[e2][:, None, :]).reshape(-1, s2)
-            f["pcol"] = cols[e1]
+            P = (AD[e1][:, :, None] * AD[e2][:, None, :]).reshape(-1, s2)
+            _, first, same = np.unique(arrays["Akk"][0].reshape(t.nlevels, -1), axis=0, return_index=True,
+                                       return_inverse=True)
+            rep = first[same.reshape(-1)][cols[e1]]
+            key, grp = np.unique(seg.reshape(-1).astype(np.int64) * t.nlevels + rep, return_inverse=True)
+            grp = grp.reshape(-1)
+            f["seg"], f["pcol"] = key // t.nlevels, key % t.nlevels
+            f["P"] = np.stack([np.bincount(grp, weights=P[:, i], minlength=len(key)) for i in range(s2)], axis=1)
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]'
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
                 AX = arrays["AX"][0]

@@ -327,6 +327,33 @@ def test_index_arrays_are_int32_where_they_fit():
     assert ints and all(x.dtype == jnp.int32 for x in ints)
 
 
+@pytest.mark.parametrize("vector", [False, True])
+def test_pairs_merged_over_levels_with_equal_gram(vector):
+    """Term 0's levels with equal A_cc share V_c, so the pair products of one slot from such levels are summed on the
+    host into one entry: fewer entries than pairs, and the dense reference's value and gradient all the same."""
+    rng = np.random.default_rng(7)
+    a = np.repeat(np.arange(20), 6)  # 20 levels of 6 observations each, 5 of them then cut to 4: two counts
+    a = a[~((a < 5) & (np.arange(a.size) % 6 >= 4))]
+    b = rng.integers(0, 8, a.size)
+    df = _add_response(_frame(rng, a.size, a=_labels("a", a), b=_labels("b", b)), rng)
+    if vector:  # a two-level covariate: levels with the same pattern of it share A_cc, the others do not
+        df["x"] = np.resize([0.0, 1.0, 1.0, 0.0, 1.0, 0.0], a.size)
+        df.loc[df.index[:12], "x"] = rng.normal(size=12)
+    formula = "y ~ 1 + x + (1 + x | a) + (1 | b)" if vector else "y ~ 1 + x + (1 | a) + (1 | b)"
+    problem = mj.Problem.build(formula, df, fill="pairs")
+    lay, arr = problem.layout, problem.arrays
+    f = arr["fill"][0]
+    assert 0 < len(f["pcol"]) < lay.npairs[0]
+    assert np.all(np.diff(np.asarray(f["seg"])) >= 0)  # still sorted by slot
+    for th in random_thetas(problem, seed=3)[:3]:
+        for reml in (False, True):
+            ours = float(_DEV(jnp.asarray(th), arr, lay, reml))
+            assert ours == pytest.approx(dense_deviance(problem.design, th, reml), rel=1e-9)
+    g = np.asarray(jax.jit(jax.grad(lambda t: mj.deviance(t, arr, lay, False)))(jnp.asarray(th)))
+    fd = central_gradient(lambda t: float(_DEV(jnp.asarray(t), arr, lay, False)), th, 1e-5)
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
+
+
 def test_blocked_equals_dense_at_identity_and_zero():
     """θ = λ = I (the start) and θ = 0 (V = I: d is the OLS deviance) on a design with every block kind."""
     problem = problem_for("nested_plus_crossed")
