@@ -233,7 +233,8 @@ def _fill_into(S, k, d, LX, Lk, lam, arrays, layout: Layout):
                          unique=True)
         S = _minus_gram_panels(S, W.reshape(n, -1), _panel_cuts(layout, n))
     if products and layout.products:
-        G = _segsum(jnp.einsum("eqx,ex->eq", arrays["Q0"], _take(V, cols)), rows, dz)
+        G = _segsum(jnp.einsum("eqx,ex->eq", arrays["Q0"], _take(V, arrays["Q0col"])), arrays["Q0row"], dz,
+                    sorted_=True)
     else:
         G = _segsum(jnp.einsum("eps,es->ep", _take(LX, cols), d), rows, dz)
     return S.at[:dz, dz:].add(-G)

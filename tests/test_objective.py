@@ -329,8 +329,9 @@ def test_index_arrays_are_int32_where_they_fit():
 
 @pytest.mark.parametrize("vector", [False, True])
 def test_pairs_merged_over_levels_with_equal_gram(vector):
-    """Term 0's levels with equal A_cc share V_c, so the pair products of one slot from such levels are summed on the
-    host into one entry: fewer entries than pairs, and the dense reference's value and gradient all the same."""
+    """Term 0's levels with equal A_cc share V_c, so the pair products of one slot from such levels, and the G-block
+    products of one row of D, are summed on the host into one entry each: fewer entries than pairs (and than D's
+    entries), and the dense reference's value and gradient all the same."""
     rng = np.random.default_rng(7)
     a = np.repeat(np.arange(20), 6)  # 20 levels of 6 observations each, 5 of them then cut to 4: two counts
     a = a[~((a < 5) & (np.arange(a.size) % 6 >= 4))]
@@ -344,6 +345,8 @@ def test_pairs_merged_over_levels_with_equal_gram(vector):
     lay, arr = problem.layout, problem.arrays
     f = arr["fill"][0]
     assert 0 < len(f["pcol"]) < lay.npairs[0]
+    assert lay.products and 0 < len(arr["Q0col"]) < len(arr["Drow"][0])
+    assert np.all(np.diff(np.asarray(arr["Q0row"])) >= 0)
     assert np.all(np.diff(np.asarray(f["seg"])) >= 0)  # still sorted by slot
     for th in random_thetas(problem, seed=3)[:3]:
         for reml in (False, True):
