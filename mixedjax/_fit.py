@@ -240,6 +240,8 @@ def _print_eval(k: int, theta, f: float) -> None:
     print(f"f_{k}: {f:.5f}, [{', '.join(f'{x:.6g}' for x in theta)}]")
 
 
+BOBYQA_STEP = 0.1  # BOBYQA's first trust region: this fraction of each |θ| in the optimiser's units (at least 0.1)
+
 # NLopt's return codes that mean BOBYQA stopped on one of its tolerances
 _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached"}
 
@@ -274,7 +276,7 @@ def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale,
     o.set_ftol_abs(1e-8)
     o.set_xtol_abs(1e-10)
     o.set_maxeval(opts.maxeval)
-    o.set_initial_step(0.1 * np.maximum(np.abs(phi0), 0.1))
+    o.set_initial_step(BOBYQA_STEP * np.maximum(np.abs(phi0), 0.1))
     try:
         o.optimize(phi0)
         code = int(o.last_optimize_result())

@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
-from mixedjax._design import build_design
 
 
 # ---------------------------------------------------------------------------------------------------------------
