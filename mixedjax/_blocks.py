@@ -43,7 +43,7 @@ class Layout:
     terms: tuple[TermLayout, ...]
     m: int  # number of structured terms (a prefix of ``terms``)
     nheavy: tuple[int, ...]  # per structured term: columns whose fill-in of D is a dense product W W'
-    npairs: tuple[int, ...]  # per structured term: entry pairs of the other columns (a segment sum)
+    npairs: tuple[int, ...]  # per structured term: entry pairs of the other columns (a segment sum), before merging
     products: bool  # term 0's fill-in and G block from host-side entry products (see build_blocks)
     dz: int  # rows of the Z part of D
     p: int
@@ -139,11 +139,14 @@ def _heavy_columns(counts: np.ndarray, dz: int, fill: str) -> np.ndarray:
 
 def _merge(outer: np.ndarray, level: np.ndarray, nlevels: int, values: np.ndarray):
     """Sum the rows of ``values`` that share (outer, level): returns the sorted distinct outer and level indices and
-    the sums, one row each."""
-    key, grp = np.unique(outer.astype(np.int64) * nlevels + level, return_inverse=True)
-    grp = grp.reshape(-1)
-    S = sp.csr_matrix((np.ones(len(grp)), (grp, np.arange(len(grp)))), shape=(len(key), len(grp)))
-    return key // nlevels, key % nlevels, np.asarray(S @ values)
+    the sums, one row each (a sort and a segmented sum: about 25 bytes per row besides ``values``' own copy)."""
+    key = outer.astype(np.int64) * nlevels + level
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else np.zeros(0, np.int64)
+    sums = np.add.reduceat(values[order], starts, axis=0) if len(key) else values[:0]
+    key = key[starts]
+    return key // nlevels, key % nlevels, sums
 
 
 def build_blocks(design: Design, fill: str = "auto"):
@@ -257,6 +260,8 @@ def build_blocks(design: Design, fill: str = "auto"):
         e1, e2, slot = e1[order], e2[order], slot[order]
         uslot, seg = np.unique(slot, return_inverse=True)
         f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
+        npairs.append(int(len(slot)))
+        del order, seg, slot
         if k == 0:
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
             # A_D0[e1] V_c A_D0[e2]' with V_c = λ (λ' A_cc λ + I)^{-1} λ', linear in the s × s matrix V_c of the
@@ -269,7 +274,10 @@ def build_blocks(design: Design, fill: str = "auto"):
                                        return_inverse=True)
             rep = first[same.reshape(-1)]  # per level: the first level with its A_cc
             P = (AD[e1][:, :, None] * AD[e2][:, None, :]).reshape(-1, s2)
-            f["seg"], f["pcol"], f["P"] = _merge(seg.reshape(-1), rep[cols[e1]], t.nlevels, P)
+            pcol = rep[cols[e1]]
+            del e1, e2  # not kept for term 0: free them before the merge's temporaries (ml1m: 25 million pairs)
+            f["seg"], f["pcol"], f["P"] = _merge(f.pop("seg"), pcol, t.nlevels, P)
+            del P, pcol
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]', summed per row of D over the entries whose
             # columns share A_cc (InstEval: 73,421 entries become 28,474)
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
@@ -282,7 +290,6 @@ def build_blocks(design: Design, fill: str = "auto"):
             f["e1"], f["e2"] = e1, e2
         arrays["fill"].append(f)
         nheavy.append(int(heavy.sum()))
-        npairs.append(int(len(slot)))
 
     # the dense block D = [Z_D X y]'[Z_D X y]
     if dz:

@@ -249,8 +249,8 @@ _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol r
 def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale, verbose: bool):
     """Minimise d(θ) with NLopt's BOBYQA (Powell 2009; MixedModels.jl's default optimiser), derivative-free, on the
     host: each evaluation calls the jitted objective. θ is unconstrained, in the units ``scale``; tolerances as in
-    MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8, xtol_abs 1e-10); the first trust region is a tenth of each θ's
-    size. Returns (θ, d, converged, status words, log); the log holds every evaluation."""
+    MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8, xtol_abs 1e-10); the first trust region is BOBYQA_STEP (a tenth)
+    of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation."""
     try:
         import nlopt
     except ImportError as err:

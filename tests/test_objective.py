@@ -326,6 +326,24 @@ def test_index_arrays_are_int32_where_they_fit():
     assert ints and all(x.dtype == jnp.int32 for x in ints)
 
 
+def test_merge_sums_rows_sharing_keys():
+    """_merge against a dictionary sum: distinct (outer, level) keys in sorted order, each with its rows' sum; and
+    empty input."""
+    from mixedjax._blocks import _merge
+
+    rng = np.random.default_rng(5)
+    outer, level = rng.integers(0, 6, 200), rng.integers(0, 4, 200)
+    values = rng.normal(size=(200, 3))
+    ref = {}
+    for o, lv, v in zip(outer, level, values):
+        ref[(o, lv)] = ref.get((o, lv), 0.0) + v
+    got_o, got_l, got_v = _merge(outer, level, 4, values)
+    assert list(zip(got_o, got_l)) == sorted(ref)
+    np.testing.assert_allclose(got_v, np.array([ref[k] for k in sorted(ref)]), rtol=1e-12)
+    e_o, e_l, e_v = _merge(np.zeros(0, int), np.zeros(0, int), 4, np.zeros((0, 3)))
+    assert e_o.size == e_l.size == 0 and e_v.shape == (0, 3)
+
+
 @pytest.mark.parametrize("vector", [False, True])
 def test_pairs_merged_over_levels_with_equal_gram(vector):
     """Term 0's levels with equal A_cc share V_c, so the pair products of one slot from such levels, and the G-block
