@@ -253,6 +253,19 @@ def test_blocked_equals_dense(kind, reml):
         assert ours == pytest.approx(ref, rel=1e-9), (kind, i, th)
 
 
+def assert_matches_dense(problem, thetas):
+    """ML and REML values equal the dense reference at every θ, and the ML gradient at the last θ equals central
+    differences."""
+    a, lay = problem.arrays, problem.layout
+    for th in thetas:
+        for reml in (False, True):
+            ours = float(_DEV(jnp.asarray(th), a, lay, reml))
+            assert ours == pytest.approx(dense_deviance(problem.design, th, reml), rel=1e-9)
+    g = np.asarray(jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
+    fd = central_gradient(lambda t: float(_DEV(jnp.asarray(t), a, lay, False)), th, 1e-5)
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
+
+
 FILL_KINDS = ["crossed", "nested_plus_crossed", "partially_crossed", "three", "vector_crossed_scalar",
               "vector3_in_dense"]
 
@@ -264,7 +277,7 @@ def test_fill_methods_agree(kind, fill):
     a gradient equal to central differences, for term 0 (host-side products) and later structured terms alike."""
     formula, df = make_case(kind, 0)
     problem = mj.Problem.build(formula, df, fill=fill)
-    lay, a = problem.layout, problem.arrays
+    lay = problem.layout
     assert lay.dz > 0
     if fill == "pairs":
         assert lay.nheavy == (0,) * lay.m and all(lay.npairs)
@@ -272,13 +285,7 @@ def test_fill_methods_agree(kind, fill):
         assert lay.npairs == (0,) * lay.m and all(lay.nheavy)
     else:
         assert all(lay.nheavy) and all(lay.npairs)
-    th = random_thetas(problem, seed=KINDS.index(kind))[2]
-    for reml in (False, True):
-        ours = float(_DEV(jnp.asarray(th), a, lay, reml))
-        assert ours == pytest.approx(dense_deviance(problem.design, th, reml), rel=1e-9)
-    g = np.asarray(jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
-    fd = central_gradient(lambda t: float(_DEV(jnp.asarray(t), a, lay, False)), th, 1e-5)
-    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
+    assert_matches_dense(problem, [random_thetas(problem, seed=KINDS.index(kind))[2]])
 
 
 @pytest.mark.parametrize("kind", ["crossed", "vector_crossed_scalar", "vector3_in_dense"])
@@ -365,13 +372,7 @@ def test_pairs_merged_over_levels_with_equal_gram(vector):
     assert lay.products and 0 < len(arr["Q0col"]) < len(arr["Drow"][0])
     assert np.all(np.diff(np.asarray(arr["Q0row"])) >= 0)
     assert np.all(np.diff(np.asarray(f["seg"])) >= 0)  # still sorted by slot
-    for th in random_thetas(problem, seed=3)[:3]:
-        for reml in (False, True):
-            ours = float(_DEV(jnp.asarray(th), arr, lay, reml))
-            assert ours == pytest.approx(dense_deviance(problem.design, th, reml), rel=1e-9)
-    g = np.asarray(jax.jit(jax.grad(lambda t: mj.deviance(t, arr, lay, False)))(jnp.asarray(th)))
-    fd = central_gradient(lambda t: float(_DEV(jnp.asarray(t), arr, lay, False)), th, 1e-5)
-    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
+    assert_matches_dense(problem, random_thetas(problem, seed=3)[:3])
 
 
 def test_blocked_equals_dense_at_identity_and_zero():
