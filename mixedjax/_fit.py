@@ -241,6 +241,12 @@ def _print_eval(k: int, theta, f: float) -> None:
 
 
 BOBYQA_STEP = 0.1  # BOBYQA's first trust region: this fraction of each |θ| in the optimiser's units (at least 0.1)
+# BOBYQA's last trust region (NLopt's xtol_abs), in the optimiser's units. MixedModels.jl uses 1e-10, but steps below
+# about 1e-6 change InstEval's deviance (2.4e5, curvature about 2e4) by less than its rounding noise (about 1e-8), and
+# BOBYQA then samples noise until a lucky decrease meets ftol: the three-term model took 29 to 52 evaluations from
+# starts 1e-9 apart with 1e-10, 29 to 35 with 1e-7 (1e-6: 34 or 35), all at the same objective
+# (benchmarks/bobyqa_paths.py). lme4 stops far earlier (nloptr's default xtol_rel 1e-4).
+BOBYQA_XTOL = 1e-7
 
 # NLopt's return codes that mean BOBYQA stopped on one of its tolerances
 _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached"}
@@ -248,8 +254,8 @@ _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol r
 
 def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale, verbose: bool):
     """Minimise d(θ) with NLopt's BOBYQA (Powell 2009; MixedModels.jl's default optimiser), derivative-free, on the
-    host: each evaluation calls the jitted objective. θ is unconstrained, in the units ``scale``; tolerances as in
-    MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8, xtol_abs 1e-10); the first trust region is BOBYQA_STEP (a tenth)
+    host: each evaluation calls the jitted objective. θ is unconstrained, in the units ``scale``; tolerances on d as in
+    MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8), on θ BOBYQA_XTOL; the first trust region is BOBYQA_STEP (a tenth)
     of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation."""
     try:
         import nlopt
@@ -274,7 +280,7 @@ def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale,
     o.set_min_objective(objective)
     o.set_ftol_rel(1e-12)
     o.set_ftol_abs(1e-8)
-    o.set_xtol_abs(1e-10)
+    o.set_xtol_abs(BOBYQA_XTOL)
     o.set_maxeval(opts.maxeval)
     o.set_initial_step(BOBYQA_STEP * np.maximum(np.abs(phi0), 0.1))
     try:
