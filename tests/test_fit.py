@@ -217,6 +217,22 @@ def test_bobyqa_stops_where_steps_reach_the_objectives_rounding_noise():
         np.testing.assert_allclose(m.theta, ref.theta, atol=1e-5)
 
 
+def test_quick_loop_drops_compile_options_this_xla_does_not_know(monkeypatch):
+    """Small models compile their loop with XLA debug options (QUICK_OPTIONS), which XLA versions add and remove; an
+    option this XLA rejects is left out instead of failing the fit."""
+    monkeypatch.setattr(_fitmod, "QUICK_OPTIONS", {**_fitmod.QUICK_OPTIONS, "xla_no_such_option_here": True})
+    _fitmod._loop_jit_quick.cache_clear()
+    try:
+        data = mj.dataset("dyestuff")
+        problem = mj.Problem.build("yield ~ 1 + (1 | batch)", data)
+        assert _fitmod.loop_for(problem.layout) is _fitmod._loop_jit_quick()
+        m = mj.fit(problem)
+        assert m.optsum.converged
+        assert m.objective == pytest.approx(327.3270598811, rel=1e-10)  # MixedModels.jl's value
+    finally:
+        _fitmod._loop_jit_quick.cache_clear()
+
+
 def test_optimizer_option_errors(sleep_data, monkeypatch):
     with pytest.raises(mj.MixedjaxError, match="optimizer must be one of 'lbfgs', 'bobyqa'"):
         mj.lmm(SLEEP, sleep_data, optimizer="nelder-mead")
