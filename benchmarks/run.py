@@ -555,11 +555,16 @@ def obstacle(label: str, recs: dict) -> str:
         return (f"{b.get('feval')} objective evaluations (no gradients) at {_secs(mj.get('obj_s'))} each, most of it "
                 "the dense block's Cholesky factor (LAPACK, one thread)")
     if label.startswith("gradient"):
+        tiny = [f"{n} ({_secs(r['mixedjax']['obj_s'])} an objective)" for n, r in recs.items()
+                if (r.get("mixedjax") or {}).get("obj_s") and r["mixedjax"].get("vg_s")
+                and r["mixedjax"]["vg_s"] > 3 * r["mixedjax"]["obj_s"] and r["mixedjax"]["obj_s"] < 1e-4]
         return ("where the dense factor dominates (InstEval), a flop count: the factor of an n × n block costs n³/3, "
                 "and its reverse pass needs L^-T diag(c) L^-1, which costs 5n³/6 by mixedjax's block recursion and "
                 "no less than 2n³/3 by any method that forms it (LAPACK's potri), so value and gradient cost at "
                 "least 3 factorisations' flops, 3.5 with the recursion; its matrix products run faster than the "
-                "factor, but the fill-in's gathers and scatter-adds also run again in reverse")
+                "factor, but the fill-in's gathers and scatter-adds also run again in reverse"
+                + (f"; on {', '.join(tiny)} both calls take microseconds, and the ratio compares the fixed costs "
+                   "of two small programs" if tiny else ""))
     return _cost_line(rec)
 
 
