@@ -156,22 +156,25 @@ QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitte
 
 
 @functools.cache
-def _loop_jit_quick():
-    """The loop jitted with QUICK_OPTIONS, less any option this XLA does not know (it rejects unknown ones, and
-    these are XLA's debug options, which come and go between versions)."""
-    def known(options):
+def _quick_options() -> dict:
+    """QUICK_OPTIONS less any option this XLA rejects (these are XLA's debug options, which come and go between
+    versions, and an unknown name or a changed type fails the compile): each is tried on an identity function."""
+    def accepted(options):
         try:
             jax.jit(lambda x: x, compiler_options=options).lower(0.0).compile()
-        except Exception as err:  # jax.errors.JaxRuntimeError: "No such compile option"
-            if "compile option" not in str(err):
-                raise
+        except Exception:  # jax.errors.JaxRuntimeError: "No such compile option", "not a valid bool value", ...
             return False
         return True
 
-    options = dict(QUICK_OPTIONS)
-    if not known(options):
-        options = {k: v for k, v in options.items() if known({k: v})}
-    return jax.jit(_loop, static_argnames=("layout", "reml", "opts"), compiler_options=options)
+    if accepted(QUICK_OPTIONS):
+        return dict(QUICK_OPTIONS)
+    return {k: v for k, v in QUICK_OPTIONS.items() if accepted({k: v})}
+
+
+@functools.cache
+def _loop_jit_quick():
+    """The loop jitted with _quick_options()."""
+    return jax.jit(_loop, static_argnames=("layout", "reml", "opts"), compiler_options=_quick_options())
 
 
 QUICK_WORK = 20_000  # flops-like size of one evaluation (see _work) below which _loop_jit_quick is used
@@ -409,8 +412,10 @@ def _snap(th, fbest, arrays, layout: Layout, reml: bool, scale, Hphi):
 def fit_loop(theta0, arrays, layout: Layout, reml: bool = False, opts: FitOptions = FitOptions(), scale=None):
     """The pure, jitted fit loop (no rectification): a dict with θ, d, status code, gradient, Hessian and the log.
 
-    Usable under ``jax.vmap`` (e.g. over many responses of one design). It always runs the L-BFGS loop, whatever
-    ``opts.optimizer`` says: BOBYQA runs on the host.
+    Usable under ``jax.vmap`` (e.g. over many responses of one design) and inside ``jax.jit``. It always runs the
+    L-BFGS loop, whatever ``opts.optimizer`` says: BOBYQA runs on the host.
     """
     scale = jnp.ones_like(theta0) if scale is None else scale
-    return loop_for(layout)(theta0, scale, arrays, layout, reml, opts)
+    # compiler options are allowed on a top-level jit only: inside a user's transformation, the plain loop
+    loop = _loop_jit if isinstance(theta0, jax.core.Tracer) else loop_for(layout)
+    return loop(theta0, scale, arrays, layout, reml, opts)

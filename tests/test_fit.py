@@ -202,8 +202,9 @@ def test_bobyqa_stops_where_steps_reach_the_objectives_rounding_noise():
     """On InstEval's three crossed terms, θ steps below about 1e-6 change the deviance (2.4e5) by less than its
     rounding noise. With MixedModels.jl's xtol_abs of 1e-10, BOBYQA sometimes sampled that noise for many more
     evaluations: from these ten starts (the moment start moved by 1e-9 relative), 29 evaluations eight times but 40
-    and 48 once each under pytest's threads (a one-thread run: up to 52). The last trust region BOBYQA_XTOL stops
-    every one within 29 to 37, at the default optimiser's optimum."""
+    and 48 once each under pytest's threads (a one-thread run: up to 52). The last trust region BOBYQA_XTOL stopped
+    every one within 29 to 37 (one thread: 29 to 35), at the default optimiser's optimum; the bound leaves room for
+    another BLAS's rounding."""
     pytest.importorskip("nlopt")
     problem = mj.Problem.build("y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept:service)", mj.dataset("insteval"))
     ref = mj.fit(problem)
@@ -212,7 +213,7 @@ def test_bobyqa_stops_where_steps_reach_the_objectives_rounding_noise():
         theta0 = start * (1 + 1e-9 * np.random.default_rng(r).standard_normal(start.size)) if r else start
         m = mj.fit(problem, theta0=theta0, opts=mj.FitOptions(optimizer="bobyqa"))
         assert m.optsum.converged
-        assert m.optsum.feval <= 40, (r, m.optsum.feval)
+        assert m.optsum.feval <= 45, (r, m.optsum.feval)
         assert m.objective == pytest.approx(ref.objective, abs=1e-6)
         np.testing.assert_allclose(m.theta, ref.theta, atol=1e-5)
 
@@ -220,9 +221,14 @@ def test_bobyqa_stops_where_steps_reach_the_objectives_rounding_noise():
 def test_quick_loop_drops_compile_options_this_xla_does_not_know(monkeypatch):
     """Small models compile their loop with XLA debug options (QUICK_OPTIONS), which XLA versions add and remove; an
     option this XLA rejects is left out instead of failing the fit."""
-    monkeypatch.setattr(_fitmod, "QUICK_OPTIONS", {**_fitmod.QUICK_OPTIONS, "xla_no_such_option_here": True})
+    known = dict(_fitmod.QUICK_OPTIONS)
+    monkeypatch.setattr(_fitmod, "QUICK_OPTIONS", {**known, "xla_no_such_option_here": True,
+                                                   "xla_backend_optimization_level": "not a number"})
+    _fitmod._quick_options.cache_clear()
     _fitmod._loop_jit_quick.cache_clear()
     try:
+        kept = _fitmod._quick_options()
+        assert kept == {k: v for k, v in known.items() if k != "xla_backend_optimization_level"}
         data = mj.dataset("dyestuff")
         problem = mj.Problem.build("yield ~ 1 + (1 | batch)", data)
         assert _fitmod.loop_for(problem.layout) is _fitmod._loop_jit_quick()
@@ -230,7 +236,19 @@ def test_quick_loop_drops_compile_options_this_xla_does_not_know(monkeypatch):
         assert m.optsum.converged
         assert m.objective == pytest.approx(327.3270598811, rel=1e-10)  # MixedModels.jl's value
     finally:
+        _fitmod._quick_options.cache_clear()
         _fitmod._loop_jit_quick.cache_clear()
+
+
+def test_fit_loop_inside_jit_and_vmap(sleep_fit):
+    """fit_loop, the pure loop, runs inside a user's jax.jit (where the small-model loop's compiler options are not
+    allowed) and under jax.vmap, and reaches the fit's optimum."""
+    p = sleep_fit.problem
+    th0 = jnp.asarray(p.start())
+    f_jit = jax.jit(lambda t: _fitmod.fit_loop(t, p.arrays, p.layout)["f"])(th0)
+    f_vmap = jax.vmap(lambda t: _fitmod.fit_loop(t, p.arrays, p.layout)["f"])(jnp.stack([th0, 0.9 * th0]))
+    np.testing.assert_allclose(float(f_jit), sleep_fit.objective, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(f_vmap), sleep_fit.objective, rtol=1e-10)
 
 
 def test_optimizer_option_errors(sleep_data, monkeypatch):
