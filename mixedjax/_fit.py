@@ -417,5 +417,6 @@ def fit_loop(theta0, arrays, layout: Layout, reml: bool = False, opts: FitOption
     """
     scale = jnp.ones_like(theta0) if scale is None else scale
     # compiler options are allowed on a top-level jit only: inside a user's transformation, the plain loop
-    loop = _loop_jit if isinstance(theta0, jax.core.Tracer) else loop_for(layout)
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((theta0, scale, arrays)))
+    loop = _loop_jit if traced else loop_for(layout)
     return loop(theta0, scale, arrays, layout, reml, opts)

@@ -242,13 +242,16 @@ def test_quick_loop_drops_compile_options_this_xla_does_not_know(monkeypatch):
 
 def test_fit_loop_inside_jit_and_vmap(sleep_fit):
     """fit_loop, the pure loop, runs inside a user's jax.jit (where the small-model loop's compiler options are not
-    allowed) and under jax.vmap, and reaches the fit's optimum."""
+    allowed), whether θ₀ or the arrays are traced, and under jax.vmap, and reaches the fit's optimum."""
     p = sleep_fit.problem
     th0 = jnp.asarray(p.start())
     f_jit = jax.jit(lambda t: _fitmod.fit_loop(t, p.arrays, p.layout)["f"])(th0)
     f_vmap = jax.vmap(lambda t: _fitmod.fit_loop(t, p.arrays, p.layout)["f"])(jnp.stack([th0, 0.9 * th0]))
+    # traced arrays with a concrete start (e.g. a jitted refit over responses)
+    f_arrays = jax.jit(lambda a: _fitmod.fit_loop(th0, a, p.layout)["f"])(p.arrays)
     np.testing.assert_allclose(float(f_jit), sleep_fit.objective, rtol=1e-10)
     np.testing.assert_allclose(np.asarray(f_vmap), sleep_fit.objective, rtol=1e-10)
+    np.testing.assert_allclose(float(f_arrays), sleep_fit.objective, rtol=1e-10)
 
 
 def test_optimizer_option_errors(sleep_data, monkeypatch):
