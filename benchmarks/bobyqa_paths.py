@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 import mixedjax as mj  # noqa: E402
 import models  # noqa: E402
-from mixedjax import _fit  # noqa: E402
+from mixedjax.fitting import loop as _fit  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -131,7 +131,7 @@ def worker_mixedjax(data: str, formula: str, out: str, reps: int) -> None:
     import pandas as pd
 
     import mixedjax as mj
-    from mixedjax._results import Problem, fit
+    from mixedjax.model.lmm import Problem, fit
 
     df = pd.read_pickle(data)
     res: dict = {}

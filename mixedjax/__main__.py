@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import mixedjax as mj
-from mixedjax._fit import OPTIMIZERS
+from mixedjax.fitting.loop import OPTIMIZERS
 
 
 def _load(data: str):

@@ -17,7 +17,7 @@ import mixedjax as mj
 
 N, L = 60, 6
 try:  # the fit's own compiled objective: no second compilation per model shape
-    from mixedjax._fit import _deviance_jit as _dev
+    from mixedjax.fitting.loop import _deviance_jit as _dev
 except ImportError:  # pragma: no cover
     _dev = jax.jit(mj.deviance, static_argnames=("layout", "reml"))
 

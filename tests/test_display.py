@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from mixedjax._display import (
+from mixedjax.display.text import (
     format_coeftable,
     format_float_g,
     format_pvalue,
@@ -18,7 +18,7 @@ from mixedjax._display import (
     summary_markdown,
     summary_text,
 )
-from mixedjax._varcorr import VarCorr, VarCorrGroup
+from mixedjax.model.varcorr import VarCorr, VarCorrGroup
 
 # ---------------------------------------------------------------------------
 # Expected printouts.

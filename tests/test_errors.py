@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import mixedjax as mj
 from mixedjax import ArgumentError, DataError, FitError, FormulaError, MixedjaxError
-from mixedjax._design import build_design
-from mixedjax._errors import mark_formula
+from mixedjax.design.build import build_design
+from mixedjax.errors import mark_formula
 
 
 def _data(n=60, seed=0):
@@ -424,13 +424,14 @@ def test_fuzzed_data_fail_cleanly(kinds, n, formula, seed):
 
 def test_no_tracing_before_validation(monkeypatch):
     """Bad input is refused on the host: the objective is never called."""
-    import mixedjax._results as results
+    import mixedjax.model.lmm as results
+    import mixedjax.model.problem as problem
 
     def boom(*a, **k):  # pragma: no cover - must not run
         raise AssertionError("traced before validation")
 
     monkeypatch.setattr(results, "fit_theta", boom)
-    monkeypatch.setattr(results, "build_blocks", boom)
+    monkeypatch.setattr(problem, "build_blocks", boom)
     for formula, data in [("y ~ x + (1 | id)", DF), ("y ~ x + (1 | gg)", DF), ("y ~ x", DF), ("y ~ x + (1 | g)", None)]:
         with pytest.raises(MixedjaxError):
             mj.lmm(formula, data)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
-import mixedjax._fit as _fitmod
+import mixedjax.fitting.loop as _fitmod
 
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
-from mixedjax._design import build_design
-from mixedjax._formula import parse_formula
+from mixedjax.design.build import build_design
+from mixedjax.formula.parse import parse_formula
 
 _DEV = jax.jit(mj.deviance, static_argnames=("layout", "reml"))
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
-from mixedjax._design import build_design
+from mixedjax.design.build import build_design
 
 N, L = 60, 6
 SCALAR = "y ~ 1 + x + f + (1 | g)"

@@ -293,7 +293,7 @@ def test_dense_fill_in_row_panels(kind, monkeypatch):
     """The dense fill-in product taken in row panels (upper triangle and diagonal blocks only, with its own reverse
     rule) gives the dense reference's value, a gradient equal to central differences and a Hessian (forward over
     that reverse rule) equal to central differences of the gradient; panel cuts never split a vector term's level."""
-    from mixedjax import _objective
+    from mixedjax.core import cholesky as _objective
 
     monkeypatch.setattr(_objective, "PANEL_ROWS", 3)
     formula, df = make_case(kind, 0)
@@ -324,7 +324,7 @@ def test_fill_mode_is_checked():
 
 
 def test_index_arrays_are_int32_where_they_fit():
-    from mixedjax._blocks import _int32
+    from mixedjax.blocks.plan import _int32
 
     out = _int32({"a": np.array([0, 5], np.int64), "b": [np.array([2**31], np.int64)], "c": np.array([1.5])})
     assert out["a"].dtype == np.int32 and out["b"][0].dtype == np.int64 and out["c"].dtype == np.float64
@@ -336,7 +336,7 @@ def test_index_arrays_are_int32_where_they_fit():
 def test_merge_sums_rows_sharing_keys():
     """_merge against a dictionary sum: distinct (outer, level) keys in sorted order, each with its rows' sum; and
     empty input."""
-    from mixedjax._blocks import _merge
+    from mixedjax.blocks.plan import _merge
 
     rng = np.random.default_rng(5)
     outer, level = rng.integers(0, 6, 200), rng.integers(0, 4, 200)
@@ -512,7 +512,7 @@ def test_dense_log_determinant_reverse_rule(n):
     """The dense block's reverse rule, L^{-T} diag(c) L^{-1} by block recursion (n >= 256 recurses, unevenly for odd
     halves), equals numpy's inverse; through chol_diag, the gradient of Σ w_i log L_ii equals JAX's generic Cholesky
     derivative on the symmetric matrix."""
-    from mixedjax._objective import _inv_gram, chol_diag
+    from mixedjax.core.cholesky import _inv_gram, chol_diag
 
     rng = np.random.default_rng(n)
     A = rng.standard_normal((n, n))

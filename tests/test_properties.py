@@ -21,7 +21,7 @@ from scipy.optimize import minimize
 import mixedjax as mj
 
 try:  # the fit's own compiled objective: no second compilation per model shape
-    from mixedjax._fit import _deviance_jit as _dev
+    from mixedjax.fitting.loop import _deviance_jit as _dev
 except ImportError:  # pragma: no cover
     _dev = jax.jit(mj.deviance, static_argnames=("layout", "reml"))
 

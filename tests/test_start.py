@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
-from mixedjax._start import CEILING, FLOOR, unit_diagonal
+from mixedjax.fitting.start import CEILING, FLOOR, unit_diagonal
 
 CASES = [
     ("dyestuff", "yield ~ 1 + (1 | batch)"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._errors import ArgumentError, FormulaError, mark_formula, mark_position
+from ..errors import ArgumentError, FormulaError, mark_formula, mark_position
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._display import format_varcorr, varcorr_html
+from ..display.text import format_varcorr, varcorr_html
 
 __all__ = ["VarCorrGroup", "VarCorr"]
 

@@ -11,49 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ._blocks import FILL_MODES, Layout, build_blocks
-from ._design import Design, build_design
-from ._display import summary_html, summary_text
-from ._errors import ArgumentError, FitError
-from ._fit import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
-from ._objective import conditional_modes, deviance, fixed_sigma_objective, lambdas
-from ._start import moment_start
-from ._varcorr import VarCorr, VarCorrGroup
+from ..display.text import summary_html, summary_text
+from ..errors import ArgumentError, FitError
+from ..fitting.loop import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
+from ..core.derived import estimates_jit
+from ..core.objective import deviance, fixed_sigma_objective
+from .problem import Problem
+from ..model.varcorr import VarCorr, VarCorrGroup
 
-
-@dataclass(frozen=True, eq=False)
-class Problem:
-    """Everything about a model that does not depend on θ: the design, the static layout and the device arrays."""
-
-    design: Design
-    layout: Layout
-    arrays: dict
-    yscale: float
-
-    @property
-    def theta_scale(self) -> np.ndarray:
-        """Units of each θ entry: 1 except for random-effects columns of extreme size (see Term.column_scale)."""
-        return np.concatenate([t.theta_scale() for t in self.design.terms])
-
-    def start(self, kind: str = "moments") -> np.ndarray:
-        """A starting θ: "moments" (the default of a fit: a method-of-moments estimate of each term's covariance from
-        least-squares residuals, see mixedjax/_start.py) or "identity" (λ = I, lme4's and MixedModels.jl's start)."""
-        if kind == "identity":
-            return np.concatenate([t.theta0() for t in self.design.terms])
-        if kind == "moments":
-            return moment_start(self.design)
-        raise ArgumentError(f"the start must be 'moments' or 'identity', not {kind!r}")
-
-    @classmethod
-    def build(cls, formula, data, *, fill: str = "auto") -> "Problem":
-        """Parse, build the design and the blocked layout. ``fill`` (a tuning and testing knob): how the fill-in
-        of the dense block is computed, "auto" (per column by cost), "pairs", "dense" or "mixed"."""
-        if fill not in FILL_MODES:
-            raise ArgumentError(f"fill must be one of {', '.join(map(repr, FILL_MODES))}, not {fill!r}")
-        design = build_design(formula, data)
-        layout, arrays, yscale = build_blocks(design, fill)
-        # device_put, not jnp.asarray: the latter compiles a small program per array shape (a cold-start cost)
-        return cls(design, layout, jax.device_put(jax.tree_util.tree_map(np.asarray, arrays)), yscale)
 
 
 _OPTIONS = ("maxiter", "gtol", "ftol", "theta0", "optimizer")
@@ -209,19 +174,12 @@ class LinearMixedModel:
     # ---- the solution at θ ------------------------------------------------------------------------------------
     @cached_property
     def _solution(self):
-        a, layout = self.problem.arrays, self.problem.layout
-        beta, us, r2, f = conditional_modes(jnp.asarray(self.theta), a, layout)
-        c = self.problem.yscale
-        p = layout.p
-        dofr = self.nobs - p if self.reml else self.nobs
-        sigma2 = float(r2) / dofr * c**2
-        LXX = np.asarray(f["LDD"])[layout.dz : layout.dz + p, layout.dz : layout.dz + p]
-        Linv = np.linalg.solve(LXX, np.eye(p)) if p else np.zeros((0, 0))
-        vcov = sigma2 * Linv.T @ Linv
-        lams = [np.asarray(l) for l in lambdas(jnp.asarray(self.theta), layout)]
-        us = [np.asarray(u) * c for u in us]
-        bs = [u @ lam.T for u, lam in zip(us, lams)]
-        return {"beta": np.asarray(beta) * c, "sigma2": sigma2, "vcov": vcov, "u": us, "b": bs, "lams": lams}
+        """The reported quantities at θ̂, from one jitted call (core.derived.estimates), as read-only numpy."""
+        est = jax.device_get(estimates_jit(jnp.asarray(self.theta), self.problem.arrays, self.problem.layout,
+                                           self.reml))
+        ro = _readonly
+        return {"beta": ro(est.beta), "sigma2": float(est.sigma2), "vcov": ro(est.vcov),
+                "u": [ro(u) for u in est.u], "b": [ro(b) for b in est.b], "lams": [ro(l) for l in est.lams]}
 
     @property
     def sigma(self) -> float:
@@ -355,6 +313,13 @@ _DERIVATIVES = {
     ("gradient", False): jax.jit(jax.grad(fixed_sigma_objective), static_argnames=_STATIC),
     ("hessian", False): jax.jit(jax.hessian(fixed_sigma_objective), static_argnames=_STATIC),
 }
+
+
+def _readonly(a) -> np.ndarray:
+    """A read-only numpy copy: results handed out cannot be changed in place."""
+    a = np.array(a, dtype=float)
+    a.setflags(write=False)
+    return a
 
 
 def _structural_zero(free: set, i: int, j: int) -> bool:

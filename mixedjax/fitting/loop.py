@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._blocks import Layout
-from ._objective import deviance
+from ..blocks.plan import Layout
+from ..core.objective import deviance
 
 STATUS = {
     0: "running",
@@ -286,7 +286,7 @@ def _bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, scale,
     try:
         import nlopt
     except ImportError as err:
-        from ._errors import ArgumentError
+        from ..errors import ArgumentError
 
         raise ArgumentError("optimizer='bobyqa' needs NLopt's Python package: pip install nlopt (or install "
                             "mixedjax with its bobyqa extra: pip install 'mixedjax[bobyqa]')") from err
@@ -365,7 +365,7 @@ def _fit_theta_bobyqa(theta0, arrays, layout: Layout, reml: bool, opts: FitOptio
     empty (as in MixedModels.jl; ``m.gradient()`` and ``m.hessian()`` give them exactly)."""
     th, f, converged, words, log = _bobyqa(theta0, arrays, layout, reml, opts, scale, verbose)
     if not np.all(np.isfinite(th)):
-        from ._errors import FitError
+        from ..errors import FitError
 
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * _rectify(th, layout)
@@ -403,7 +403,7 @@ def _snap(th, fbest, arrays, layout: Layout, reml: bool, scale, Hphi):
             if ft <= fbest + 1e-5:
                 th, fbest = trial, ft
     if not np.isfinite(fbest):
-        from ._errors import FitError
+        from ..errors import FitError
 
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
     return th, fbest

@@ -9,7 +9,7 @@ from importlib import resources
 
 import pandas as pd
 
-from ._errors import ArgumentError, DataError
+from ..errors import ArgumentError, DataError
 
 __all__ = ["dataset", "datasets"]
 
@@ -20,7 +20,7 @@ _CACHE: dict[str, pd.DataFrame] = {}
 def _files() -> dict[str, str]:
     """Map dataset name -> file name inside ``mixedjax/data``."""
     out: dict[str, str] = {}
-    for entry in resources.files("mixedjax").joinpath("data").iterdir():
+    for entry in resources.files("mixedjax.datasets").joinpath("data").iterdir():
         fname = entry.name
         for suf in _SUFFIXES:
             if fname.endswith(suf):
@@ -44,7 +44,7 @@ def _sort_key(values):
 
 
 def _read(fname: str) -> pd.DataFrame:
-    raw = resources.files("mixedjax").joinpath("data", fname).read_bytes()
+    raw = resources.files("mixedjax.datasets").joinpath("data", fname).read_bytes()
     if fname.endswith(".gz"):
         raw = gzip.decompress(raw)
     text = raw.decode("utf-8")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._design import Design, Term
+from ..design.build import Design, Term
 
 FLOOR = 0.2  # smallest diagonal entry of a starting λ, in the units of unit_diagonal
 CEILING = 1e3  # largest, likewise

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ._design import Design
+from ..design.build import Design
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def build_blocks(design: Design, fill: str = "auto"):
         dz += t.nlevels * t.s
     Dn = dz + p + 1  # rows of the dense block
     if Dn > MAX_DENSE:
-        from ._errors import DataError
+        from ..errors import DataError
 
         parts = ", ".join(f"{t.name} ({t.nlevels:,} levels × {t.s})" for t in d_terms)
         raise DataError(f"this model's dense block would have {Dn:,} rows ({8 * Dn * Dn / 1e9:.0f} GB): the random "

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._errors import DataError, FormulaError, mark_formula, mark_position
-from ._formula import ParsedFormula, RandomTerm, parse_formula
+from ..errors import DataError, FormulaError, mark_formula, mark_position
+from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 
 
 @dataclass(frozen=True, eq=False)

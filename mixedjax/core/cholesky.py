@@ -1,0 +1,128 @@
+"""Cholesky rules with cheap derivatives, and the panelled dense update S − W W' (docs/design.md, section 3)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+from ..blocks.plan import Layout
+
+
+@jax.custom_jvp
+def cholesky_from_upper(S):
+    """Cholesky factor of the symmetric matrix whose upper triangle is that of S (the lower one is not read).
+
+    LAPACK works on column-major arrays and JAX's are row-major: the transpose of S is S's own buffer read
+    column-major, so factoring S' (its lower triangle is S's upper one) lets XLA skip a copy.
+    """
+    return jnp.linalg.cholesky(S.T, symmetrize_input=False)
+
+
+@cholesky_from_upper.defjvp
+def _cholesky_from_upper_jvp(primals, tangents):
+    """L̇ = L Φ(L⁻¹ Ṡ L⁻ᵀ) (Murray 2016, eq. 8), Φ = lower triangle with half the diagonal, for the symmetric
+    tangent that Ṡ's upper triangle stands for (JAX's own rule would read both triangles of Ṡ). Used when a
+    derivative is differentiated again (Hessians through chol_diag's reverse rule)."""
+    (S,), (dS,) = primals, tangents
+    L = cholesky_from_upper(S)
+    dS = jnp.triu(dS) + jnp.triu(dS, 1).T
+    A = solve_triangular(L, dS, lower=True)
+    X = solve_triangular(L, A.T, lower=True)  # L⁻¹ Ṡ L⁻ᵀ (symmetric)
+    return L, L @ (jnp.tril(X) - 0.5 * jnp.diag(jnp.diagonal(X)))
+
+
+@jax.custom_vjp
+def chol_diag(S):
+    """diag(L) for L = cholesky_from_upper(S) (S's upper triangle only), with a cheap reverse-mode rule.
+
+    For a cotangent w̄ on diag(L), the generic Cholesky rule (Murray 2016, arXiv 1602.07527, eq. 10)
+    Σ̄ = L^{-T} Φ(L' L̄) L^{-1} collapses, since L̄ = diag(w̄) and L' diag(w̄) is upper triangular, to
+    Σ̄ = L^{-T} diag(L_ii w̄_i / 2) L^{-1} (computed by :func:`_inv_gram`) instead of the generic rule's several
+    full solves. Σ̄ is the cotangent of the symmetric matrix; for S, whose upper triangle stands for
+    both, it is 2 Σ̄ above the diagonal, Σ̄ on it and 0 below.
+    """
+    return jnp.diagonal(cholesky_from_upper(S))
+
+
+def _chol_diag_fwd(S):
+    L = cholesky_from_upper(S)
+    return jnp.diagonal(L), L
+
+
+def _inv_gram(L, c):
+    """L^{-T} diag(c) L^{-1} for a lower-triangular L, by 2 × 2 block recursion without forming L^{-1}.
+
+    With L = [A 0; B C] and K = B A^{-1} (a triangular solve), the lower blocks are Σ_C = C^{-T} diag(c_C) C^{-1}
+    (recursion), Σ_CA = −Σ_C K and Σ_A = A^{-T} diag(c_A) A^{-1} − K' Σ_CA: about 5n³/6 flops, most of them in matrix
+    products, against 4n³/3 for forming L^{-1} and then its weighted Gram matrix by the same recursion.
+    """
+    n = L.shape[0]
+    if n < 256:
+        R = solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
+        return R.T @ (c[:, None] * R)
+    h = n // 2
+    A, B, C = L[:h, :h], L[h:, :h], L[h:, h:]
+    SC = _inv_gram(C, c[h:])
+    K = solve_triangular(A, B.T, lower=True, trans="T").T  # B A^{-1}
+    SCA = -(SC @ K)
+    SA = _inv_gram(A, c[:h]) - K.T @ SCA
+    return jnp.block([[SA, SCA.T], [SCA, SC]])
+
+
+def _chol_diag_bwd(L, w):
+    sym = _inv_gram(L, jnp.diagonal(L) * w / 2)
+    return (jnp.triu(2 * sym, 1) + jnp.diag(jnp.diagonal(sym)),)
+
+
+chol_diag.defvjp(_chol_diag_fwd, _chol_diag_bwd)
+
+
+PANEL_ROWS = 512  # the dense fill-in product W W' is taken in row panels of about this many rows, at most 8
+
+
+def _panel_cuts(layout: Layout, n: int) -> tuple[int, ...]:
+    """Row cuts of the D × D block into about n / PANEL_ROWS panels (at most 8), each at the start of a level block
+    of the vector terms in D (so each panel's diagonal block holds whole level blocks)."""
+    starts = np.ones(n, bool)
+    for t, o in zip(layout.terms[layout.m :], layout.d_offsets):
+        starts[o : o + t.nlevels * t.s] = False
+        starts[o : o + t.nlevels * t.s : t.s] = True
+    k = min(8, max(1, n // PANEL_ROWS))
+    cuts = [0]
+    for i in range(1, k):
+        c = int(np.argmax(starts[round(i * n / k) :])) + round(i * n / k)
+        if c > cuts[-1]:
+            cuts.append(c)
+    return tuple(cuts) + (n,)
+
+
+def _panels(S, W, cuts):
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        S = S.at[a:b, a:].add(-(W[a:b] @ W[a:].T))
+    return S
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _minus_gram_panels(S, W, cuts):
+    """S − W W' on the row panels [c_i, c_i+1) × [c_i, n) only: the upper triangle and the diagonal blocks, which
+    is all that the dense factor reads (k panels cost (k + 1) / 2k of the full product). The rest of S is returned
+    as it is."""
+    return _panels(S, W, cuts)
+
+
+def _mgp_fwd(S, W, cuts):
+    return _panels(S, W, cuts), W  # not _minus_gram_panels: Hessians differentiate this rule forwards
+
+
+def _mgp_bwd(cuts, W, Sbar):
+    # W̄ = −(A + A') W with A the cotangent on the updated entries: one product (autodiff of the panels takes two)
+    start = jnp.asarray(np.repeat(np.asarray(cuts[:-1]), np.diff(cuts)))  # the mask is built by XLA, not embedded
+    A = jnp.where(jnp.arange(W.shape[0])[None, :] >= start[:, None], Sbar, 0.0)
+    return Sbar, -((A + A.T) @ W)
+
+
+_minus_gram_panels.defvjp(_mgp_fwd, _mgp_bwd)
