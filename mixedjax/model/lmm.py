@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -13,7 +14,9 @@ import pandas as pd
 
 from ..display.text import summary_html, summary_text
 from ..errors import ArgumentError, FitError
-from ..fitting.loop import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
+from ..fitting.options import OPTIMIZERS, FitOptions
+from ..fitting.solve import diagonal_indices
+from ..fitting.summary import OptSummary, fit_theta
 from ..core.derived import estimates_jit
 from ..core.objective import deviance, fixed_sigma_objective
 from .problem import Problem
@@ -110,7 +113,31 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
     if verbose:
         print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
     theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
-    return LinearMixedModel(problem=problem, reml=reml, theta=theta, objective=fmin, optsum=optsum)
+    model = LinearMixedModel(problem=problem, reml=reml, theta=_readonly(theta), objective=fmin, optsum=optsum)
+    _warn_status(model)
+    return model
+
+
+def _warn_status(model: "LinearMixedModel") -> None:
+    """Warn once per fit when it did not converge or is singular, as lme4 does (a loop over fits does not hide it)."""
+    if not model.optsum.converged:
+        warnings.warn(f"{model.formula}: the fit did not converge ({model.optsum.status})", UserWarning,
+                      stacklevel=_user_stacklevel())
+    elif model.is_singular:
+        warnings.warn(f"{model.formula}: boundary (singular) fit: a variance component is zero (see m.varcorr)",
+                      UserWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The warnings stacklevel of the first caller outside the mixedjax package (so the warning names user code)."""
+    import os
+    import sys
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass(frozen=True, eq=False)
