@@ -155,6 +155,24 @@ def _model_matrix(spec: str, data: pd.DataFrame, formula: str, part: str, start:
     return np.asarray(mm, dtype=np.float64).reshape(len(data), -1), names
 
 
+def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a maximal set of linearly independent columns, keeping earlier columns first (as lme4 does),
+    and an orthonormal basis Q of their span (n × rank).
+
+    Fixed-effect matrices of factors have few distinct rows (InstEval's service * dept: 28 in 73,421), so the
+    columns are judged on the distinct rows, each scaled by √(its count): that matrix has the same inner products
+    between columns as X, hence the same dependencies and the same residual norms, exactly.
+    """
+    n, p = X.shape
+    groups = _row_groups(X) if n > 2 * p else None
+    if groups is None:
+        return _independent_columns_of(X, tol)
+    group, rep = groups
+    sw = np.sqrt(np.bincount(group, minlength=len(rep)))
+    keep, Qc = _independent_columns_of(sw[:, None] * X[rep], tol)
+    return keep, (Qc / sw[:, None])[group]
+
+
 def _row_groups(*blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Rows that are equal in every block (2-D arrays or 1-D codes, n rows each): (group of each row, one row of
     each group), or None when the rows do not compress (more than n / 2 groups).
@@ -181,24 +199,6 @@ def _row_groups(*blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if not all(np.array_equal(b2[:, j], u[:, j][group]) for j in range(b2.shape[1])):
             return None  # two different rows projected to the same value: use the rows as they are
     return group.astype(np.int64), rep
-
-
-def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a maximal set of linearly independent columns, keeping earlier columns first (as lme4 does),
-    and an orthonormal basis Q of their span (n × rank).
-
-    Fixed-effect matrices of factors have few distinct rows (InstEval's service * dept: 28 in 73,421), so the
-    columns are judged on the distinct rows, each scaled by √(its count): that matrix has the same inner products
-    between columns as X, hence the same dependencies and the same residual norms, exactly.
-    """
-    n, p = X.shape
-    groups = _row_groups(X) if n > 2 * p else None
-    if groups is None:
-        return _independent_columns_of(X, tol)
-    group, rep = groups
-    sw = np.sqrt(np.bincount(group, minlength=len(rep)))
-    keep, Qc = _independent_columns_of(sw[:, None] * X[rep], tol)
-    return keep, (Qc / sw[:, None])[group]
 
 
 def _independent_columns_of(X: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
