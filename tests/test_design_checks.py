@@ -164,6 +164,13 @@ def test_exact_fit(name):
     assert _exact_fit(term, X, y, 1e-12) == exact
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+@pytest.mark.parametrize("name", ["scalar, exact", "scalar, 1e-8 off", "slope, exact", "clearly not"])
+def test_exact_fit_on_extreme_scales(name, scale):
+    X, term, y, exact = CASES[name]
+    assert _exact_fit(term, X, scale * y, 1e-12) == exact
+
+
 def test_exact_fit_general_path_agrees():
     # the same models with one continuous column added to X, so that no two rows are equal: the general path
     for name, (X, term, y, exact) in CASES.items():

@@ -349,6 +349,10 @@ def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float) -> bool:
     indicators; so ‖(I − P)y‖² = Σ (y − its group mean)² + the same residual for the group means (each row
     scaled by √(its count)), and the first sum alone, cheap and exact, rules out most models.
     """
+    ymax = np.max(np.abs(y))
+    if ymax == 0:
+        return True  # y = 0 lies in every span
+    y = y / ymax  # the decision does not depend on y's units; squares of 1e200 would overflow
     bound = tol * np.linalg.norm(y)
     groups = _row_groups(X, term.codes, term.z)
     if groups is None:
