@@ -24,7 +24,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[0] = str(ROOT)  # this checkout's mixedjax (not another installed copy), and not benchmarks/profile.py
+sys.path[0] = str(ROOT)  # this checkout's mixedjax, not another installed copy
 
 FIRST_CALL_CAP = 300.0  # no warm repeats when the first call took longer (seconds)
 REPEAT_BUDGET = 60.0  # repeats of one kind stop once their total passes this
