@@ -24,7 +24,8 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.append(str(Path(__file__).resolve().parent))  # appended: this folder's profile.py must not hide the stdlib's
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's mixedjax
 
 import numpy as np  # noqa: E402
 
