@@ -559,7 +559,8 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
             f"{X.shape[1]} independent fixed-effect columns for {len(y)} observations leave no residual degrees of "
             f"freedom.\n{mark_formula(text, pf.fixed, rhs0)}\nSimplify the fixed part '{pf.fixed}', or use more data."
         )
-    if np.linalg.norm(_span_residual(Q, y)) <= 1e-12 * np.linalg.norm(y):
+    ys = y / np.max(np.abs(y))  # in y's own units: the squares of a response of 1e200 would overflow
+    if np.linalg.norm(_span_residual(Q, ys)) <= 1e-12 * np.linalg.norm(ys):
         raise DataError(
             f"the response '{pf.response}' is an exact linear combination of the fixed-effect columns "
             f"({', '.join(xnames)}): the residual variance would be zero.\n{mark_formula(text, pf.fixed, rhs0)}\n"
