@@ -215,7 +215,8 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
     terms = design.terms
     n, p = design.n, design.p
     zs, Xw, yw, w, off = _weighted(design, weights, offset)
-    yscale = float(np.std(yw)) or 1.0
+    big = float(np.max(np.abs(yw))) or 1.0
+    yscale = big * float(np.std(yw / big)) or 1.0  # std without squaring huge values
     Xy = np.column_stack([Xw, yw / yscale])
 
     m, maps = _structured_prefix(terms)
