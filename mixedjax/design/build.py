@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError, mark_formula, mark_position
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
+from .input import as_frame
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,10 +31,18 @@ class Term:
     columns: tuple[str, ...]
     pattern: tuple[tuple[int, int], ...]
     correlated: bool  # False when λ has structurally-zero off-diagonal entries everywhere (``||``)
+    # the levels as the data hold them (integers stay integers), for ranef's index and for matching new data by
+    # value; a combination of several variables is its ``levels`` text ("A:a"). Empty: use ``levels``.
+    values: tuple = ()
 
     @property
     def s(self) -> int:
         return self.z.shape[1]
+
+    @property
+    def level_values(self) -> tuple:
+        """The levels as values of the data's column (see ``values``)."""
+        return self.values if self.values else self.levels
 
     @property
     def nlevels(self) -> int:
@@ -75,6 +84,8 @@ class Design:
     terms: tuple[Term, ...]  # in the order of DESIGN.md section 3: ℓ_k s_k descending
     n_dropped: int  # rows dropped for missing values
     rows: np.ndarray  # index labels of the rows used
+    # the columns the formula uses, rows used: encodes new data with the fit's own formulaic specs (predict)
+    frame: pd.DataFrame | None = None
 
     @property
     def n(self) -> int:
@@ -192,24 +203,30 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, 
 
 
 def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
-    """Integer codes and level names of a grouping factor (a combination when several variables)."""
-    codes_list, levels_list = [], []
+    """Integer codes, level names and level values of a grouping factor (a combination when several variables)."""
+    codes_list, levels_list, values_list = [], [], []
     for v in group:
         col = data[v]
         if isinstance(col.dtype, pd.CategoricalDtype):
             col = col.cat.remove_unused_categories()
             codes_list.append(np.asarray(col.cat.codes, dtype=np.int64))
-            levels_list.append([str(c) for c in col.cat.categories])
+            values_list.append(list(col.cat.categories))
         else:
             c, u = pd.factorize(col, sort=True)
             codes_list.append(np.asarray(c, dtype=np.int64))
-            levels_list.append([str(x) for x in u])
+            values_list.append(list(u))
+        levels_list.append([str(x) for x in values_list[-1]])
     if len(group) == 1:
-        return codes_list[0], tuple(levels_list[0])
+        return codes_list[0], tuple(levels_list[0]), tuple(_plain(x) for x in values_list[0])
     stacked = np.stack(codes_list, axis=1)
     uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
     levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq)
-    return codes.reshape(-1).astype(np.int64), levels
+    return codes.reshape(-1).astype(np.int64), levels, levels
+
+
+def _plain(x):
+    """A numpy scalar as the Python value (np.int64(3) -> 3), so an index of levels holds the data's values."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def _lower_pattern(offset: int, s: int) -> list[tuple[int, int]]:
@@ -224,23 +241,6 @@ def _mark_name(formula: str, part: str, start: int, name: str) -> str:
     for m in re.finditer(rf"(?<![\w.`]){re.escape(name)}(?![\w.`])|`{re.escape(name)}`", formula[i:]):
         return mark_position(formula, i + m.start(), m.end() - m.start())
     return mark_formula(formula, part, start)
-
-
-def _as_frame(data) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    if data is None or np.isscalar(data):
-        raise DataError(
-            f"data must be a pandas DataFrame (or a dict of columns), not {type(data).__name__}.\n"
-            "Pass the table whose columns the formula names, e.g. lmm('y ~ x + (1 | g)', df)."
-        )
-    try:
-        return pd.DataFrame(data)
-    except Exception as err:
-        raise DataError(
-            f"data must be a pandas DataFrame (or something pandas.DataFrame() accepts, like a dict of columns), "
-            f"not {type(data).__name__}: {_clean(err)}"
-        ) from err
 
 
 _NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal")
@@ -322,7 +322,7 @@ def build_design(formula, data) -> Design:
     pf = parse_formula(formula)
     text = pf.text
     rhs0 = text.find("~") + 1  # mark parts of the right-hand side there, not in the response
-    data = _as_frame(data)
+    data = as_frame(data)
     if data.shape[0] == 0:
         raise DataError("the data have no rows; pass the table of observations the model is fitted to")
 
@@ -474,7 +474,7 @@ def build_design(formula, data) -> Design:
         groups.setdefault(rt.group, []).append((rt, z, znames))
     terms = []
     for group, members in groups.items():
-        codes, levels = _group_codes(df, group)
+        codes, levels, values = _group_codes(df, group)
         zs, names, pattern, off = [], [], [], 0
         for rt, z, znames in members:
             dup = set(znames) & set(names)
@@ -501,6 +501,7 @@ def build_design(formula, data) -> Design:
                 columns=tuple(names),
                 pattern=tuple(pattern),
                 correlated=correlated,
+                values=values,
             )
         )
     sources = {}
@@ -550,4 +551,5 @@ def build_design(formula, data) -> Design:
         terms=tuple(terms),
         n_dropped=n_dropped,
         rows=np.asarray(labels),
+        frame=df,
     )

@@ -22,6 +22,11 @@ class Problem:
     arrays: dict
     yscale: float
 
+    def __repr__(self) -> str:
+        from ..display.text import problem_repr
+
+        return problem_repr(self)
+
     @property
     def theta_scale(self) -> np.ndarray:
         """Units of each θ entry: 1 except for random-effects columns of extreme size (see Term.column_scale)."""
