@@ -181,10 +181,14 @@ def test_varcorr_str_and_repr():
 
 def test_varcorr_to_frame():
     df = sleepstudy_model().varcorr.to_frame()
-    assert list(df.columns) == ["group", "column", "variance", "stddev"]
-    assert list(df["group"]) == ["subj", "subj", "Residual"]
+    assert list(df.columns) == ["group", "column", "variance", "stddev", "column2", "corr"]
+    assert list(df["group"]) == ["subj", "subj", "subj", "Residual"]
     assert list(df["column"])[:2] == ["(Intercept)", "days"]
-    assert df["variance"].iloc[2] == pytest.approx(654.94145)
+    assert df["variance"].iloc[3] == pytest.approx(654.94145)
+    # the correlation row: lme4's as.data.frame(VarCorr(m)) (sleepstudy ML: 0.08133, cov 11.0554)
+    assert (df["column"].iloc[2], df["column2"].iloc[2]) == ("(Intercept)", "days")
+    assert df["corr"].iloc[2] == pytest.approx(0.0813, abs=2e-4)
+    assert df["variance"].iloc[2] == pytest.approx(df["corr"].iloc[2] * df["stddev"].iloc[0] * df["stddev"].iloc[1])
 
 
 def test_coeftable_rule_width_matches_table():
@@ -358,10 +362,10 @@ def test_negative_zero_correlation_shows_dot():
     )
     lines = format_varcorr(vc).split("\n")
     assert lines[1].endswith("  Corr.")
-    assert lines[2] == "g        (Intercept)  4.0 2.0"
-    assert lines[3] == "         x            1.0 1.0 +0.50"
-    assert lines[4] == "         z            0.4 0.6   .     .  "
-    assert lines[5] == "Residual              1.0 1.0"
+    assert lines[2] == "g        (Intercept)       4.0     2.0"
+    assert lines[3] == "         x                 1.0     1.0 +0.50"
+    assert lines[4] == "         z                 0.4     0.6   .     .  "
+    assert lines[5] == "Residual                   1.0     1.0"
     # a genuine (non-structural) zero correlation is printed as a number
     vc0 = VarCorr(
         groups=(VarCorrGroup("g", ("a", "b"), (1.0, 1.0), (1.0, 1.0), ((1.0, 0.0), (0.0, 1.0))),),
@@ -379,4 +383,4 @@ def test_uncorrelated_term_has_no_corr_column():
     )
     txt = format_varcorr(vc)
     assert "Corr." not in txt
-    assert txt.split("\n")[3] == "         x            1.0 1.0"
+    assert txt.split("\n")[3] == "         x                 1.0     1.0"

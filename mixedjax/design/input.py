@@ -42,8 +42,8 @@ def _from_dict(data: dict) -> pd.DataFrame:
         lengths[k] = len(v)
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"'{k}': {n}" for k, n in lengths.items())
-        raise DataError(f"the columns of the data dict have different lengths ({desc}).\n"
-                        "Give every column one value per observation.")
+        raise DataError(f"the columns of the data dict have different lengths ({desc}), so they do not make a "
+                        "DataFrame.\nGive every column one value per observation.")
     cols = {}
     for k, v in data.items():
         native = _via_narwhals_series(v)
@@ -80,12 +80,12 @@ def _via_narwhals_series(values):
 def _numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     """Columns with pyarrow or pandas extension dtypes as numpy (float for numbers with missing values, object for
     text) or categorical ones; a frame that has none is returned as it is (no copy)."""
-    convert = {c: df[c] for c in df.columns if _needs_conversion(df[c])}
+    convert = [j for j in range(df.shape[1]) if _needs_conversion(df.iloc[:, j])]  # by position: names may repeat
     if not convert:
         return df
     out = df.copy(deep=False)
-    for c, col in convert.items():
-        out[c] = _to_numpy_column(col)
+    for j in convert:
+        out.isetitem(j, _to_numpy_column(df.iloc[:, j]))
     return out
 
 

@@ -271,9 +271,10 @@ def format_varcorr(vc) -> str:
     cnmvec = [str(c) for g in vc.groups for c in g.columns]
     nmwd = max((textwidth(s) for s in nmvec), default=0) + 1
     cnmwd = max((textwidth(s) for s in cnmvec), default=0) + 1
-    # at least one blank more than the header, so narrow numbers (small variances) keep "Variance Std.Dev." apart
-    varwd = max(max((textwidth(s) for s in showvar), default=0), len("Variance")) + 1
-    stdwd = max(max((textwidth(s) for s in showsd), default=0), len("Std.Dev.")) + 1
+    # the columns at least as wide as their headers (and "Variance" one blank wider), so narrow numbers (small
+    # variances) keep "Variance Std.Dev." apart and under their headers
+    varwd = max(max((textwidth(s) for s in showvar), default=0) + 1, len("Variance") + 1)
+    stdwd = max(max((textwidth(s) for s in showsd), default=0) + 1, len("Std.Dev."))
 
     out = ["Variance components:\n"]
     head = " " * nmwd + _cpad("Column", cnmwd) + _cpad("Variance", varwd) + _cpad("Std.Dev.", stdwd)
