@@ -64,7 +64,8 @@ class DiagnosticsMethods:
         """
         design = self.problem.design
         sel = select_terms(design, re_form)
-        rows = fitted_rows(design) if newdata is None else encode_new(design, newdata)
+        use = [bool(mk.any()) for mk in sel.masks]
+        rows = fitted_rows(design) if newdata is None else encode_new(design, newdata, use)
         check_new_levels(rows, sel, new_levels)
         eta = linear_predictor(rows, self._solution["beta"], self._solution["b"], sel)
         return pd.Series(eta, index=rows.index, name="predict")
@@ -99,15 +100,18 @@ class DiagnosticsMethods:
         return tidy_frame(self.coeftable(**coeftable_args), self.varcorr)
 
     # ---- plots ------------------------------------------------------------------------------------------------
-    def plot_ranef(self, *, level: float = 0.95, ax=None):
-        """Caterpillar plot of the conditional modes with intervals from the conditional variances (lattice's
-        ``dotplot(ranef(m, condVar=TRUE))``), levels ordered, one panel per term column. Returns a Figure."""
+    def plot_ranef(self, group: str | None = None, *, level: float = 0.95, condvar=None, ax=None):
+        """Caterpillar plot of one grouping factor (the first by default): the conditional modes, ordered, with
+        intervals from the conditional variances, one panel per term column (lattice's ``dotplot(ranef(m,
+        condVar=TRUE))``). ``condvar`` (levels, s, s) overrides the model's ``condvar()``. Returns a Figure;
+        ``ax=`` takes one Axes per term column."""
         from ..plot.ranef import plot_ranef
 
-        return plot_ranef(self, level=level, ax=ax)
+        return plot_ranef(self, group=group, level=level, condvar=condvar, ax=ax)
 
     def plot_residuals(self, *, ax=None):
-        """Residuals against fitted values and a normal QQ plot of the residuals. Returns a Figure."""
+        """Residuals against fitted values and a normal QQ plot of the Pearson residuals. Returns a Figure;
+        ``ax=`` takes two Axes."""
         from ..plot.residuals import plot_residuals
 
         return plot_residuals(self, ax=ax)

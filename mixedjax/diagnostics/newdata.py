@@ -114,7 +114,9 @@ def _codes(values: list, term) -> tuple[np.ndarray, tuple]:
     codes = np.full(len(values), -1, dtype=np.int64)
     unseen = []
     for r, v in enumerate(values):
-        if _missing(v):
+        if _missing(v):  # a missing level is no level of the fit: unseen (reported as None)
+            if None not in unseen:
+                unseen.append(None)
             continue
         try:
             c = by_value.get(v)
@@ -130,8 +132,12 @@ def _codes(values: list, term) -> tuple[np.ndarray, tuple]:
     return codes, tuple(unseen)
 
 
-def encode_new(design, newdata) -> NewRows:
-    """Encode ``newdata`` (any table ``lmm`` accepts) with the fit's formulaic specs; no response needed."""
+def encode_new(design, newdata, use_terms=None) -> NewRows:
+    """Encode ``newdata`` (any table ``lmm`` accepts) with the fit's formulaic specs; no response needed.
+
+    ``use_terms``: one bool per term of the design; a term left out needs no columns in ``newdata`` (its rows
+    come back with every level unseen and z zero). None: every term.
+    """
     frame = design.frame
     new = as_frame(newdata)
     new = new.rename(columns=str)
@@ -143,7 +149,11 @@ def encode_new(design, newdata) -> NewRows:
     X = X[:, [pos[nm] for nm in design.xnames]]  # the columns the fit kept (rank-deficient ones dropped)
     keep = np.all(np.isfinite(X), axis=1)
     terms = []
-    for t in design.terms:
+    use_terms = [True] * len(design.terms) if use_terms is None else list(use_terms)
+    for t, use in zip(design.terms, use_terms):
+        if not use:
+            terms.append((t, np.zeros((len(new), t.s)), [None] * len(new)))
+            continue
         members = [rt for rt in pf.random if rt.group_name == t.name]
         zs, names = [], []
         for rt in members:
