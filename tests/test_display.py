@@ -384,3 +384,65 @@ def test_uncorrelated_term_has_no_corr_column():
     txt = format_varcorr(vc)
     assert "Corr." not in txt
     assert txt.split("\n")[3] == "         x                 1.0     1.0"
+
+
+# ---------------------------------------------------------------------------
+# (f) REPL and notebook representations of models, problems and tables
+# ---------------------------------------------------------------------------
+
+
+def _fitted_sleepstudy():
+    import mixedjax as mj
+
+    return mj.lmm("reaction ~ 1 + days + (1 + days | subj)", mj.dataset("sleepstudy"))
+
+
+def test_model_and_problem_repr_are_short():
+    m = _fitted_sleepstudy()
+    r = repr(m)
+    assert "\n" not in r and len(r) < 200
+    assert r.startswith("<LinearMixedModel reaction ~ 1 + days + (1 + days | subj)")
+    assert "180 obs" in r and "subj: 18" in r
+    assert str(m) == summary_text(m) and str(m).count("\n") > 10
+    p = repr(m.problem)
+    assert "\n" not in p and len(p) < 200 and p.startswith("<Problem reaction ~")
+
+
+def test_notebook_renderings():
+    m = _fitted_sleepstudy()
+    assert m._repr_html_().startswith('<div class="mixedjax-summary">')
+    md = m._repr_markdown_()
+    assert md.startswith("**Linear mixed model fit by maximum likelihood**")
+    # the correlation is in the markdown variance table
+    assert "| Corr. |" in md and "+0.08" in md
+    ct = m.coeftable()
+    assert isinstance(ct, pd.DataFrame)
+    assert str(ct) == format_coeftable(ct)
+    assert ct._repr_html_().startswith('<table class="mixedjax-coeftable">')
+    assert ct._repr_markdown_().splitlines()[0] == "|  | Coef. | Std. Error | z | Pr(>\\|z\\|) |"
+    assert type(ct * 2) is pd.DataFrame  # derived tables are plain DataFrames
+    vc = m.varcorr
+    assert vc._repr_markdown_().splitlines()[2].startswith("| subj | (Intercept) |")
+
+
+def test_small_variances_keep_header_apart():
+    vc = VarCorr(groups=(VarCorrGroup("g", ("(Intercept)",), (0.0,), (0.0,)),), residual_variance=0.04,
+                 residual_sd=0.2)
+    lines = format_varcorr(vc).split("\n")
+    assert "Variance Std.Dev." in lines[1]
+    # the numbers end under the ends of their headers
+    assert lines[2].rstrip().endswith("0.0") and len(lines[2]) == len(lines[1])
+
+
+def test_tidy_layout():
+    m = _fitted_sleepstudy()
+    t = m.tidy()
+    assert list(t.columns) == ["effect", "group", "term", "estimate", "std_error", "statistic", "df", "p_value"]
+    assert list(t["term"]) == ["(Intercept)", "days", "sd__(Intercept)", "sd__days", "cor__(Intercept).days",
+                               "sd__Observation"]
+    assert list(t["effect"]) == ["fixed"] * 2 + ["ran_pars"] * 4
+    np.testing.assert_allclose(t["estimate"].iloc[:2], m.fixef.to_numpy())
+    np.testing.assert_allclose(t["std_error"].iloc[:2], m.stderror.to_numpy())
+    vc = m.varcorr
+    np.testing.assert_allclose(t["estimate"].iloc[2:], [*vc.groups[0].stddevs, vc.groups[0].corr[1][0], m.sigma])
+    assert t["df"].isna().all()
