@@ -100,7 +100,10 @@ def test_residual_types():
     y = mj.dataset("sleepstudy")["reaction"].to_numpy()
     r = m.residuals()
     np.testing.assert_allclose(r.to_numpy(), y - m.fitted().to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(m.residuals(type="pearson").to_numpy(), r.to_numpy() / m.sigma, rtol=1e-12)
+    # lme4: the Pearson residual of an unweighted LMM is the response residual; scaled=True divides by σ
+    np.testing.assert_allclose(m.residuals(type="pearson").to_numpy(), r.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.residuals(type="pearson", scaled=True).to_numpy(), r.to_numpy() / m.sigma,
+                               rtol=1e-12)
     with pytest.raises(mj.ArgumentError, match="pearson"):
         m.residuals(type="deviance")
 

@@ -50,7 +50,7 @@ def test_plot_residuals(model):
     np.testing.assert_allclose(x, model.fitted().to_numpy())
     np.testing.assert_allclose(y, model.residuals().to_numpy())
     qx, qy = a2.collections[0].get_offsets().T
-    np.testing.assert_allclose(qy, np.sort(model.residuals(type="pearson").to_numpy()))
+    np.testing.assert_allclose(qy, np.sort(model.residuals(type="pearson", scaled=True).to_numpy()))
     assert np.all(np.diff(qx) > 0) and abs(qx.mean()) < 1e-12
     fig2, axes = plt.subplots(1, 2)
     assert model.plot_residuals(ax=axes) is fig2

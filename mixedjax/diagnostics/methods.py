@@ -31,27 +31,37 @@ class DiagnosticsMethods:
         return pd.Series(np.array(values, dtype=float), index=self._row_index(), name=name)
 
     def fitted(self) -> pd.Series:
-        """Fitted values X β̂ + Z b̂, one per row used in the fit (rows dropped for missing values are absent),
-        indexed by the data's row labels."""
+        """Fitted values X β̂ + Z b̂ (+ the offset), one per row used in the fit (rows dropped for missing values
+        are absent), indexed by the data's row labels."""
         return self._series(self._fitted_values(), "fitted")
 
     def _fitted_values(self) -> np.ndarray:
-        sel = select_terms(self.problem.design, None)
-        return linear_predictor(fitted_rows(self.problem.design), self._solution["beta"], self._solution["b"], sel)
+        design = self.problem.design
+        sel = select_terms(design, None)
+        eta = linear_predictor(fitted_rows(design), self._solution["beta"], self._solution["b"], sel)
+        offset = getattr(design, "offset", None)
+        return eta if offset is None else eta + offset
 
-    def residuals(self, type: str = "response") -> pd.Series:  # noqa: A002 - lme4's argument name
+    def residuals(self, type: str = "response", *, scaled: bool = False) -> pd.Series:  # noqa: A002 - lme4's name
         """Residuals of the rows used in the fit (rows dropped for missing values are absent), indexed by the
-        data's row labels: ``"response"`` y − ŷ, ``"pearson"`` (y − ŷ) / σ̂ (lme4's ``residuals(type=)``)."""
+        data's row labels, as lme4's ``residuals(m, type=, scaled=)``: ``"response"`` y − ŷ; ``"pearson"``
+        √wᵢ (y − ŷ) (the response residual of an unweighted fit). ``scaled=True`` divides by σ̂."""
         if type not in RESIDUAL_TYPES:
             raise ArgumentError(f"type must be one of {', '.join(map(repr, RESIDUAL_TYPES))}, not {type!r}")
+        if not isinstance(scaled, (bool, np.bool_)):
+            raise ArgumentError(f"scaled must be True or False, not {scaled!r}")
         r = self.problem.design.y - self._fitted_values()
-        if type == "pearson":
+        weights = getattr(self.problem.design, "weights", None)
+        if type == "pearson" and weights is not None:
+            r = r * np.sqrt(weights)
+        if scaled:
             r = r / self.sigma
         return self._series(r, "residuals" if type == "response" else "pearson_residuals")
 
     # ---- prediction -------------------------------------------------------------------------------------------
     def predict(self, newdata=None, *, re_form=None, new_levels: str = "population") -> pd.Series:
-        """Predictions as lme4's ``predict``: X β̂ plus the conditional modes of the random-effects terms kept.
+        """Predictions as lme4's ``predict``: X β̂ plus the conditional modes of the random-effects terms kept (and,
+        without ``newdata``, the fit's offset).
 
         ``newdata``: a table of the predictor columns (any kind ``lmm`` accepts; the response is not needed);
         None predicts the fit's own rows. The fixed effects are encoded with the fit's own formulaic spec, so a
@@ -63,6 +73,9 @@ class DiagnosticsMethods:
         missing value in a predictor column are absent.
         """
         design = self.problem.design
+        if newdata is not None and getattr(design, "offset", None) is not None:
+            raise ArgumentError("predict on new data is not available yet for a model with an offset (the offset of "
+                                "the new rows is not encoded); predict() without newdata gives the fit's rows")
         sel = select_terms(design, re_form)
         use = [bool(mk.any()) for mk in sel.masks]
         rows = fitted_rows(design) if newdata is None else encode_new(design, newdata, use)
@@ -85,7 +98,7 @@ class DiagnosticsMethods:
         """Cook's distance as lme4's ``cooks.distance``: r_i² h_i / (p σ̂² (1 − h_i)²), one per row used in the
         fit (rows dropped for missing values are absent)."""
         h = self.leverage().to_numpy()
-        r = self.residuals().to_numpy()
+        r = self.residuals(type="pearson").to_numpy()
         return self._series(_cooks(r, h, self.sigma, self.problem.design.p), "cooks_distance")
 
     # ---- tables -----------------------------------------------------------------------------------------------

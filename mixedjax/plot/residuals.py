@@ -1,4 +1,4 @@
-"""Residual diagnostics: residuals against fitted values, and a normal QQ plot of the Pearson residuals."""
+"""Residual diagnostics: residuals against fitted values, and a normal QQ plot of the scaled Pearson residuals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .axes import panels
 
 
 def plot_residuals(m, *, ax=None):
-    """Two panels: response residuals against fitted values (with the zero line), and the Pearson residuals'
+    """Two panels: response residuals against fitted values (with the zero line), and the scaled Pearson residuals'
     sample quantiles against normal quantiles (with the identity line). Returns the Figure."""
     fig, (a1, a2) = panels(2, ax)
     fitted, resid = m.fitted().to_numpy(), m.residuals().to_numpy()
@@ -18,7 +18,7 @@ def plot_residuals(m, *, ax=None):
     a1.set_xlabel("fitted values")
     a1.set_ylabel("residuals")
     a1.set_title("Residuals vs fitted")
-    r = np.sort(m.residuals(type="pearson").to_numpy())
+    r = np.sort(m.residuals(type="pearson", scaled=True).to_numpy())
     n = r.size
     theo = norm.ppf((np.arange(1, n + 1) - 0.5) / n)  # plotting positions (i − ½)/n
     a2.scatter(theo, r, s=8, alpha=0.7)
