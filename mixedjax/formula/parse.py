@@ -1,7 +1,8 @@
 """Parse lme4 formulas: ``y ~ fixed + (expr | g) + (expr || g) + (1 | a/b)``.
 
-Only the text is handled here; nothing touches data. The fixed part and each random-effects model expression are
-later handed to formulaic; the grouping expressions (``g``, ``a:b``, ``a/b``) are expanded here.
+Only the text is handled here; nothing touches data. The fixed part, the response, each random-effects model
+expression and each offset are later read by the formula language (mixedjax.formula.terms / language); the grouping
+expressions (``g``, ``a:b``, ``a/b``) are expanded here.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ParsedFormula:
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()  # the arguments of the fixed part's offset(...) terms, which add up
 
 
 def _split_top(s: str, sep: str) -> list[str]:
@@ -142,59 +144,15 @@ def _is_name(v: str) -> bool:
     return bool(v) and all(ch.isalnum() or ch in "_." for ch in v)
 
 
-def _splits_here(expr: str, i: int) -> bool:
-    """Is the '+' or '-' at ``i`` a term separator (not a sign after an operator, as in 'x * -1')?"""
-    before = expr[:i].rstrip()
-    return i == len(expr) or not before or before[-1] not in "*/:^"
-
-
-def _signed_pieces(expr: str) -> list[tuple[str, str]]:
-    """'1 + x - 1' -> [('+', '1'), ('+', 'x'), ('-', '1')]: top-level terms with their sign."""
-    out, depth, start, sign = [], 0, 0, "+"
-    for i, c in enumerate(expr + "+"):
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif depth == 0 and c in "+-" and _splits_here(expr, i):
-            out.append((sign, expr[start:i].strip()))
-            sign, start = c, i + 1
-    return [(sg, p) for sg, p in out if p or sg == "-"]
-
-
 def _split_columns(expr: str) -> list[str]:
     """For ``||``: '1 + x + z' -> ['1', '0 + x', '0 + z']; '0 + x + z' and 'x + z - 1' -> ['0 + x', '0 + z'].
 
     Like lme4's expandDoubleVerts, every term of the expanded expression is its own block: 'x * z' ->
     ['1', '0 + x', '0 + z', '0 + x:z'].
     """
-    try:
-        import formulaic
+    from .terms import split_double_bar
 
-        labels = [str(t) for t in formulaic.Formula(expr)]
-    except Exception:  # not readable here: split the text; the design reports formulaic's complaint with the place
-        labels = None
-    if labels is not None and labels:
-        return [("1" if t == "1" else f"0 + {t}") for t in labels]
-    has_int = True
-    out = []
-    for sign, p in _signed_pieces(expr):
-        if not p:
-            continue
-        if (sign == "+" and p == "0") or (sign == "-" and p == "1"):
-            has_int = False
-        elif sign == "+" and p == "1":
-            has_int = True
-        elif sign == "-":
-            raise FormulaError(
-                f"cannot read '- {p}' in the '||' term with model '{expr}'.\n"
-                "A '||' term lists the columns it keeps; remove the intercept with '0 + ...', e.g. '(0 + x || g)'."
-            )
-        else:
-            out.append(p)
-    terms = ["1"] if has_int else []
-    terms += [f"0 + {p}" for p in out]
-    return terms
+    return split_double_bar(expr)
 
 
 def parse_formula(formula) -> ParsedFormula:
@@ -239,7 +197,9 @@ def parse_formula(formula) -> ParsedFormula:
             "Add the fixed effects and at least one random-effects term, e.g. 'y ~ 1 + x + (1 | g)'."
         )
 
-    fixed, random = [], []
+    from .terms import offset_argument
+
+    fixed, random, offsets = [], [], []
     for piece in _split_top(rhs, "+"):
         p = piece.strip()
         if not p:
@@ -276,6 +236,10 @@ def parse_formula(formula) -> ParsedFormula:
                 f"'{p}' uses '|' outside parentheses.\n{mark_formula(text, p)}\n"
                 "Wrap each random-effects term in parentheses, e.g. '(1 | g)'."
             )
+        elif (arg := offset_argument(p)) is not None:
+            if not arg:
+                raise FormulaError(f"'{p}' has no argument.\n{mark_formula(text, p)}\nWrite e.g. 'offset(log(t))'.")
+            offsets.append(arg)
         else:
             fixed.append(p)
     if not random:
@@ -284,4 +248,4 @@ def parse_formula(formula) -> ParsedFormula:
             "Add one, e.g. 'y ~ 1 + x + (1 | g)', or fit a linear model with another package."
         )
     fixed_text = " + ".join(fixed) if fixed else "1"
-    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random))
+    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random), offsets=tuple(offsets))
