@@ -146,12 +146,15 @@ def _as_numeric(ctx, call, a):
     return np.trunc(v) if call.fn == "as.integer" else v
 
 
+_MAX_DEGREE = 25  # higher orders are numerically meaningless (and would only cost memory)
+
+
 def _poly(ctx, call, a):
     x = numeric(a["x"], _name(call))
     degree = constant(a.get("degree", 1.0), f"the degree of {_name(call)}", (float,))
     raw = constant(a.get("raw", False), f"'raw' of {_name(call)}", (bool,))
-    if not (degree.is_integer() and degree >= 1):
-        raise FormulaError(f"the degree of {_name(call)} must be a whole number ≥ 1")
+    if not (degree.is_integer() and 1 <= degree <= _MAX_DEGREE):
+        raise FormulaError(f"the degree of {_name(call)} must be a whole number from 1 to {_MAX_DEGREE}")
     d = int(degree)
     x = np.broadcast_to(np.asarray(x, dtype=np.float64), (ctx.n,))
     suffixes = tuple(str(k) for k in range(1, d + 1))
@@ -226,6 +229,8 @@ def _log(ctx, call, a):
 
 def _round(ctx, call, a):
     digits = constant(a.get("digits", 0.0), f"'digits' of {_name(call)}", (float,))
+    if not (digits.is_integer() and abs(digits) <= 15):
+        raise FormulaError(f"'digits' of {_name(call)} must be a whole number from -15 to 15")
     return np.round(numeric(a["x"], _name(call)), int(digits))  # half to even, as R's round
 
 

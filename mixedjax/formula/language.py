@@ -209,7 +209,12 @@ def _walk(node: ast.AST, names: tuple[str, ...], text: str, functions) -> Node:
                 return names[int(m.group(1))]
         raise bad(_CONSTRUCTS.get(type(n), type(n).__name__))
 
-    def go(n: ast.AST) -> Node:
+    def go(n: ast.AST, depth: int = 0) -> Node:
+        if depth > _MAX_DEPTH:
+            raise FormulaError(f"the expression '{text[:80]}' is nested too deeply to be a model term")
+        return node_of(n, lambda m: go(m, depth + 1))
+
+    def node_of(n: ast.AST, go) -> Node:
         if isinstance(n, ast.Constant):
             v = n.value
             if isinstance(v, bool) or isinstance(v, str):
@@ -259,6 +264,9 @@ def _walk(node: ast.AST, names: tuple[str, ...], text: str, functions) -> Node:
     return go(node)
 
 
+_MAX_DEPTH, _MAX_TOKENS = 200, 5000  # far beyond any model term; keeps the recursive readers off Python's stack limit
+
+
 def compile_expression(text: str, functions=None) -> Checked:
     """Read one expression of the formula language into a checked tree; nothing is evaluated."""
     if functions is None:
@@ -266,9 +274,14 @@ def compile_expression(text: str, functions=None) -> Checked:
     if not text.strip():
         raise FormulaError("an expression in the formula is empty")
     tokens = tokenize(text)
+    depth = max(np.cumsum([(t.text == "(") - (t.text == ")") for t in tokens if t.kind == "op"] or [0]))
+    if depth > _MAX_DEPTH or len(tokens) > _MAX_TOKENS:
+        raise FormulaError(f"the expression '{text[:80]}...' is nested too deeply or too long to be a model term")
     tr = _translate(text, tokens)
     try:
         tree = ast.parse(tr.source, mode="eval")
+    except (RecursionError, MemoryError) as err:
+        raise FormulaError(f"the expression '{text[:80]}' is nested too deeply to be a model term") from err
     except SyntaxError as err:
         raise FormulaError(
             f"cannot read '{text}' as an expression: check the parentheses, commas and operators "

@@ -7,6 +7,7 @@ expressions (``g``, ``a:b``, ``a/b``) are expanded here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import ArgumentError, FormulaError, mark_formula, mark_position
@@ -34,11 +35,22 @@ class ParsedFormula:
     offsets: tuple[str, ...] = ()  # the arguments of the fixed part's offset(...) terms, which add up
 
 
+def _quoted_end(s: str, i: int) -> int:
+    """If a backquoted name or a string starts at ``i``, the index just after it, else ``i``."""
+    if s[i] in "`\"'":
+        j = s.find(s[i], i + 1)
+        return len(s) if j < 0 else j + 1
+    return i
+
+
 def _split_top(s: str, sep: str) -> list[str]:
-    """Split ``s`` on ``sep`` where it is not inside parentheses."""
+    """Split ``s`` on ``sep`` where it is not inside parentheses, a backquoted name or a string."""
     out, depth, start, i = [], 0, 0, 0
     while i < len(s):
         c = s[i]
+        if (j := _quoted_end(s, i)) != i:
+            i = j
+            continue
         if c in "([":
             depth += 1
         elif c in ")]":
@@ -58,6 +70,10 @@ def _canonical(text: str) -> str:
     out, i, call_depth, stack = [], 0, 0, []
     while i < len(text):
         c = text[i]
+        if (j := _quoted_end(text, i)) != i:  # names and strings are kept as written
+            out.append(text[i:j])
+            i = j
+            continue
         if c == "(":
             is_call = bool(out) and (out[-1][-1:].isalnum() or out[-1][-1:] in "_.")
             stack.append(is_call)
@@ -73,12 +89,32 @@ def _canonical(text: str) -> str:
         else:
             out.append(c)
         i += 1
-    return " ".join("".join(out).split()).replace("( ", "(").replace(" )", ")")
+    return _squeeze("".join(out))
+
+
+def _squeeze(s: str) -> str:
+    """Single spaces, none after '(' or before ')', outside backquoted names and strings."""
+    pieces, i, start = [], 0, 0
+    while i < len(s):
+        if (j := _quoted_end(s, i)) != i:
+            pieces += [(False, s[start:i]), (True, s[i:j])]
+            start = i = j
+            continue
+        i += 1
+    pieces.append((False, s[start:]))
+    plain = (re.sub(r"\s+", " ", p).replace("( ", "(").replace(" )", ")") for _, p in pieces)
+    return "".join(p if quoted else q for (quoted, p), q in zip(pieces, plain)).strip()
 
 
 def _check_parens(formula: str) -> None:
     opened: list[int] = []
+    skip = 0
     for i, c in enumerate(formula):
+        if i < skip:
+            continue
+        if (j := _quoted_end(formula, i)) != i:
+            skip = j
+            continue
         if c == "(":
             opened.append(i)
         elif c == ")":
@@ -139,6 +175,8 @@ def _expand_group(gtext: str, formula: str, source: str) -> list[tuple[str, ...]
 
 
 def _is_name(v: str) -> bool:
+    if "__" in v:
+        return False  # no dunder names, anywhere in a formula
     if len(v) > 2 and v[0] == v[-1] == "`":
         return "`" not in v[1:-1]
     return bool(v) and all(ch.isalnum() or ch in "_." for ch in v)
