@@ -118,10 +118,11 @@ def _reading(formula: str, part: str, start: int = 0):
     """A FormulaError while reading ``part`` says where the part is in the formula."""
     try:
         yield
-    except FormulaError as err:
-        if isinstance(err, DataError):
-            raise DataError(f"{err}\n{mark_formula(formula, part, start)}") from err
-        raise FormulaError(f"{err}\n{mark_formula(formula, part, start)}") from (err.__cause__ or err)
+    except (FormulaError, DataError) as err:
+        if "\n" in str(err) and formula in str(err):
+            raise  # already marked
+        # the same class (an unknown function is both a FormulaError and a DataError), the reason kept
+        raise type(err)(f"{err}\n{mark_formula(formula, part, start)}") from (err.__cause__ or err)
 
 
 def _read_parts(pf: ParsedFormula, rhs0: int) -> _Parts:

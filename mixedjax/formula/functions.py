@@ -54,6 +54,10 @@ class Table(dict):
     def public(self) -> list[str]:
         return [k for k in self if not k.startswith("numpy.")]
 
+    def r_idioms(self) -> list[str]:
+        """The R functions, for messages (numpy's are named as a family)."""
+        return [k for k in self if k in _R_NAMES]
+
 
 # ---- argument kinds ------------------------------------------------------------------------------------------------
 def numeric(v, what: str) -> np.ndarray | float:
@@ -276,6 +280,10 @@ _NP_UNARY = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "c
              "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "deg2rad", "rad2deg", "reciprocal")
 _NP_BINARY = ("power", "maximum", "minimum", "fmax", "fmin", "hypot", "arctan2", "fmod", "add", "subtract",
               "multiply", "divide")
+
+
+_R_NAMES = ("I", "factor", "as.factor", "C", "relevel", "as.numeric", "as.integer", "poly", "scale", "center", "log",
+            "exp", "sqrt", "abs", "pmin", "pmax", "ifelse", "round", "offset", "cbind")
 
 
 def _table() -> Table:

@@ -246,7 +246,8 @@ def _walk(node: ast.AST, names: tuple[str, ...], text: str, functions) -> Node:
             if spec is None:
                 raise UnknownFunctionError(
                     f"'{fn}' is not a function a formula may call (in '{text}'); formulas are evaluated by an "
-                    f"allow-list, not by Python. Allowed functions: {', '.join(sorted(functions.public()))}."
+                    f"allow-list, not by Python. Allowed: {', '.join(functions.r_idioms())} and numpy's elementwise "
+                    "functions (log, sqrt, arcsin, ... also as np.log, np.sqrt, ...); see docs/formulas.md."
                 )
             args = tuple(go(a) for a in n.args)
             kwargs = []
