@@ -96,14 +96,22 @@ def test_fixed_factor_uses_the_fits_encoding():
 
 
 def test_stateful_transforms_use_the_fits_values():
-    # center(x) subtracts the fit's mean of x, I(x**2) and C(f) are evaluated as in the fit
+    # scale(x) and poly(x, 2) use the fit's coefficients, I(x^2) and factor(f) are evaluated as in the fit; an
+    # offset term of the formula is added
     rng = np.random.default_rng(3)
     n = 90
-    df = pd.DataFrame({"x": rng.normal(5, 2, n), "f": rng.integers(0, 3, n), "g": rng.integers(0, 9, n)})
+    df = pd.DataFrame({"x": rng.normal(5, 2, n), "f": rng.integers(0, 3, n), "g": rng.integers(0, 9, n),
+                       "t": rng.uniform(1, 2, n)})
     df["y"] = 1 + 0.3 * df.x - 0.05 * df.x**2 + 0.5 * df.f + rng.normal(size=9)[df.g] + rng.normal(size=n)
-    m = mj.lmm("y ~ 1 + center(x) + I(x**2) + C(f) + (1 | g)", df)
+    m = mj.lmm("y ~ 1 + scale(x) + I(x^2) + factor(f) + offset(log(t)) + (1 | g)", df)
+    m2 = mj.lmm("y ~ 1 + poly(x, 2) + factor(f) + (1 | g)", df)
     sub = df.iloc[[4, 17, 50]].drop(columns="y")
-    np.testing.assert_allclose(m.predict(sub).to_numpy(), m.fitted().iloc[[4, 17, 50]].to_numpy(), rtol=1e-12)
+    for model in (m, m2):
+        np.testing.assert_allclose(model.predict(sub).to_numpy(), model.fitted().iloc[[4, 17, 50]].to_numpy(),
+                                   rtol=1e-12)
+    # the offset is part of the fitted values and of the predictions
+    np.testing.assert_allclose(m.fitted().to_numpy() - m.predict(re_form="~0").to_numpy(),
+                               [m.ranef()["g"].loc[g].iloc[0] for g in df["g"]], rtol=1e-9, atol=1e-12)
 
 
 def test_integer_ids_stay_integers():

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import ArgumentError
 from .influence import cooks_distance as _cooks, leverage_all
-from .newdata import encode_new, fitted_rows
+from .newdata import encode_rows, fitted_rows
 from .predict import check_new_levels, linear_predictor, select_terms
 
 RESIDUAL_TYPES = ("response", "pearson")
@@ -24,8 +24,7 @@ class DiagnosticsMethods:
 
     # ---- the fit's rows ---------------------------------------------------------------------------------------
     def _row_index(self) -> pd.Index:
-        d = self.problem.design
-        return d.frame.index if d.frame is not None else pd.Index(d.rows)
+        return pd.Index(self.problem.design.rows)
 
     def _series(self, values, name: str) -> pd.Series:
         return pd.Series(np.array(values, dtype=float), index=self._row_index(), name=name)
@@ -37,10 +36,8 @@ class DiagnosticsMethods:
 
     def _fitted_values(self) -> np.ndarray:
         design = self.problem.design
-        sel = select_terms(design, None)
-        eta = linear_predictor(fitted_rows(design), self._solution["beta"], self._solution["b"], sel)
-        offset = getattr(design, "offset", None)
-        return eta if offset is None else eta + offset
+        return linear_predictor(fitted_rows(design), self._solution["beta"], self._solution["b"],
+                                select_terms(design, None))
 
     def residuals(self, type: str = "response", *, scaled: bool = False) -> pd.Series:  # noqa: A002 - lme4's name
         """Residuals of the rows used in the fit (rows dropped for missing values are absent), indexed by the
@@ -60,12 +57,13 @@ class DiagnosticsMethods:
 
     # ---- prediction -------------------------------------------------------------------------------------------
     def predict(self, newdata=None, *, re_form=None, new_levels: str = "population") -> pd.Series:
-        """Predictions as lme4's ``predict``: X β̂ plus the conditional modes of the random-effects terms kept (and,
-        without ``newdata``, the fit's offset).
+        """Predictions as lme4's ``predict``: X β̂ plus the offset plus the conditional modes of the random-effects
+        terms kept.
 
         ``newdata``: a table of the predictor columns (any kind ``lmm`` accepts; the response is not needed);
-        None predicts the fit's own rows. The fixed effects are encoded with the fit's own formulaic spec, so a
-        factor level the fit has not seen is a ``DataError``. ``re_form``: None (every term), ``"~0"`` (none: the
+        None predicts the fit's own rows. New rows are encoded as the fit's were (``mixedjax.design.encode_new``:
+        the same contrasts, levels, ``poly``/``scale`` coefficients and offset terms), so a factor level of the
+        fixed part that the fit has not seen is a ``DataError``. ``re_form``: None (every term), ``"~0"`` (none: the
         population prediction) or a formula of random-effects terms such as ``"~(1 | plate)"``.
         ``new_levels``: ``"population"`` predicts a grouping level the fit has not seen (or a missing one) at the
         population value of that term (lme4's ``allow.new.levels=TRUE``); ``"error"`` raises a ``DataError``
@@ -73,12 +71,13 @@ class DiagnosticsMethods:
         missing value in a predictor column are absent.
         """
         design = self.problem.design
-        if newdata is not None and getattr(design, "offset", None) is not None:
-            raise ArgumentError("predict on new data is not available yet for a model with an offset (the offset of "
-                                "the new rows is not encoded); predict() without newdata gives the fit's rows")
         sel = select_terms(design, re_form)
         use = [bool(mk.any()) for mk in sel.masks]
-        rows = fitted_rows(design) if newdata is None else encode_new(design, newdata, use)
+        rows = fitted_rows(design) if newdata is None else encode_rows(design, newdata, use)
+        if rows.offset is None and getattr(design, "offset", None) is not None:
+            # an offset given as an array (not a term of the formula) has no values for new rows
+            raise ArgumentError("this model's offset was given as an array, which has no values for new rows; write "
+                                "it in the formula as offset(expr) to predict on new data")
         check_new_levels(rows, sel, new_levels)
         eta = linear_predictor(rows, self._solution["beta"], self._solution["b"], sel)
         return pd.Series(eta, index=rows.index, name="predict")

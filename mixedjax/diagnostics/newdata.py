@@ -1,30 +1,25 @@
-"""New data encoded as the fit encoded its own: the fixed-effect matrix and, per random-effects term, the model
-values and the level index of each row (−1 for a level the fit has not seen).
-
-The fixed effects and the random-effects model columns go through the fit's own formulaic ``ModelSpec`` (the same
-contrasts, levels and stateful transforms such as ``center(x)``, learned from the rows the model was fitted to), so
-a factor level the fit has not seen is an error here, never a silently dropped column. Grouping levels are matched
-by value (integer ids stay integers; a text id matches the same text).
+"""Rows to predict: new data encoded by the fit's own encoding (``mixedjax.design.encode_new``: the same contrasts,
+levels and stateful transforms), or the fit's own rows, in one form: the fixed-effect matrix, the offset, and per
+random-effects term the model values and the level index of each row (−1 for a level the fit has not seen).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ..design.build import _lme4_name
+from ..design import encode_new
 from ..design.input import as_frame
 from ..errors import DataError
 
 
 class NewTermRows(NamedTuple):
-    """One random-effects term of the fit, evaluated on new rows.
+    """One random-effects term of the fit on the rows predicted.
 
     name: the grouping factor; codes: the fit's level index of each row, −1 for an unseen (or missing) level (r,);
-    z: the term's model columns (r, s_k); unseen: the distinct unseen levels, as the new data hold them.
+    z: the term's model columns (r, s_k); unseen: the distinct unseen levels as the rows hold them (None: missing).
     """
 
     name: str
@@ -33,157 +28,103 @@ class NewTermRows(NamedTuple):
     unseen: tuple
 
 
-class NewRows(NamedTuple):
-    """New data as the fit's design sees it: X (r, p), one NewTermRows per term in the design's order, and the
-    index labels of the rows kept (rows with a missing value in a fixed-effect or random-effects column are
-    left out)."""
+class PredictRows(NamedTuple):
+    """Rows as the fit's design sees them: X (r, p), the offset (r,) or None, one NewTermRows per term in the
+    design's order, and the index labels of the rows (rows with a missing predictor value are left out)."""
 
     X: np.ndarray
+    offset: np.ndarray | None
     terms: tuple
     index: pd.Index
-
-
-def _spec(expr: str, frame: pd.DataFrame):
-    import formulaic
-
-    return formulaic.model_matrix(expr, frame, ensure_full_rank=True, na_action="ignore").model_spec
-
-
-def _check_levels(spec, frame: pd.DataFrame, new: pd.DataFrame, part: str) -> None:
-    """Every categorical column ``spec`` reads must hold only levels seen in the fit."""
-    for var in sorted(map(str, spec.required_variables)):
-        if var not in frame.columns or var not in new.columns:
-            continue
-        col = frame[var]
-        if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
-            continue
-        seen = set(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype) else set(col.dropna())
-        unseen = [v for v in pd.unique(new[var].dropna()) if v not in seen]
-        if unseen:
-            shown = ", ".join(repr(_plain(v)) for v in unseen[:10]) + (", ..." if len(unseen) > 10 else "")
-            raise DataError(
-                f"column '{var}' of the new data has level{'s' if len(unseen) > 1 else ''} {shown} that the fit has "
-                f"not seen (used in '{part}'); the fixed effects have no coefficient for "
-                f"{'them' if len(unseen) > 1 else 'it'}.\nLevels of the fit: "
-                + ", ".join(repr(_plain(v)) for v in sorted(seen, key=str)[:20])
-                + ". Predict only for those levels, or refit with the new levels in the data."
-            )
-
-
-def _matrix(spec, new: pd.DataFrame, part: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    from formulaic.errors import DataMismatchWarning
-
-    missing = sorted(set(map(str, spec.required_variables)) - set(map(str, new.columns)))
-    if missing:
-        raise DataError(
-            f"the new data lack the column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-            f"(used in '{part}').\nAvailable columns: {', '.join(map(str, new.columns[:20]))}. The response is "
-            "not needed."
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DataMismatchWarning)
-        try:
-            mm = spec.get_model_matrix(new, na_action="ignore")
-        except DataMismatchWarning as err:  # a backstop: _check_levels names the column first
-            raise DataError(f"the new data do not match the fit's encoding of '{part}': {err}") from err
-    names = tuple(_lme4_name(c) for c in mm.columns)
-    return np.asarray(mm, dtype=np.float64).reshape(len(new), -1), names
 
 
 def _plain(x):
     return x.item() if isinstance(x, np.generic) else x
 
 
-def _group_values(new: pd.DataFrame, group: tuple[str, ...]) -> list:
-    if len(group) == 1:
-        return [_plain(v) for v in new[group[0]].tolist()]
-    cols = [new[g].astype(object).tolist() for g in group]
-    return [None if any(_missing(v) for v in row) else ":".join(str(v) for v in row) for row in zip(*cols)]
-
-
 def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v))
 
 
-def _codes(values: list, term) -> tuple[np.ndarray, tuple]:
-    """Level index of each value (by value, then by its text as the fit writes the level), −1 when unseen."""
-    by_value = {}
-    for i, v in enumerate(term.level_values):
-        by_value.setdefault(v, i)
-    by_text = {str(lv): i for i, lv in enumerate(term.levels)}
-    codes = np.full(len(values), -1, dtype=np.int64)
-    unseen = []
-    for r, v in enumerate(values):
-        if _missing(v):  # a missing level is no level of the fit: unseen (reported as None)
-            if None not in unseen:
-                unseen.append(None)
+def _group_values(new: pd.DataFrame, group: tuple[str, ...]) -> list:
+    """Each row's grouping value (a combination of several variables as the fit names it, 'a:b')."""
+    if len(group) == 1:
+        return [_plain(v) for v in new[group[0]].astype(object).tolist()]
+    cols = [new[g].astype(object).tolist() for g in group]
+    return [None if any(_missing(v) for v in row) else ":".join(str(_plain(v)) for v in row) for row in zip(*cols)]
+
+
+def _unseen(values: list, codes: np.ndarray) -> tuple:
+    out = []
+    for v, c in zip(values, codes):
+        if c < 0:
+            v = None if _missing(v) else v
+            if v not in out:
+                out.append(v)
+    return tuple(out)
+
+
+def _check_fixed_levels(design, new: pd.DataFrame) -> None:
+    """A factor column of the fixed part holding a level the fit has not seen: a DataError naming the column and
+    the levels (the encoder refuses them too; this says which)."""
+    enc = design.encoding
+    fixed = set(enc.fixed.model.atoms)
+    for state in enc.atoms:
+        col = state.atom.display
+        if state.levels is None or state.atom.key not in fixed or col not in new.columns:
             continue
-        try:
-            c = by_value.get(v)
-        except TypeError:  # an unhashable value is no level of the fit
-            c = None
-        if c is None:
-            c = by_text.get(str(v))
-        if c is None:
-            if v not in unseen:
-                unseen.append(v)
-        else:
-            codes[r] = c
-    return codes, tuple(unseen)
-
-
-def encode_new(design, newdata, use_terms=None) -> NewRows:
-    """Encode ``newdata`` (any table ``lmm`` accepts) with the fit's formulaic specs; no response needed.
-
-    ``use_terms``: one bool per term of the design; a term left out needs no columns in ``newdata`` (its rows
-    come back with every level unseen and z zero). None: every term.
-    """
-    frame = design.frame
-    new = as_frame(newdata)
-    new = new.rename(columns=str)
-    pf = design.formula
-    xspec = _spec(pf.fixed, frame)
-    _check_levels(xspec, frame, new, pf.fixed)
-    X, xnames = _matrix(xspec, new, pf.fixed)
-    pos = {nm: j for j, nm in enumerate(xnames)}
-    X = X[:, [pos[nm] for nm in design.xnames]]  # the columns the fit kept (rank-deficient ones dropped)
-    keep = np.all(np.isfinite(X), axis=1)
-    terms = []
-    use_terms = [True] * len(design.terms) if use_terms is None else list(use_terms)
-    for t, use in zip(design.terms, use_terms):
-        if not use:
-            terms.append((t, np.zeros((len(new), t.s)), [None] * len(new)))
-            continue
-        members = [rt for rt in pf.random if rt.group_name == t.name]
-        zs, names = [], []
-        for rt in members:
-            spec = _spec(rt.expr, frame)
-            _check_levels(spec, frame, new, rt.source)
-            z, zn = _matrix(spec, new, rt.source)
-            zs.append(z)
-            names.extend(zn)
-        missing = [g for g in members[0].group if g not in new.columns]
-        if missing:
+        values = new[col]
+        if pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype):
+            continue  # numbers coded as a factor: the encoder matches them by value
+        seen = set(state.levels)
+        unseen = [v for v in pd.unique(values.dropna().astype(object)) if str(v) not in seen]
+        if unseen:
+            shown = ", ".join(repr(_plain(v)) for v in unseen[:10]) + (", ..." if len(unseen) > 10 else "")
             raise DataError(
-                f"the new data lack the grouping column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(map(repr, missing))} (of the random-effects term '{members[0].source}').\nAdd "
-                f"{'them' if len(missing) > 1 else 'it'}, or predict without this term: re_form='~0' (population "
-                "level) or a formula naming only the terms the data have."
+                f"column '{col}' of the new data has level{'s' if len(unseen) > 1 else ''} {shown} that the fit has "
+                f"not seen; the fixed effects have no coefficient for {'them' if len(unseen) > 1 else 'it'}.\n"
+                f"Levels of the fit: {', '.join(map(repr, state.levels[:20]))}"
+                f"{', ...' if len(state.levels) > 20 else ''}. Predict only for those levels, or refit with the new "
+                "levels in the data."
             )
-        z = np.column_stack(zs)
+
+
+def encode_rows(design, newdata, use_terms) -> PredictRows:
+    """``newdata`` encoded for prediction; ``use_terms`` (one bool per term): the terms the prediction uses. A term
+    left out needs no grouping column in ``newdata``."""
+    new = as_frame(newdata)
+    new = new.set_axis([str(c) for c in new.columns], axis=1)
+    use_terms = list(use_terms)
+    random = any(use_terms)
+    if random:
+        # a term left out of the prediction needs no grouping column: an all-missing one stands in for it
+        for t, use in zip(design.encoding.terms, use_terms):
+            for g in t.group:
+                if not use and g not in new.columns:
+                    new = new.assign(**{g: pd.Series([None] * len(new), index=new.index, dtype=object)})
+    _check_fixed_levels(design, new)
+    enc = encode_new(design, new, random=random)
+    keep = ~np.asarray(enc.missing, dtype=bool)
+    terms = []
+    for k, (t, use) in enumerate(zip(design.terms, use_terms)):
+        if not use:
+            terms.append((t.name, np.full(len(new), -1, np.int64), np.zeros((len(new), t.s)), None))
+            continue
+        z = np.asarray(enc.z[k], dtype=float)
         keep &= np.all(np.isfinite(z), axis=1)
-        terms.append((t, z, _group_values(new, members[0].group)))
+        terms.append((t.name, np.asarray(enc.codes[k]), z, _group_values(new, design.encoding.terms[k].group)))
     idx = np.flatnonzero(keep)
     out = []
-    for t, z, values in terms:
-        codes, unseen = _codes([values[i] for i in idx], t)  # unseen levels of the rows predicted only
-        out.append(NewTermRows(t.name, codes, z[idx], unseen))
-    return NewRows(X[idx], tuple(out), new.index[idx])
+    for name, codes, z, values in terms:
+        codes = codes[idx]
+        unseen = _unseen([values[i] for i in idx], codes) if values is not None else ()
+        out.append(NewTermRows(name, codes, z[idx], unseen))
+    offset = None if enc.offset is None else np.asarray(enc.offset, dtype=float)[idx]
+    return PredictRows(np.asarray(enc.X, dtype=float)[idx], offset, tuple(out), new.index[idx])
 
 
-def fitted_rows(design) -> NewRows:
+def fitted_rows(design) -> PredictRows:
     """The fit's own rows in the same form (every level seen)."""
-    index = design.frame.index if design.frame is not None else pd.Index(design.rows)
     terms = tuple(NewTermRows(t.name, np.asarray(t.codes), np.asarray(t.z), ()) for t in design.terms)
-    return NewRows(np.asarray(design.X), terms, index)
-
+    offset = getattr(design, "offset", None)
+    return PredictRows(np.asarray(design.X), offset, terms, pd.Index(design.rows))

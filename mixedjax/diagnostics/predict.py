@@ -26,6 +26,61 @@ class TermSelection(NamedTuple):
     masks: tuple
 
 
+def _part_columns(design, k: int) -> list[tuple[str, tuple[str, ...]]]:
+    """(expression as written, its columns) for each part merged into term k (one per ``(expr | g)`` or ``||``
+    column)."""
+    t = design.terms[k]
+    members = [rt for rt in design.formula.random if rt.group_name == t.name]
+    sizes = [len(p.keep) for p in design.encoding.terms[k].parts] if design.encoding is not None else None
+    if sizes is None or len(sizes) != len(members) or sum(sizes) != t.s:
+        return [(" + ".join(rt.expr for rt in members), tuple(t.columns))]
+    out, o = [], 0
+    for rt, n in zip(members, sizes):
+        out.append((rt.expr, tuple(t.columns[o : o + n])))
+        o += n
+    return out
+
+
+def _norm(expr: str) -> str:
+    return "".join(expr.split())
+
+
+def _columns_of(expr: str, design, k: int, source: str) -> list[str]:
+    """The columns of term k that the re_form expression ``expr`` names."""
+    t = design.terms[k]
+    parts = _part_columns(design, k)
+    for text, cols in parts:  # a part of the model as written
+        if _norm(text) == _norm(expr):
+            return list(cols)
+    pieces = [p.strip() for p in expr.split("+") if p.strip()]
+    intercept = not any(p in ("0", "-1") for p in pieces)
+    names = []
+    for p in pieces:
+        if p in ("0", "-1"):
+            continue
+        if p == "1":
+            names.append("(Intercept)")
+            continue
+        match = [c for text, cols in parts if _norm(text) in (_norm(p), _norm("0 + " + p)) for c in cols]
+        match = match or [c for c in t.columns if c == p]
+        if not match:
+            raise FormulaError(
+                f"re_form's term '{source}' names '{p}', which is not a column of the model's term for '{t.name}' "
+                f"(its columns: {', '.join(t.columns)}).\nName the term as in the model's formula, e.g. "
+                + ", ".join(f"'({text} | {t.name})'" for text, _ in parts[:3]) + "."
+            )
+        names.extend(match)
+    if intercept and "(Intercept)" in t.columns and "(Intercept)" not in names:
+        names.insert(0, "(Intercept)")
+    missing = [c for c in names if c not in t.columns]
+    if missing:
+        raise FormulaError(
+            f"re_form's term '{source}' has the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}, "
+            f"which the model's term for '{t.name}' does not have (it has {', '.join(t.columns)})."
+        )
+    return names
+
+
 def select_terms(design, re_form) -> TermSelection:
     """The terms and columns ``re_form`` keeps (see the module docstring)."""
     if re_form is None:
@@ -39,28 +94,18 @@ def select_terms(design, re_form) -> TermSelection:
     if not text.startswith("~"):
         raise FormulaError(f"re_form must start with '~', like '~(1 | g)' or '~0'; got '{re_form}'")
     pf = parse_formula("re_form_response " + text)
-    masks = {t.name: np.zeros(t.s, bool) for t in design.terms}
-    by_name = {t.name: t for t in design.terms}
-    from .newdata import _matrix, _spec
-
+    index = {t.name: k for k, t in enumerate(design.terms)}
+    masks = [np.zeros(t.s, bool) for t in design.terms]
     for rt in pf.random:
-        t = by_name.get(rt.group_name)
-        if t is None:
+        k = index.get(rt.group_name)
+        if k is None:
             raise FormulaError(
                 f"re_form names the grouping factor '{rt.group_name}' (in '{rt.source}'), which is not a "
-                f"random-effects term of the model; its terms are on {', '.join(repr(n) for n in by_name)}."
+                f"random-effects term of the model; its terms are on {', '.join(repr(n) for n in index)}."
             )
-        spec = _spec(rt.expr, design.frame)
-        _, names = _matrix(spec, design.frame.iloc[:1], rt.source)
-        extra = [nm for nm in names if nm not in t.columns]
-        if extra:
-            raise FormulaError(
-                f"re_form's term '{rt.source}' has the column{'s' if len(extra) > 1 else ''} "
-                f"{', '.join(extra)}, which the model's term for '{t.name}' does not have (it has "
-                f"{', '.join(t.columns)})."
-            )
-        masks[t.name] |= np.isin(np.array(t.columns, dtype=object), np.array(names, dtype=object))
-    return TermSelection(tuple(masks[t.name] for t in design.terms))
+        cols = _columns_of(rt.expr, design, k, rt.source)
+        masks[k] |= np.isin(np.array(design.terms[k].columns, dtype=object), np.array(cols, dtype=object))
+    return TermSelection(tuple(masks))
 
 
 def check_new_levels(rows, selection: TermSelection, new_levels: str) -> None:
@@ -81,8 +126,11 @@ def check_new_levels(rows, selection: TermSelection, new_levels: str) -> None:
 
 
 def linear_predictor(rows, beta: np.ndarray, b: list, selection: TermSelection) -> np.ndarray:
-    """X β + Σ_k (z_k b_k[level]) over the kept columns; an unseen level contributes nothing (its mode is 0)."""
+    """X β (+ offset) + Σ_k (z_k b_k[level]) over the kept columns; an unseen level contributes nothing (its mode
+    is 0)."""
     eta = rows.X @ beta
+    if rows.offset is not None:
+        eta = eta + rows.offset
     for nt, bk, mask in zip(rows.terms, b, selection.masks):
         if not mask.any():
             continue
