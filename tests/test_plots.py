@@ -55,3 +55,16 @@ def test_plot_residuals(model):
     fig2, axes = plt.subplots(1, 2)
     assert model.plot_residuals(ax=axes) is fig2
     plt.close("all")
+
+
+def test_plot_ranef_uses_the_models_conditional_variances(model):
+    if not hasattr(model, "condvar"):
+        pytest.skip("condvar() is the inference issue's")
+    cv = model.condvar()["subj"]
+    fig = model.plot_ranef()
+    order = np.argsort(model.ranef()["subj"]["(Intercept)"].to_numpy(), kind="stable")
+    for j, ax in enumerate(fig.axes[:2]):
+        segs = [c for c in ax.collections if hasattr(c, "get_segments")][0].get_segments()
+        widths = np.array([s[1][0] - s[0][0] for s in segs])
+        np.testing.assert_allclose(widths, 2 * 1.959963984540054 * np.sqrt(cv[order, j, j]), rtol=1e-12)
+    plt.close(fig)
