@@ -155,11 +155,11 @@ def evaluate(expr: str, data) -> np.ndarray:
     (None where missing) for a factor. Raises FormulaError for anything outside the language, DataError for a
     column that is not in the data.
     """
-    from ..design.build import _as_frame  # the one conversion of user data to a table
+    from ..design.input import as_frame  # the one conversion of user data to a table
 
     if not isinstance(expr, str):
         raise FormulaError(f"the expression must be a string, not {type(expr).__name__}")
-    frame = _as_frame(data)
+    frame = as_frame(data)
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
     value, _ = run(compile_expression(expr), frame)
     if isinstance(value, Factor):
