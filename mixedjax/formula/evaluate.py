@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .functions import FUNCTIONS, logical, numeric
+from .functions import FUNCTIONS, Listed, logical, numeric
 from .language import Binary, Call, Checked, Const, Name, Node, Unary, compile_expression, deparse
 from .values import Factor, Matrix, Value, column_value, factor_of, recode
 
@@ -164,8 +164,8 @@ def evaluate(expr: str, data) -> np.ndarray:
         out = names[np.where(value.codes >= 0, value.codes, len(value.levels))]
     elif isinstance(value, Matrix):
         out = np.array(value.values, dtype=np.float64)
-    elif isinstance(value, str):
-        raise FormulaError(f"'{expr}' is a string, not a column of values")
+    elif isinstance(value, (str, Listed)):
+        raise FormulaError(f"'{expr}' is a constant, not a column of values")
     else:
         out = np.array(value)
         if out.dtype != bool:
