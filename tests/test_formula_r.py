@@ -244,9 +244,10 @@ def test_constructs_without_r_meaning_are_refused(formula, words):
 def test_reductions_and_factor_levels():
     d = DATA["sleepstudy"]
     x = d["days"].to_numpy(float)
-    des = build_design("reaction ~ I(days - mean(days)) + I((days - median(days)) / sd(days)) + (1 | subj)", d)
+    des = build_design("reaction ~ I(days - mean(days)) + (1 | subj)", d)
     np.testing.assert_allclose(des.X[:, 1], x - x.mean(), rtol=1e-14, atol=1e-14)
-    np.testing.assert_allclose(des.X[:, 2], (x - np.median(x)) / np.std(x, ddof=1), rtol=1e-14, atol=1e-14)
+    des = build_design("reaction ~ I((days - median(days)) / sd(days)) + (1 | subj)", d)
+    np.testing.assert_allclose(des.X[:, 1], (x - np.median(x)) / np.std(x, ddof=1), rtol=1e-14, atol=1e-14)
     a = DATA["alfalfa"]
     des = _design('Yield ~ factor(Date, levels = c("S1", "None", "O7", "S20")) + (1 | Block)', a)
     assert des.xnames[1:] == tuple(f'factor(Date, levels = c("S1", "None", "O7", "S20")){lv}'
