@@ -239,3 +239,21 @@ def test_constructs_without_r_meaning_are_refused(formula, words):
     with pytest.raises(FormulaError) as info:
         build_design(formula, DATA["sleepstudy"])
     assert words in str(info.value), str(info.value)
+
+
+def test_reductions_and_factor_levels():
+    d = DATA["sleepstudy"]
+    x = d["days"].to_numpy(float)
+    des = build_design("reaction ~ I(days - mean(days)) + (1 | subj)", d)
+    np.testing.assert_allclose(des.X[:, 1], x - x.mean(), rtol=1e-14, atol=1e-14)
+    des = build_design("reaction ~ I((days - median(days)) / sd(days)) + (1 | subj)", d)
+    np.testing.assert_allclose(des.X[:, 1], (x - np.median(x)) / np.std(x, ddof=1), rtol=1e-14, atol=1e-14)
+    a = DATA["alfalfa"]
+    des = _design('Yield ~ factor(Date, levels = c("S1", "None", "O7", "S20")) + (1 | Block)', a)
+    assert des.xnames[1:] == tuple(f'factor(Date, levels = c("S1", "None", "O7", "S20")){lv}'
+                                   for lv in ("None", "O7", "S20"))
+    np.testing.assert_array_equal(des.X[:, 1], (a["Date"] == "None").to_numpy(float))
+    with pytest.raises(DataError, match="not among the levels given"):
+        _design('Yield ~ factor(Date, levels = c("S1", "None")) + (1 | Block)', a)
+    with pytest.raises(FormulaError, match="constant"):
+        _design("Yield ~ I(c(1, 2)) + (1 | Block)", a)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError, mark_formula, mark_position
 from ..formula.evaluate import run
+from ..formula.expand import expand
 from ..formula.language import Checked, compile_expression, names_used
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 from ..formula.terms import Atoms, ModelFormula, read_model
@@ -136,8 +137,6 @@ def _reading(formula: str, part: str, start: int = 0):
 
 def _read_parts(pf: ParsedFormula, rhs0: int) -> _Parts:
     """Every expression of the formula through the allow-list (a FormulaError names what is not allowed)."""
-    import formulaic
-
     text, atoms = pf.text, Atoms()
     with _reading(text, pf.response):
         response = compile_expression(pf.response)
@@ -146,10 +145,10 @@ def _read_parts(pf: ParsedFormula, rhs0: int) -> _Parts:
         with _reading(text, part, rhs0):
             mf = read_model(spec, atoms, where)
         try:
-            formulaic.Formula(mf.placeholder)
-        except Exception as err:  # formulaic's own parse errors, about our placeholder text
+            expand(mf.placeholder)
+        except FormulaError as err:
             raise FormulaError(
-                f"cannot read '{spec}': {_clean(err)}\n{mark_formula(text, part, rhs0)}\n"
+                f"cannot read '{spec}': {err}\n{mark_formula(text, part, rhs0)}\n"
                 "Use lme4 syntax: terms joined by '+', interactions with '*' or ':', functions like I(x^2) or "
                 "factor(f)."
             ) from err

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from ..formula.evaluate import Recorded, run
+from ..formula.functions import Listed
 from ..formula.language import Checked
 from ..formula.terms import Atom, ModelFormula
 from ..formula.values import Factor, Matrix, factor_of, level_name, recode
@@ -75,8 +76,8 @@ def _as_factor(value, levels: tuple[str, ...] | None) -> Factor:
 def _checked_value(state: AtomState, value, n: int):
     """An atom's value in the form the fit had: a Factor on the fit's levels, numbers, or a Matrix."""
     display = state.atom.display
-    if isinstance(value, str):
-        raise FormulaError(f"'{display}' is a string, not a column; a term needs numbers or a factor")
+    if isinstance(value, (str, Listed)):
+        raise FormulaError(f"'{display}' is a constant (a string or c(...)), not a column; a term needs numbers or a factor")
     if state.levels is not None:
         if isinstance(value, Matrix):
             raise DataError(f"'{display}' gives several columns in the new data but one factor in the fit")

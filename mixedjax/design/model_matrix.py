@@ -1,6 +1,6 @@
 """R's model.matrix from evaluated atoms: which factor of a term gets contrasts and which full indicators.
 
-formulaic expands the terms (``a*b``, ``(a + b)^2``, ``a/b``, ``-``); the coding follows R (stats:::model.matrix,
+mixedjax.formula.expand expands the terms (``a*b``, ``(a + b)^2``, ``a/b``, ``-``); the coding follows R (stats:::model.matrix,
 TermCode in src/library/stats/src/model.c): in a term T, a factor F is coded by treatment contrasts when T without F
 is empty or is contained in a preceding term, else by indicators of all its levels; without an intercept, the first
 factor of the first term that has one gets all its indicators. Columns of an interaction vary fastest in its first
@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DataError, FormulaError
+from ..formula.expand import expand
 from ..formula.values import Factor, Matrix
 
 NUMERIC, CONTRASTS, INDICATORS = "numeric", "contrasts", "indicators"
@@ -27,16 +28,11 @@ class TermCoding(NamedTuple):
 
 
 def plan_terms(placeholder: str, values: dict, order: tuple[str, ...]) -> tuple[TermCoding, ...]:
-    """The terms of ``placeholder`` (formulaic's syntax with our placeholders) and R's coding of each factor."""
-    import formulaic
-
+    """The terms of ``placeholder`` (R's term algebra over our placeholders) and R's coding of each factor."""
+    expanded = expand(placeholder, order)
     rank = {k: i for i, k in enumerate(order)}
-    terms = []
-    for t in formulaic.Formula(placeholder):
-        keys = tuple(sorted((str(f) for f in t.factors if str(f) != "1"), key=lambda k: rank.get(k, len(rank))))
-        terms.append(keys)
-    terms.sort(key=len)  # by degree, stable: R's terms() order
-    intercept = () in terms
+    terms = ([()] if expanded.intercept else []) + list(expanded.terms)
+    intercept = expanded.intercept
     is_factor = {k: isinstance(values[k], Factor) for t in terms for k in t}
     codings = []
     for j, keys in enumerate(terms):

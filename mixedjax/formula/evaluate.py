@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .functions import FUNCTIONS, logical, numeric
+from .functions import FUNCTIONS, Listed, logical, numeric
 from .language import Binary, Call, Checked, Const, Name, Node, Unary, compile_expression, deparse
 from .values import Factor, Matrix, Value, column_value, factor_of, recode
 
@@ -48,12 +48,10 @@ class _Context:
 
     def known_levels(self, f: Factor, what: str) -> Factor:
         """In new data, a value that was not a level in the fit is an error naming it."""
-        unseen = f.codes == -2
-        if unseen.any():
-            if isinstance(f, Factor):
-                raise DataError(f"'{what}' has values in the new data that are not levels in the fit "
-                                f"(levels: {', '.join(f.levels[:20])}{', ...' if len(f.levels) > 20 else ''}); "
-                                "predict only for levels the model was fitted to")
+        if (f.codes == -2).any():
+            raise DataError(f"'{what}' has values in the new data that are not levels in the fit "
+                            f"(levels: {', '.join(f.levels[:20])}{', ...' if len(f.levels) > 20 else ''}); "
+                            "predict only for levels the model was fitted to")
         return f
 
     def column(self, name: str) -> Value:
@@ -117,9 +115,8 @@ def _eval(node: Node, ctx: _Context) -> Value:
         if node.op in _COMPARE:
             if isinstance(left, Factor):
                 return _factor_compare(node.op, left, right, what)
-            if isinstance(right, Factor):
-                flip = {"==": "==", "!=": "!="}.get(node.op, node.op)
-                return _factor_compare(flip, right, left, what)
+            if isinstance(right, Factor):  # == and != are symmetric; an order comparison is refused either way
+                return _factor_compare(node.op, right, left, what)
             if isinstance(left, str) or isinstance(right, str):
                 raise FormulaError(f"'{what}' compares numbers with a string")
             with np.errstate(invalid="ignore"):
@@ -167,8 +164,8 @@ def evaluate(expr: str, data) -> np.ndarray:
         out = names[np.where(value.codes >= 0, value.codes, len(value.levels))]
     elif isinstance(value, Matrix):
         out = np.array(value.values, dtype=np.float64)
-    elif isinstance(value, str):
-        raise FormulaError(f"'{expr}' is a string, not a column of values")
+    elif isinstance(value, (str, Listed)):
+        raise FormulaError(f"'{expr}' is a constant, not a column of values")
     else:
         out = np.array(value)
         if out.dtype != bool:

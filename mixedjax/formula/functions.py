@@ -59,6 +59,12 @@ class Table(dict):
         return [k for k in self if k in _R_NAMES]
 
 
+class Listed(NamedTuple):
+    """``c(...)`` of constants: only an argument (``factor(x, levels = c("b", "a"))``), never a column."""
+
+    values: tuple
+
+
 # ---- argument kinds ------------------------------------------------------------------------------------------------
 def numeric(v, what: str) -> np.ndarray | float:
     """A number or a vector of numbers (logicals as 0/1); anything else is a FormulaError that says what to write."""
@@ -69,6 +75,8 @@ def numeric(v, what: str) -> np.ndarray | float:
         raise FormulaError(f"{what} needs numbers, but it is given the string \"{v}\"")
     if isinstance(v, Matrix):
         raise FormulaError(f"{what} needs one column of numbers, but it is given {v.values.shape[1]} columns")
+    if isinstance(v, Listed):
+        raise FormulaError(f"{what}: c(...) lists constants for arguments like factor(x, levels = c(...)) only")
     if isinstance(v, (bool, np.bool_)):
         return float(v)
     if isinstance(v, np.ndarray):
@@ -77,7 +85,7 @@ def numeric(v, what: str) -> np.ndarray | float:
 
 
 def constant(v, what: str, kinds: tuple[type, ...]):
-    if isinstance(v, np.ndarray) or not isinstance(v, kinds) or isinstance(v, (Factor, Matrix)):
+    if isinstance(v, np.ndarray) or not isinstance(v, kinds) or isinstance(v, (Factor, Matrix, Listed)):
         names = " or ".join({bool: "TRUE/FALSE", float: "a number", str: "a string"}[k] for k in kinds)
         raise FormulaError(f"{what} must be {names} written in the formula")
     return v
@@ -108,10 +116,37 @@ def _offset(ctx, call, a):
 
 def _factor(ctx, call, a):
     x = a["x"]
-    if isinstance(x, Matrix) or isinstance(x, str):
+    if isinstance(x, (Matrix, str, Listed)):
         raise FormulaError(f"{_name(call)}: factor() needs one column")
-    levels = ctx.remember(lambda: factor_of(x).levels)
-    return ctx.known_levels(factor_of(x, levels), _name(call))
+    given = a.get("levels")
+    if given is not None:
+        values = given.values if isinstance(given, Listed) else (
+            constant(given, f"'levels' of {_name(call)}", (str, float, bool)),)
+        given = tuple(level_name(v) for v in values)
+    levels = ctx.remember(lambda: factor_of(x).levels if given is None else given)
+    f = factor_of(x, levels)
+    if given is not None and (f.codes == -2).any():
+        # R would make these values NA and drop their rows without a word: name them instead
+        extra = sorted(set(factor_of(x).levels) - set(levels))
+        raise DataError(f"{_name(call)}: the values {', '.join(extra[:10])} are not among the levels given; "
+                        "list every level, or drop those rows first")
+    return ctx.known_levels(f, _name(call))
+
+
+def _c(ctx, call, args):
+    for v in args:
+        constant(v, f"an element of {_name(call)}", (str, float, bool))
+    return Listed(tuple(args))
+
+
+def _reduction(fn):
+    """mean(x), sd(x), ...: one number computed on the fit's rows (and reused for new data, unlike R's predict)."""
+
+    def impl(ctx, call, a):
+        x = np.broadcast_to(np.asarray(numeric(a["x"], _name(call)), dtype=np.float64), (ctx.n,))
+        return ctx.remember(lambda: float(fn(x[np.isfinite(x)])))
+
+    return impl
 
 
 def _relevel(ctx, call, a):
@@ -283,15 +318,20 @@ _NP_BINARY = ("power", "maximum", "minimum", "fmax", "fmin", "hypot", "arctan2",
 
 
 _R_NAMES = ("I", "factor", "as.factor", "C", "relevel", "as.numeric", "as.integer", "poly", "scale", "center", "log",
-            "exp", "sqrt", "abs", "pmin", "pmax", "ifelse", "round", "offset", "cbind")
+            "exp", "sqrt", "abs", "pmin", "pmax", "ifelse", "round", "mean", "sd", "offset", "cbind")
 
 
 def _table() -> Table:
     t = Table()
     t["I"] = Spec(("x",), 1, _identity)
     t["offset"] = Spec(("object",), 1, _offset)
-    for fn in ("factor", "as.factor", "C"):
+    t["factor"] = Spec(("x", "levels"), 1, _factor)
+    for fn in ("as.factor", "C"):
         t[fn] = Spec(("x",), 1, _factor)
+    t["c"] = Spec(("...",), 1, _c)
+    for name, fn in {"mean": np.mean, "sd": lambda v: np.std(v, ddof=1), "var": lambda v: np.var(v, ddof=1),
+                     "median": np.median, "min": np.min, "max": np.max}.items():
+        t[name] = Spec(("x",), 1, _reduction(fn))
     t["relevel"] = Spec(("x", "ref"), 2, _relevel)
     for fn in ("as.numeric", "as.double", "as.integer"):
         t[fn] = Spec(("x",), 1, _as_numeric)

@@ -70,10 +70,10 @@ class Token(NamedTuple):
 _TOKEN = re.compile(
     r"(?P<ws>\s+)"
     r"|(?P<bq>`[^`]*`)"
-    r"|(?P<num>(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)L?(?![A-Za-z_.0-9]))"
-    r"|(?P<name>[A-Za-z_.][A-Za-z0-9._]*)"
+    r"|(?P<num>(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)L?(?![\w.]))"
+    r"|(?P<name>(?:[^\W\d]|\.)[\w.]*)"  # R's names: letters (any script), digits, '.', '_'
     r"|(?P<str>\"[^\"\\\n]*\"|'[^'\\\n]*')"
-    r"|(?P<op>%[^%\s]*%|\*\*|==|!=|<=|>=|&&|\|\||//|[-+*/^<>!&|(),=:~])"
+    r"|(?P<op>%[^%\s]*%|\*\*|<<-|<-|->>|->|==|!=|<=|>=|&&|\|\||//|[-+*/^<>!&|(),=:~])"
 )
 
 _WHY = {
@@ -168,6 +168,9 @@ def _translate(text: str, tokens: list[Token]) -> _Translation:
             hint = {
                 "%in%": "'%in%' is a formula operator (nesting); inside a function call it is not supported",
                 "~": "'~' may appear once, between the response and the terms",
+                "<-": "assignment ('<-') is not allowed in a formula; for a comparison write 'x < -3' with a space",
+                "<<-": "assignment is not allowed in a formula", "->": "assignment is not allowed in a formula",
+                "->>": "assignment is not allowed in a formula",
                 ":": "':' inside a function call (R's sequence) is not supported; outside one it is an interaction",
             }.get(tok.text, f"the operator '{tok.text}' is not supported in a formula")
             raise _syntax(hint, text, tok.start, tok.end - tok.start)
@@ -295,7 +298,7 @@ def compile_expression(text: str, functions=None) -> Checked:
 _PREC = {"||": 1, "&&": 2, "|": 1, "&": 2, "!": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
          "*": 6, "/": 6, "%/%": 7, "%%": 7, "u-": 8, "^": 9}
 _SPACED = {"+", "-", "*", "==", "!=", "<", "<=", ">", ">=", "&", "|", "&&", "||", "%/%", "%%"}
-_SYNTACTIC = re.compile(r"[A-Za-z.][A-Za-z0-9._]*|[A-Za-z.]")
+_SYNTACTIC = re.compile(r"(?:[^\W\d_]|\.)[\w.]*")
 
 
 def r_name(name: str) -> str:

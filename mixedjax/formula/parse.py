@@ -17,7 +17,7 @@ from ..errors import ArgumentError, FormulaError, mark_formula, mark_position
 class RandomTerm:
     """One ``(expr | group)`` term as written, after ``/`` and ``||`` expansion."""
 
-    expr: str  # formulaic right-hand side for the term's model matrix, e.g. "1 + days" or "0 + days"
+    expr: str  # the model expression of the term, e.g. "1 + days" or "0 + days"
     group: tuple[str, ...]  # grouping variables; more than one means their combination (``a:b``)
     source: str  # the text of the term as the user wrote it, for messages
 

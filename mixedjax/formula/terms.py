@@ -1,17 +1,16 @@
 """The formula level: terms joined by ``+ - * / : ^ %in%``, each factor of a term (a column or a call like
 ``I(x^2)``, ``factor(days)``, ``poly(x, 2)``) read by the expression language.
 
-formulaic expands the terms (interactions, ``(a + b)^2``, ``a/b``, removal with ``-``) and builds the model matrix
-with R's contrasts, but it only ever sees placeholders of ours (``_mjv3_``) for plain columns that we evaluated:
-no text of the user reaches formulaic's evaluator.
+The terms are expanded by R's algebra (mixedjax.formula.expand) over placeholders of ours (``_mjv3_``), one per atom;
+the atoms are evaluated by the expression language. No text of the user reaches any other evaluator.
 """
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 from ..errors import FormulaError
+from .expand import expand
 from .language import Call, Checked, Name, Token, compile_expression, deparse, tokenize
 
 
@@ -27,7 +26,7 @@ class ModelFormula(NamedTuple):
     """A formula-level expression (the fixed part or a random-effects model) with placeholders for its atoms."""
 
     text: str  # as written
-    placeholder: str  # for formulaic, e.g. "1 + _mjv0_ + _mjv1_:_mjv2_"
+    placeholder: str  # the terms over placeholders, e.g. "1 + _mjv0_ + _mjv1_:_mjv2_"
     atoms: tuple[str, ...]  # the keys of the atoms it uses
 
 
@@ -105,21 +104,12 @@ def read_model(text: str, atoms: Atoms, where: str) -> ModelFormula:
 def split_double_bar(text: str) -> list[str]:
     """For ``(expr || g)``: every term of ``expr`` its own block, as lme4's expandDoubleVerts:
     '1 + x + z' -> ['1', '0 + x', '0 + z']; 'x * z' -> ['1', '0 + x', '0 + z', '0 + x:z']; 'x - 1' -> ['0 + x']."""
-    import formulaic
-
     atoms = Atoms()
     mf = read_model(text, atoms, f"'({text} || ...)'")
     written = {a.key: a.checked.text for a in atoms.all()}
-    try:
-        labels = [str(t) for t in formulaic.Formula(mf.placeholder)]
-    except Exception as err:
-        raise FormulaError(f"cannot read the terms '{text}' of a '||' term") from err
-    back = re.compile(r"_mjv\d+_")
-    out = []
-    for label in labels:
-        term = back.sub(lambda m: written[m.group()], label)
-        out.append("1" if term == "1" else f"0 + {term}")
-    return out
+    expanded = expand(mf.placeholder, mf.atoms)
+    out = ["1"] if expanded.intercept else []
+    return out + [f"0 + {':'.join(written[k] for k in term)}" for term in expanded.terms]
 
 
 def offset_argument(piece: str) -> str | None:
