@@ -446,3 +446,19 @@ def test_tidy_layout():
     vc = m.varcorr
     np.testing.assert_allclose(t["estimate"].iloc[2:], [*vc.groups[0].stddevs, vc.groups[0].corr[1][0], m.sigma])
     assert t["df"].isna().all()
+
+
+def test_tidy_takes_df_and_t_from_a_ddf_coeftable():
+    # the inference issue's coeftable(ddf=...) layout: Coef., Std. Error, df, t, Pr(>|t|)
+    from mixedjax.display.tables import tidy_frame
+
+    ct = pd.DataFrame({"Coef.": [1.5, -2.0], "Std. Error": [0.5, 1.0], "df": [17.0, 17.0], "t": [3.0, -2.0],
+                       "Pr(>|t|)": [0.008, 0.06]}, index=["(Intercept)", "x"])
+    vc = VarCorr(groups=(VarCorrGroup("g", ("(Intercept)",), (4.0,), (2.0,)),), residual_variance=1.0,
+                 residual_sd=1.0)
+    t = tidy_frame(ct, vc)
+    assert list(t["df"].iloc[:2]) == [17.0, 17.0]
+    assert list(t["statistic"].iloc[:2]) == [3.0, -2.0]
+    assert list(t["p_value"].iloc[:2]) == [0.008, 0.06]
+    assert list(t["term"].iloc[2:]) == ["sd__(Intercept)", "sd__Observation"]
+    assert list(t["estimate"].iloc[2:]) == [2.0, 1.0]
