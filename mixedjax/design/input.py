@@ -1,9 +1,10 @@
 """The user's table as a pandas DataFrame: pandas (numpy or pyarrow dtypes), polars, pyarrow, or a dict of arrays.
 
-Everything after this step reads one kind of frame. Other dataframe libraries go through narwhals (the layer
-formulaic uses too), so a polars or pyarrow table keeps its column names, its categorical columns (as pandas
-categoricals with the same categories) and its missing values. Columns with pyarrow dtypes become numpy ones, so
-formulaic and the numeric checks see float, integer, boolean or categorical columns only.
+Everything after this step reads one kind of frame. Other dataframe libraries go through narwhals (a small,
+dependency-free layer over pandas, polars, pyarrow and others), so a polars or pyarrow table keeps its column names,
+its categorical columns (as pandas categoricals with the same categories) and its missing values. Columns with
+pyarrow dtypes become numpy ones, so the formula language and the numeric checks see float, integer, boolean,
+object (text) or categorical columns only.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _via_narwhals(data) -> pd.DataFrame | None:
     """A polars / pyarrow / other narwhals-supported frame as pandas, or None when narwhals does not know it."""
     try:
         import narwhals as nw
-    except ImportError:  # pragma: no cover - narwhals is installed with formulaic
+    except ImportError:  # pragma: no cover - narwhals is a dependency
         return None
     try:
         frame = nw.from_native(data, eager_only=True)
