@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..display.text import summary_html, summary_text
+from ..diagnostics.methods import DiagnosticsMethods
+from ..display.tables import CoefTable
+from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
 from ..fitting.options import OPTIMIZERS, FitOptions
 from ..fitting.solve import diagonal_indices
@@ -141,7 +143,7 @@ def _user_stacklevel() -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(DiagnosticsMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
@@ -239,31 +241,22 @@ class LinearMixedModel:
 
         beta, se = self.fixef, self.stderror
         z = beta / se
-        return pd.DataFrame(
+        return CoefTable(
             {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
             index=beta.index,
         )
 
     def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns).
+        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns),
+        indexed by the levels as the data hold them (integer ids stay integers; a combination ``a:b`` is text).
 
         ``uscale=True`` gives the spherical modes û (b = Λ û).
         """
         vals = self._solution["u" if uscale else "b"]
         return {
-            t.name: pd.DataFrame(v, index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
+            t.name: pd.DataFrame(v, index=pd.Index(list(t.level_values), name=t.name), columns=list(t.columns))
             for t, v in zip(self.problem.design.terms, vals)
         }
-
-    def fitted(self) -> np.ndarray:
-        d = self.problem.design
-        out = d.X @ self._solution["beta"]
-        for t, b in zip(d.terms, self._solution["b"]):
-            out = out + np.sum(t.z * b[t.codes], axis=1)
-        return out if d.offset is None else out + d.offset
-
-    def residuals(self) -> np.ndarray:
-        return self.problem.design.y - self.fitted()
 
     @property
     def varcorr(self) -> VarCorr:
@@ -333,10 +326,13 @@ class LinearMixedModel:
         return summary_text(self)
 
     def __repr__(self) -> str:
-        return summary_text(self)
+        return model_repr(self)
 
     def _repr_html_(self) -> str:
         return summary_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return summary_markdown(self)
 
 
 _STATIC = ("layout", "reml")

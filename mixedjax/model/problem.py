@@ -32,6 +32,11 @@ class Problem:
         terms = ", ".join(f"{t.name} ({t.nlevels} levels × {t.s})" for t in d.terms)
         return f"Problem({d.formula.text!r}: {d.n} observations, {d.p} fixed effects, random effects {terms})"
 
+    def __repr__(self) -> str:
+        from ..display.text import problem_repr
+
+        return problem_repr(self)
+
     @property
     def theta_scale(self) -> np.ndarray:
         """Units of each θ entry: 1 except for random-effects columns of extreme size (see Term.column_scale)."""

@@ -1,0 +1,105 @@
+"""The values an expression of a formula takes: numbers, logicals, factors, matrices (poly, cbind), strings.
+
+Numbers are float64 (integer columns too, so that ``x^2`` is a square and never an XOR), NaN where a value is missing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Union
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+
+class Factor(NamedTuple):
+    """A factor: a level index per row (-1 where missing) and the level names as R prints them."""
+
+    codes: np.ndarray  # (n,) int64
+    levels: tuple[str, ...]
+    from_text: bool  # True for a column of text (R's character vector): as.numeric() parses it, it has no codes
+
+
+class Matrix(NamedTuple):
+    """Several model columns from one expression (``poly(x, 2)``, ``cbind(a, b)``): suffix k names column k."""
+
+    values: np.ndarray  # (n, k) float64
+    suffixes: tuple[str, ...]
+
+
+Value = Union[np.ndarray, float, bool, str, Factor, Matrix]
+
+
+def level_name(v) -> str:
+    """A level as R prints it: 3 (not 3.0), 2.5, TRUE, text as is."""
+    if isinstance(v, (bool, np.bool_)):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else f"{f:.15g}"
+    return str(v)
+
+
+def _is_missing(col: pd.Series) -> np.ndarray:
+    return col.isna().to_numpy()
+
+
+_NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal", "boolean", "empty")
+
+
+def column_value(col: pd.Series) -> Value:
+    """A data column as a value: numbers (booleans as 0/1) as float64, anything else as a factor."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        levels = tuple(level_name(c) for c in col.cat.categories)
+        return Factor(np.asarray(col.cat.codes, dtype=np.int64), levels, False)
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        if pd.api.types.is_complex_dtype(col):
+            raise DataError(f"column '{col.name}' holds complex numbers; a formula needs real numbers")
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in _NUMBER_KINDS:
+        return pd.to_numeric(col).to_numpy(dtype=np.float64, na_value=np.nan)
+    # text (or anything else): a factor with levels in sorted order, as R's factor() of a character vector
+    missing = _is_missing(col)
+    names = np.array([level_name(v) for v in col.to_numpy()], dtype=object)
+    levels = tuple(sorted(set(names[~missing].tolist())))
+    return Factor(codes_for(names, missing, levels), levels, True)
+
+
+def codes_for(names: np.ndarray, missing: np.ndarray, levels: tuple[str, ...]) -> np.ndarray:
+    """Level index of each name (-1 where missing, -2 where the name is not a level)."""
+    index = {lv: i for i, lv in enumerate(levels)}
+    codes = np.fromiter((index.get(s, -2) for s in names.tolist()), dtype=np.int64, count=len(names))
+    codes[missing] = -1
+    return codes
+
+
+def factor_of(v: Value, levels: tuple[str, ...] | None = None) -> Factor:
+    """``factor(v)``: levels sorted (numbers in numeric order), or the given ``levels`` (matched by name)."""
+    if isinstance(v, Factor):
+        if levels is None:
+            used = np.unique(v.codes[v.codes >= 0])
+            levels = tuple(v.levels[i] for i in used)
+        return recode(v, levels)
+    arr = np.asarray(v)
+    if arr.dtype == bool or arr.dtype.kind == "f":
+        vals = arr.astype(np.float64)
+        missing = np.isnan(vals)
+        if levels is None:
+            uniq = np.unique(vals[~missing])
+            kind = [level_name(bool(u)) for u in uniq] if arr.dtype == bool else [level_name(u) for u in uniq]
+            levels = tuple(kind)
+        names = np.array([level_name(bool(x)) if arr.dtype == bool else level_name(x) for x in vals], dtype=object)
+        return Factor(codes_for(names, missing, levels), levels, False)
+    raise TypeError(f"cannot make a factor of {type(v).__name__}")
+
+
+def recode(f: Factor, levels: tuple[str, ...]) -> Factor:
+    """The same values with the level set ``levels`` (matched by name; -2 for a value not among them)."""
+    if levels == f.levels:
+        return f
+    lookup = np.array([{lv: i for i, lv in enumerate(levels)}.get(lv, -2) for lv in f.levels] + [-1], dtype=np.int64)
+    codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
+    return Factor(codes, levels, f.from_text)
