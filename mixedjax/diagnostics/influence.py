@@ -43,21 +43,10 @@ def hat_rows(design, start: int = 0, stop: int | None = None, pad_to: int | None
         return np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)]) if pad > 0 else a
 
     # prior weights: the hat matrix of the weighted problem, rows scaled by √wᵢ (lme4's sqrtW)
-    weights = getattr(design, "weights", None)
+    weights = design.weights
     sw = np.ones(design.n) if weights is None else np.sqrt(np.asarray(weights, dtype=float))
     return HatRows(tuple(cut(t.codes).astype(np.int32) for t in design.terms),
                    tuple(cut(t.z * sw[:, None]) for t in design.terms), cut(design.X * sw[:, None]))
-
-
-def _piece(obj, name):
-    """A field of the factor or of the arrays, whether a dict (this version) or a NamedTuple."""
-    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
-
-
-def _lt(f, j: int, k: int):
-    """L̃_jk (k < j) of the factor: stored by "j_k" key in a dict, or as Lt[j][k]."""
-    Lt = _piece(f, "Lt")
-    return Lt[f"{j}_{k}"] if isinstance(Lt, dict) else Lt[j][k]
 
 
 def _solve_lower_batched(L, v):
@@ -72,19 +61,19 @@ def _dense_columns(f, arrays, layout: Layout, k: int):
     tk, dz, p = layout.terms[k], layout.dz, layout.p
     P = jnp.zeros((tk.nlevels, dz, tk.s))
     if dz:
-        P = P.at[_piece(arrays, "Dcol")[k], _piece(arrays, "Drow")[k]].add(_piece(f, "LD")[k])
+        P = P.at[arrays.Dcol[k], arrays.Drow[k]].add(f.LD[k])
         # L_Dk = Λ_D' L̃_Dk on the Z rows of D (the factor keeps Λ_D out of the recursion)
-        for t, lam, o in zip(layout.terms[layout.m :], _piece(f, "lams")[layout.m :], layout.d_offsets):
+        for t, lam, o in zip(layout.terms[layout.m :], f.lams[layout.m :], layout.d_offsets):
             size = t.nlevels * t.s
             block = P[:, o : o + size].reshape(tk.nlevels, t.nlevels, t.s, tk.s)
             P = P.at[:, o : o + size].set(jnp.einsum("ab,clas->clbs", lam, block).reshape(tk.nlevels, size, tk.s))
-    return jnp.concatenate([P, _piece(f, "LX")[k][:, :p, :]], axis=1)
+    return jnp.concatenate([P, f.LX[k][:, :p, :]], axis=1)
 
 
 def leverage(theta, arrays, layout: Layout, rows: HatRows):
     """h_i = ‖L⁻¹ [Λ'z_i; x_i]‖² for the given rows, a pure function of θ (lme4's ``hatvalues``)."""
     f = factor(jnp.asarray(theta), arrays, layout)
-    lams, m, dz, p = _piece(f, "lams"), layout.m, layout.dz, layout.p
+    lams, m, dz, p = f.lams, layout.m, layout.dz, layout.p
     r = rows.X.shape[0]
     h = jnp.zeros(r)
     ws = []
@@ -92,9 +81,9 @@ def leverage(theta, arrays, layout: Layout, rows: HatRows):
         rhs = rows.z[k] @ lams[k]  # (λ_k' z_i)' per row
         for j in range(k):
             # L_kj = λ_k' L̃_kj has one block per level of term j, in the row of the level of term k that holds it
-            Lkj = jnp.einsum("ab,rac->rbc", lams[k], _lt(f, k, j)[rows.codes[j]])
+            Lkj = jnp.einsum("ab,rac->rbc", lams[k], f.Lt[k][j][rows.codes[j]])
             rhs = rhs - jnp.einsum("rbc,rc->rb", Lkj, ws[j])
-        w = _solve_lower_batched(_piece(f, "Lkk")[k][rows.codes[k]], rhs)
+        w = _solve_lower_batched(f.Lkk[k][rows.codes[k]], rhs)
         ws.append(w)
         h = h + jnp.sum(w**2, axis=1)
     if dz + p == 0:
@@ -108,7 +97,7 @@ def leverage(theta, arrays, layout: Layout, rows: HatRows):
     for k in range(m):
         P = _dense_columns(f, arrays, layout, k)
         v = v - jnp.einsum("rds,rs->rd", P[rows.codes[k]], ws[k])
-    L = _piece(f, "LDD")[:-1, :-1]
+    L = f.LDD[:-1, :-1]
     w = solve_triangular(L, v.T, lower=True)
     return h + jnp.sum(w**2, axis=0)
 

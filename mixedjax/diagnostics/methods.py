@@ -48,7 +48,7 @@ class DiagnosticsMethods:
         if not isinstance(scaled, (bool, np.bool_)):
             raise ArgumentError(f"scaled must be True or False, not {scaled!r}")
         r = self.problem.design.y - self._fitted_values()
-        weights = getattr(self.problem.design, "weights", None)
+        weights = self.problem.design.weights
         if type == "pearson" and weights is not None:
             r = r * np.sqrt(weights)
         if scaled:
