@@ -19,7 +19,7 @@ import pytest
 import mixedjax as mj
 from mixedjax.__main__ import main as cli
 from mixedjax.design.build import build_design
-from mixedjax.errors import FormulaError
+from mixedjax.errors import DataError, FormulaError
 from mixedjax.formula import evaluate
 
 # {p} is a path in the test's temporary directory
@@ -189,3 +189,20 @@ def test_bitwise_operators_never_reach_the_model_matrix(sleep):
     for expr in ("I(days << 1)", "I(~days)", "I(days >> 1)"):
         with pytest.raises(FormulaError):
             build_design(f"reaction ~ {expr} + (1 | subj)", sleep)
+
+
+@pytest.mark.parametrize(
+    "formula, kind",
+    [
+        ("reaction ~ I(" + "(" * 300 + "days" + ")" * 300 + ") + (1 | subj)", FormulaError),
+        ("reaction ~ I(" + "-" * 3000 + "days) + (1 | subj)", FormulaError),
+        ("reaction ~ poly(days, 1e9) + (1 | subj)", FormulaError),
+        ("reaction ~ round(days, 1e300) + (1 | subj)", FormulaError),
+        ("reaction ~ (" + " + ".join(f"I(days + {k})" for k in range(20)) + ")^20 + (1 | subj)", FormulaError),
+        ("reaction ~ factor(reaction):factor(I(reaction + 1)) + (1 | subj)", DataError),
+    ],
+    ids=["parentheses", "unary", "poly-degree", "round-digits", "term-explosion", "columns-explosion"],
+)
+def test_resource_exhaustion_refused(formula, kind, sleep):
+    with pytest.raises(kind):
+        build_design(formula, sleep)

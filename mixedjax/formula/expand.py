@@ -35,7 +35,12 @@ def _unique(terms) -> tuple[frozenset, ...]:
     return tuple(dict.fromkeys(terms))
 
 
+_MAX_TERMS = 5000  # far beyond any model; keeps '(a + b + ... + z)^20' from exhausting memory
+
+
 def _interact(a: _Value, b: _Value) -> _Value:
+    if len(a.terms) * len(b.terms) > _MAX_TERMS:
+        raise FormulaError(f"the terms expand to more than {_MAX_TERMS} interactions; simplify the formula")
     return _Value(_unique(x | y for x in a.terms for y in b.terms), None)
 
 
