@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from .functions import FUNCTIONS, Listed, logical, numeric
 from .language import Binary, Call, Checked, Const, Name, Node, Unary, compile_expression, deparse
-from .values import Factor, Matrix, Value, column_value, factor_of, recode
+from .values import Factor, Matrix, Value, column_value, factor_of, recode, recode_by_value
 
 _CONSTANTS = {"pi": float(np.pi), "T": True, "F": False}
 
@@ -67,11 +67,21 @@ class _Context:
         levels = self.remember(lambda: v.levels if isinstance(v, Factor) else None)
         if levels is None:
             if isinstance(v, Factor):
-                raise DataError(f"column '{name}' held numbers in the fit but holds text in the new data")
+                v = self._numbers_from_text(v, name)  # new data: numbers stored as text
             return v
-        if not isinstance(v, Factor):  # numbers where the fit had text (or a category): match levels by name
-            v = factor_of(v)._replace(from_text=True)
-        return self.known_levels(recode(v, levels), name)
+        if self.fitting:
+            return recode(v, levels)
+        # new data: levels matched by value, whatever the column's dtype (3, 3.0 and "3" are one level)
+        f = v if isinstance(v, Factor) else factor_of(v)._replace(from_text=True)
+        return self.known_levels(recode_by_value(f, levels), name)
+
+    @staticmethod
+    def _numbers_from_text(f: Factor, name: str) -> np.ndarray:
+        try:
+            as_num = np.array([float(lv) for lv in f.levels] + [np.nan])
+        except ValueError:
+            raise DataError(f"column '{name}' held numbers in the fit but holds text in the new data") from None
+        return as_num[np.where(f.codes >= 0, f.codes, len(f.levels))]
 
 
 _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power, "%/%": np.floor_divide,

@@ -99,3 +99,19 @@ def recode(f: Factor, levels: tuple[str, ...]) -> Factor:
     lookup = np.array([{lv: i for i, lv in enumerate(levels)}.get(lv, -2) for lv in f.levels] + [-1], dtype=np.int64)
     codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
     return Factor(codes, levels, f.from_text)
+
+
+def value_key(name: str) -> str:
+    """A level name compared by value: '3', '3.0' and 3 are one level; text stays as it is."""
+    try:
+        return level_name(float(name))
+    except ValueError:
+        return name
+
+
+def recode_by_value(f: Factor, levels: tuple[str, ...]) -> Factor:
+    """``recode`` matching level names by value (new data whose column has another dtype than the fit's)."""
+    index = {value_key(lv): i for i, lv in enumerate(levels)}
+    lookup = np.array([index.get(value_key(lv), -2) for lv in f.levels] + [-1], dtype=np.int64)
+    codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
+    return Factor(codes, levels, f.from_text)
