@@ -233,6 +233,8 @@ def test_interaction_column_order_and_names_follow_r():
         ("reaction ~ relevel(subj) + (1 | subj)", "needs the argument 'ref'"),
         ("reaction ~ poly(days, 2.5) + (1 | subj)", "whole number"),
         ('reaction ~ I("a") + (1 | subj)', "string"),
+        ("reaction ~ I(days * 2 %% 3) + (1 | subj)", "needs parentheses"),  # R's %% binds tighter than *
+        ("reaction ~ I(days<-3) + (1 | subj)", "assignment"),
     ],
 )
 def test_constructs_without_r_meaning_are_refused(formula, words):

@@ -137,6 +137,25 @@ class _Translation(NamedTuple):
     names: tuple[str, ...]  # placeholder k -> the name as written
 
 
+def _check_modulo_precedence(text: str, tokens: list[Token]) -> None:
+    """R binds %% and %/% tighter than * and /, Python does not: 'a * b %% c' would change meaning. Refused."""
+    seen = [False]  # per parenthesis depth: a '*' or '/' since the last lower-precedence operator
+    for tok in tokens:
+        if tok.kind != "op":
+            continue
+        if tok.text == "(":
+            seen.append(False)
+        elif tok.text == ")":
+            seen.pop() if len(seen) > 1 else None
+        elif tok.text in ("*", "/"):
+            seen[-1] = True
+        elif tok.text in ("%%", "%/%") and seen[-1]:
+            raise _syntax(f"'{tok.text}' after '*' or '/' needs parentheses ('a * (b {tok.text} c)' as R reads it, "
+                          f"or '(a * b) {tok.text} c')", text, tok.start, tok.end - tok.start)
+        elif tok.text not in ("^", "**", "%%", "%/%"):
+            seen[-1] = False
+
+
 def _translate(text: str, tokens: list[Token]) -> _Translation:
     names: list[str] = []
     index: dict[str, int] = {}
@@ -281,6 +300,7 @@ def compile_expression(text: str, functions=None) -> Checked:
     depth = max(np.cumsum([(t.text == "(") - (t.text == ")") for t in tokens if t.kind == "op"] or [0]))
     if depth > _MAX_DEPTH or len(tokens) > _MAX_TOKENS:
         raise FormulaError(f"the expression '{text[:80]}...' is nested too deeply or too long to be a model term")
+    _check_modulo_precedence(text, tokens)
     tr = _translate(text, tokens)
     try:
         tree = ast.parse(tr.source, mode="eval")
@@ -297,7 +317,7 @@ def compile_expression(text: str, functions=None) -> Checked:
 # ---- the tree back to R's text (coefficient names as lme4 prints them) ------------------------------------------------
 _PREC = {"||": 1, "&&": 2, "|": 1, "&": 2, "!": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
          "*": 6, "/": 6, "%/%": 7, "%%": 7, "u-": 8, "^": 9}
-_SPACED = {"+", "-", "*", "==", "!=", "<", "<=", ">", ">=", "&", "|", "&&", "||", "%/%", "%%"}
+_SPACED = {"+", "-", "*", "==", "!=", "<", "<=", ">", ">=", "&", "|", "&&", "||"}  # R: PP_BINARY; "/ ^ %% %/%" are PP_BINARY2
 _SYNTACTIC = re.compile(r"(?:[^\W\d_]|\.)[\w.]*")
 
 
