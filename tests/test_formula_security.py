@@ -11,10 +11,13 @@ import builtins
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mixedjax as mj
 from mixedjax.__main__ import main as cli
@@ -206,3 +209,27 @@ def test_bitwise_operators_never_reach_the_model_matrix(sleep):
 def test_resource_exhaustion_refused(formula, kind, sleep):
     with pytest.raises(kind):
         build_design(formula, sleep)
+
+
+_FRAGMENTS = ["days", "reaction", "subj", ".", "__class__", "(", ")", "[", "]", "'pwned'", '"pwned"', "open", "np",
+              "save", "to_csv", ",", "=", "lambda", ":", "+", "-", "*", "/", "^", "**", "%%", "`", "I", "log", "poly",
+              "factor", "relevel", "1", "2.5", "{", "}", "%in%", "!", "&", "|", "<-", "@", ";", " ", "TRUE", "x"]
+
+
+@settings(max_examples=int(os.environ.get("MJ_FUZZ", "300")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=12))
+def test_random_formulas_never_run_code(tripwires, sleep, pieces):
+    """Any text in any part: a design or a MixedjaxError, never another exception or a tripwire call."""
+    expr = "".join(pieces)
+    for formula in (f"reaction ~ {expr} + (1 | subj)", f"{expr} ~ days + (1 | subj)",
+                    f"reaction ~ days + (1 + {expr} | subj)", f"reaction ~ days + (1 | {expr})"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                build_design(formula, sleep)
+            except mj.MixedjaxError:
+                pass
+    try:
+        evaluate(expr, sleep)
+    except mj.MixedjaxError:
+        pass
