@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from .functions import FUNCTIONS, Listed, logical, numeric
 from .language import Binary, Call, Checked, Const, Name, Node, Unary, compile_expression, deparse
-from .values import Factor, Matrix, Value, column_value, factor_of, recode, recode_by_value
+from .values import Factor, Matrix, Value, column_value, factor_of, level_name, recode, recode_by_value
 
 _CONSTANTS = {"pi": float(np.pi), "T": True, "F": False}
 
@@ -97,11 +97,23 @@ def _factor_compare(op: str, f: Factor, other, what: str):
         raise FormulaError(f"'{what}' compares two factors; compare a factor with a level, e.g. f == \"A\"")
     if isinstance(other, np.ndarray):
         raise FormulaError(f"'{what}' compares a factor with numbers; compare it with a level, e.g. f == \"A\"")
-    from .values import level_name
-
     name = other if isinstance(other, str) else level_name(other)
     hit = np.array([lv == name for lv in f.levels] + [False])[np.where(f.codes >= 0, f.codes, len(f.levels))]
     return hit if op == "==" else ~hit
+
+
+def _membership(left, right, what: str):
+    """R's ``x %in% c(...)``: is each value among the constants listed (levels compared by name)?"""
+    values = right.values if isinstance(right, Listed) else (right,)
+    if isinstance(right, (np.ndarray, Factor, Matrix)):
+        raise FormulaError(f"'{what}': the right of %in% must be constants, e.g. f %in% c(\"a\", \"b\")")
+    if isinstance(left, Factor):
+        wanted = {v if isinstance(v, str) else level_name(v) for v in values}
+        hit = np.array([lv in wanted for lv in left.levels] + [False])
+        return hit[np.where(left.codes >= 0, left.codes, len(left.levels))]
+    if any(isinstance(v, str) for v in values):
+        raise FormulaError(f"'{what}' looks for strings among numbers")
+    return np.isin(numeric(left, what), np.array([float(v) for v in values]))
 
 
 def _eval(node: Node, ctx: _Context) -> Value:
@@ -122,6 +134,8 @@ def _eval(node: Node, ctx: _Context) -> Value:
         if node.op in ("&", "|"):
             fn = np.logical_and if node.op == "&" else np.logical_or
             return fn(logical(left, what), logical(right, what))
+        if node.op == "%in%":
+            return _membership(left, right, what)
         if node.op in _COMPARE:
             if isinstance(left, Factor):
                 return _factor_compare(node.op, left, right, what)
