@@ -20,7 +20,7 @@ from ..formula.expand import expand
 from ..formula.language import Checked, compile_expression, names_used
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 from ..formula.terms import Atoms, ModelFormula, read_model
-from ..formula.values import Factor, Matrix
+from ..formula.values import Factor, Matrix, level_name
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
 
 
@@ -231,11 +231,11 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
         if isinstance(col.dtype, pd.CategoricalDtype):
             col = col.cat.remove_unused_categories()
             codes_list.append(np.asarray(col.cat.codes, dtype=np.int64))
-            levels_list.append([str(c) for c in col.cat.categories])
+            levels_list.append([level_name(c) for c in col.cat.categories])
         else:
             c, u = pd.factorize(col, sort=True)
             codes_list.append(np.asarray(c, dtype=np.int64))
-            levels_list.append([str(x) for x in u])
+            levels_list.append([level_name(x) for x in u])  # as R prints them: 5, not 5.0; TRUE
     if len(group) == 1:
         return codes_list[0], tuple(levels_list[0])
     stacked = np.stack(codes_list, axis=1)
