@@ -86,3 +86,22 @@ def test_without_random_effects_and_missing_values(df, design):
     np.testing.assert_allclose(new.X[[0, 2, 3]], design.X[[0, 2, 3]], rtol=1e-13, atol=1e-14)
     with pytest.raises(DataError, match="'g'"):
         encode_new(design, sub)
+
+
+def test_levels_matched_by_value_whatever_the_dtype(df, design):
+    sub = df.iloc[[5, 6, 7]].copy()
+    sub["k"] = sub["k"].astype(str)  # numbers in the fit, text of numbers in the new data
+    sub["h"] = pd.Categorical(sub["h"])
+    new = encode_new(design, sub)
+    np.testing.assert_allclose(new.X, design.X[[5, 6, 7]], rtol=1e-13, atol=1e-14)
+    sub["k"] = ["one", "two", "three"]
+    with pytest.raises(DataError, match="'k'"):
+        encode_new(design, sub)
+
+
+def test_grouping_levels_named_as_r_and_matched_by_value():
+    d = pd.DataFrame({"y": np.sin(np.arange(40.0)) + np.repeat(np.arange(4.0), 10), "g": np.repeat([1.0, 2.5, 5.0, 7.0], 10)})
+    des = build_design("y ~ 1 + (1 | g)", d)
+    assert des.terms[0].levels == ("1", "2.5", "5", "7")  # R's factor() of 1, 2.5, 5, 7
+    new = encode_new(des, pd.DataFrame({"g": ["5", 7, 2.5, 3.0]}))
+    assert new.codes[0].tolist() == [2, 3, 1, -1]

@@ -225,7 +225,8 @@ def test_interaction_column_order_and_names_follow_r():
     "formula, words",
     [
         ("reaction ~ I(subj + 1) + (1 | subj)", "as.numeric"),
-        ("reaction ~ I(days %in% subj) + (1 | subj)", "%in%"),
+        ("reaction ~ I(days %in% subj) + (1 | subj)", "must be constants"),
+        ("reaction ~ I(days * 2 %in% c(4)) + (1 | subj)", "needs parentheses"),  # R's %in% binds tighter than *
         ("reaction ~ days == 2 + (1 | subj)", "I()"),
         ("reaction ~ I(1:3) + (1 | subj)", "sequence"),
         ("reaction ~ . + (1 | subj)", "all other columns"),
@@ -233,6 +234,8 @@ def test_interaction_column_order_and_names_follow_r():
         ("reaction ~ relevel(subj) + (1 | subj)", "needs the argument 'ref'"),
         ("reaction ~ poly(days, 2.5) + (1 | subj)", "whole number"),
         ('reaction ~ I("a") + (1 | subj)', "string"),
+        ("reaction ~ I(days * 2 %% 3) + (1 | subj)", "needs parentheses"),  # R's %% binds tighter than *
+        ("reaction ~ I(days<-3) + (1 | subj)", "assignment"),
     ],
 )
 def test_constructs_without_r_meaning_are_refused(formula, words):
@@ -257,3 +260,19 @@ def test_reductions_and_factor_levels():
         _design('Yield ~ factor(Date, levels = c("S1", "None")) + (1 | Block)', a)
     with pytest.raises(FormulaError, match="constant"):
         _design("Yield ~ I(c(1, 2)) + (1 | Block)", a)
+
+
+def test_membership_and_as_character():
+    a = DATA["alfalfa"]
+    des = _design('Yield ~ I(Date %in% c("S1", "S20")) + (1 | Block)', a)
+    assert des.xnames == ("(Intercept)", 'I(Date %in% c("S1", "S20"))TRUE')
+    np.testing.assert_array_equal(des.X[:, 1], a["Date"].isin(["S1", "S20"]).to_numpy(float))
+    d = DATA["sleepstudy"]
+    des = _design("reaction ~ I(days %in% c(0, 9)) + (1 | subj)", d)
+    np.testing.assert_array_equal(des.X[:, 1], d["days"].isin([0, 9]).to_numpy(float))
+    # R's idiom for a factor whose labels are numbers: as.numeric(as.character(f)) gives the numbers
+    f = pd.DataFrame({"y": np.arange(30.0) ** 1.2, "g": np.repeat(list("abc"), 10),
+                      "k": pd.Categorical(np.tile(["10", "2", "2.5"], 10), categories=["2", "2.5", "10"])})
+    np.testing.assert_array_equal(_design("y ~ as.numeric(as.character(k)) + (1 | g)", f).X[:, 1],
+                                  np.tile([10, 2, 2.5], 10))
+    np.testing.assert_array_equal(_design("y ~ as.numeric(k) + (1 | g)", f).X[:, 1], np.tile([3.0, 1, 2], 10))

@@ -11,15 +11,18 @@ import builtins
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mixedjax as mj
 from mixedjax.__main__ import main as cli
 from mixedjax.design.build import build_design
-from mixedjax.errors import FormulaError
+from mixedjax.errors import DataError, FormulaError
 from mixedjax.formula import evaluate
 
 # {p} is a path in the test's temporary directory
@@ -189,3 +192,44 @@ def test_bitwise_operators_never_reach_the_model_matrix(sleep):
     for expr in ("I(days << 1)", "I(~days)", "I(days >> 1)"):
         with pytest.raises(FormulaError):
             build_design(f"reaction ~ {expr} + (1 | subj)", sleep)
+
+
+@pytest.mark.parametrize(
+    "formula, kind",
+    [
+        ("reaction ~ I(" + "(" * 300 + "days" + ")" * 300 + ") + (1 | subj)", FormulaError),
+        ("reaction ~ I(" + "-" * 3000 + "days) + (1 | subj)", FormulaError),
+        ("reaction ~ poly(days, 1e9) + (1 | subj)", FormulaError),
+        ("reaction ~ round(days, 1e300) + (1 | subj)", FormulaError),
+        ("reaction ~ (" + " + ".join(f"I(days + {k})" for k in range(20)) + ")^20 + (1 | subj)", FormulaError),
+        ("reaction ~ factor(reaction):factor(I(reaction + 1)) + (1 | subj)", DataError),
+    ],
+    ids=["parentheses", "unary", "poly-degree", "round-digits", "term-explosion", "columns-explosion"],
+)
+def test_resource_exhaustion_refused(formula, kind, sleep):
+    with pytest.raises(kind):
+        build_design(formula, sleep)
+
+
+_FRAGMENTS = ["days", "reaction", "subj", ".", "__class__", "(", ")", "[", "]", "'pwned'", '"pwned"', "open", "np",
+              "save", "to_csv", ",", "=", "lambda", ":", "+", "-", "*", "/", "^", "**", "%%", "`", "I", "log", "poly",
+              "factor", "relevel", "1", "2.5", "{", "}", "%in%", "!", "&", "|", "<-", "@", ";", " ", "TRUE", "x"]
+
+
+@settings(max_examples=int(os.environ.get("MJ_FUZZ", "300")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=12))
+def test_random_formulas_never_run_code(tripwires, sleep, pieces):
+    """Any text in any part: a design or a MixedjaxError, never another exception or a tripwire call."""
+    expr = "".join(pieces)
+    for formula in (f"reaction ~ {expr} + (1 | subj)", f"{expr} ~ days + (1 | subj)",
+                    f"reaction ~ days + (1 + {expr} | subj)", f"reaction ~ days + (1 | {expr})"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                build_design(formula, sleep)
+            except mj.MixedjaxError:
+                pass
+    try:
+        evaluate(expr, sleep)
+    except mj.MixedjaxError:
+        pass

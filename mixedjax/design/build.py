@@ -20,7 +20,7 @@ from ..formula.expand import expand
 from ..formula.language import Checked, compile_expression, names_used
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 from ..formula.terms import Atoms, ModelFormula, read_model
-from ..formula.values import Factor, Matrix
+from ..formula.values import Factor, Matrix, level_name
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
 from .input import as_frame
 from .weights import check_offset, check_weights, row_values
@@ -296,7 +296,7 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
             c, u = pd.factorize(col, sort=True)
             codes_list.append(np.asarray(c, dtype=np.int64))
             values_list.append(list(u))
-        levels_list.append([str(x) for x in values_list[-1]])
+        levels_list.append([level_name(x) for x in values_list[-1]])  # as R prints them: 5, not 5.0; TRUE
     if len(group) == 1:
         return codes_list[0], tuple(levels_list[0]), tuple(_plain(x) for x in values_list[0])
     stacked = np.stack(codes_list, axis=1)

@@ -19,7 +19,7 @@ from ..formula.evaluate import Recorded, run
 from ..formula.functions import Listed
 from ..formula.language import Checked
 from ..formula.terms import Atom, ModelFormula
-from ..formula.values import Factor, Matrix, factor_of, level_name, recode
+from ..formula.values import Factor, Matrix, factor_of, recode, value_key
 from .model_matrix import TermCoding, build_columns, plan_terms
 
 
@@ -167,7 +167,7 @@ def _frame_levels(data: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
         col = data[v]
         vals = col.astype(object).to_numpy()
         missing = col.isna().to_numpy()
-        parts.append((np.array([_match_key(str(x)) for x in vals], dtype=object), missing))
+        parts.append((np.array([value_key(str(x)) for x in vals], dtype=object), missing))
     keys = parts[0][0]
     missing = parts[0][1]
     for k, miss in parts[1:]:
@@ -177,16 +177,8 @@ def _frame_levels(data: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
     return keys
 
 
-def _match_key(s: str) -> str:
-    """Levels are matched by value: '3', 3 and 3.0 are one level."""
-    try:
-        return level_name(float(s))
-    except ValueError:
-        return s
-
-
 def group_codes_new(levels: tuple[str, ...], group: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
-    index = {":".join(_match_key(p) for p in lv.split(":")) if len(group) > 1 else _match_key(lv): i
+    index = {":".join(value_key(p) for p in lv.split(":")) if len(group) > 1 else value_key(lv): i
              for i, lv in enumerate(levels)}
     keys = _frame_levels(data, group)
     return np.array([index.get(k, -1) if k is not None else -1 for k in keys], dtype=np.int64)

@@ -77,8 +77,20 @@ def _variable_columns(value, coding: str, display: str, suffixes: tuple[str, ...
     return ind, [display + lv for lv in f.levels[first:]]
 
 
+def _width(value, coding: str) -> int:
+    if coding == NUMERIC:
+        return value.values.shape[1] if isinstance(value, Matrix) else 1
+    return len(value.levels) - (coding == CONTRASTS)
+
+
+_MAX_CELLS = 50_000_000  # 400 MB of float64: a larger matrix with more columns than rows is refused unbuilt
+
+
 def build_columns(terms: tuple[TermCoding, ...], values: dict, displays: dict, suffixes: dict, n: int):
     """The model matrix (n, p) and its column names."""
+    p = sum(int(np.prod([_width(values[k], c) for k, c in zip(t.keys, t.codings)])) for t in terms)
+    if p > n and p * n > _MAX_CELLS:
+        raise DataError(f"the terms give {p} model columns for {n} observations; simplify the interactions")
     blocks, names = [], []
     for t in terms:
         if not t.keys:

@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from .functions import FUNCTIONS, Listed, logical, numeric
 from .language import Binary, Call, Checked, Const, Name, Node, Unary, compile_expression, deparse
-from .values import Factor, Matrix, Value, column_value, factor_of, recode
+from .values import Factor, Matrix, Value, column_value, factor_of, level_name, recode, recode_by_value
 
 _CONSTANTS = {"pi": float(np.pi), "T": True, "F": False}
 
@@ -67,11 +67,21 @@ class _Context:
         levels = self.remember(lambda: v.levels if isinstance(v, Factor) else None)
         if levels is None:
             if isinstance(v, Factor):
-                raise DataError(f"column '{name}' held numbers in the fit but holds text in the new data")
+                v = self._numbers_from_text(v, name)  # new data: numbers stored as text
             return v
-        if not isinstance(v, Factor):  # numbers where the fit had text (or a category): match levels by name
-            v = factor_of(v)._replace(from_text=True)
-        return self.known_levels(recode(v, levels), name)
+        if self.fitting:
+            return recode(v, levels)
+        # new data: levels matched by value, whatever the column's dtype (3, 3.0 and "3" are one level)
+        f = v if isinstance(v, Factor) else factor_of(v)._replace(from_text=True)
+        return self.known_levels(recode_by_value(f, levels), name)
+
+    @staticmethod
+    def _numbers_from_text(f: Factor, name: str) -> np.ndarray:
+        try:
+            as_num = np.array([float(lv) for lv in f.levels] + [np.nan])
+        except ValueError:
+            raise DataError(f"column '{name}' held numbers in the fit but holds text in the new data") from None
+        return as_num[np.where(f.codes >= 0, f.codes, len(f.levels))]
 
 
 _ARITH = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power, "%/%": np.floor_divide,
@@ -87,11 +97,23 @@ def _factor_compare(op: str, f: Factor, other, what: str):
         raise FormulaError(f"'{what}' compares two factors; compare a factor with a level, e.g. f == \"A\"")
     if isinstance(other, np.ndarray):
         raise FormulaError(f"'{what}' compares a factor with numbers; compare it with a level, e.g. f == \"A\"")
-    from .values import level_name
-
     name = other if isinstance(other, str) else level_name(other)
     hit = np.array([lv == name for lv in f.levels] + [False])[np.where(f.codes >= 0, f.codes, len(f.levels))]
     return hit if op == "==" else ~hit
+
+
+def _membership(left, right, what: str):
+    """R's ``x %in% c(...)``: is each value among the constants listed (levels compared by name)?"""
+    values = right.values if isinstance(right, Listed) else (right,)
+    if isinstance(right, (np.ndarray, Factor, Matrix)):
+        raise FormulaError(f"'{what}': the right of %in% must be constants, e.g. f %in% c(\"a\", \"b\")")
+    if isinstance(left, Factor):
+        wanted = {v if isinstance(v, str) else level_name(v) for v in values}
+        hit = np.array([lv in wanted for lv in left.levels] + [False])
+        return hit[np.where(left.codes >= 0, left.codes, len(left.levels))]
+    if any(isinstance(v, str) for v in values):
+        raise FormulaError(f"'{what}' looks for strings among numbers")
+    return np.isin(numeric(left, what), np.array([float(v) for v in values]))
 
 
 def _eval(node: Node, ctx: _Context) -> Value:
@@ -112,6 +134,8 @@ def _eval(node: Node, ctx: _Context) -> Value:
         if node.op in ("&", "|"):
             fn = np.logical_and if node.op == "&" else np.logical_or
             return fn(logical(left, what), logical(right, what))
+        if node.op == "%in%":
+            return _membership(left, right, what)
         if node.op in _COMPARE:
             if isinstance(left, Factor):
                 return _factor_compare(node.op, left, right, what)

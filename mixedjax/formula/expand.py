@@ -35,7 +35,12 @@ def _unique(terms) -> tuple[frozenset, ...]:
     return tuple(dict.fromkeys(terms))
 
 
+_MAX_TERMS = 5000  # far beyond any model; keeps '(a + b + ... + z)^20' from exhausting memory
+
+
 def _interact(a: _Value, b: _Value) -> _Value:
+    if len(a.terms) * len(b.terms) > _MAX_TERMS:
+        raise FormulaError(f"the terms expand to more than {_MAX_TERMS} interactions; simplify the formula")
     return _Value(_unique(x | y for x in a.terms for y in b.terms), None)
 
 
@@ -111,10 +116,10 @@ class _Parser:
         return _Value(tuple(t for t in a.terms if t not in set(b.terms)), intercept)
 
     def product(self) -> _Value:
-        v = self.interaction()
+        v = self.nesting()
         while self.peek() in ("*", "/"):
             op = self.take()
-            right = self.interaction()
+            right = self.nesting()
             self.no_number(v, right)
             if op == "*":
                 v = _Value(_unique(v.terms + right.terms + _interact(v, right).terms), None)
@@ -123,20 +128,20 @@ class _Parser:
                 v = _Value(_unique(v.terms + _interact(every, right).terms), None)
         return v
 
-    def interaction(self) -> _Value:
-        v = self.nesting()
+    def interaction(self) -> _Value:  # R: ':' binds tighter than %in%
+        v = self.power()
         while self.peek() == ":":
             self.take()
-            right = self.nesting()
+            right = self.power()
             self.no_number(v, right)
             v = _interact(v, right)
         return v
 
     def nesting(self) -> _Value:
-        v = self.power()
+        v = self.interaction()
         while self.peek() == "%in%":
             self.take()
-            right = self.power()
+            right = self.interaction()
             self.no_number(v, right)
             every = frozenset().union(*right.terms)
             v = _Value(_unique(t | every for t in v.terms), None)

@@ -167,6 +167,16 @@ def _relevel(ctx, call, a):
     return factor_of(f, order)
 
 
+def _as_character(ctx, call, a):
+    """R's as.character: text (a factor's labels, numbers as R prints them); as.numeric() of it parses the text."""
+    x = a["x"]
+    if isinstance(x, (Matrix, str, Listed)):
+        raise FormulaError(f"{_name(call)}: as.character() needs one column")
+    f = x if isinstance(x, Factor) else factor_of(x)
+    levels = ctx.remember(lambda: tuple(sorted(factor_of(f).levels)))
+    return ctx.known_levels(factor_of(f, levels)._replace(from_text=True), _name(call))
+
+
 def _as_numeric(ctx, call, a):
     x = a["x"]
     if isinstance(x, Factor):
@@ -317,7 +327,7 @@ _NP_BINARY = ("power", "maximum", "minimum", "fmax", "fmin", "hypot", "arctan2",
               "multiply", "divide")
 
 
-_R_NAMES = ("I", "factor", "as.factor", "C", "relevel", "as.numeric", "as.integer", "poly", "scale", "center", "log",
+_R_NAMES = ("I", "factor", "as.factor", "C", "relevel", "as.numeric", "as.integer", "as.character", "poly", "scale", "center", "log",
             "exp", "sqrt", "abs", "pmin", "pmax", "ifelse", "round", "mean", "sd", "offset", "cbind")
 
 
@@ -335,6 +345,7 @@ def _table() -> Table:
     t["relevel"] = Spec(("x", "ref"), 2, _relevel)
     for fn in ("as.numeric", "as.double", "as.integer"):
         t[fn] = Spec(("x",), 1, _as_numeric)
+    t["as.character"] = Spec(("x",), 1, _as_character)
     t["poly"] = Spec(("x", "degree", "raw"), 1, _poly)
     t["scale"] = Spec(("x", "center", "scale"), 1, _scale)
     t["center"] = Spec(("x",), 1, lambda ctx, call, a: _scale(ctx, call, {"x": a["x"], "scale": False}))

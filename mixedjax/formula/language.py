@@ -43,7 +43,7 @@ class Unary(NamedTuple):
 
 
 class Binary(NamedTuple):
-    op: str  # one of "+ - * / ^ %/% %% == != < <= > >= & | && ||"
+    op: str  # one of "+ - * / ^ %/% %% %in% == != < <= > >= & | && ||"
     left: "Node"
     right: "Node"
 
@@ -137,6 +137,75 @@ class _Translation(NamedTuple):
     names: tuple[str, ...]  # placeholder k -> the name as written
 
 
+def _check_modulo_precedence(text: str, tokens: list[Token]) -> None:
+    """R binds %% and %/% tighter than * and /, Python does not: 'a * b %% c' would change meaning. Refused."""
+    seen = [False]  # per parenthesis depth: a '*' or '/' since the last lower-precedence operator
+    for tok in tokens:
+        if tok.kind != "op":
+            continue
+        if tok.text == "(":
+            seen.append(False)
+        elif tok.text == ")":
+            seen.pop() if len(seen) > 1 else None
+        elif tok.text in ("*", "/"):
+            seen[-1] = True
+        elif tok.text in ("%%", "%/%") and seen[-1]:
+            raise _syntax(f"'{tok.text}' after '*' or '/' needs parentheses ('a * (b {tok.text} c)' as R reads it, "
+                          f"or '(a * b) {tok.text} c')", text, tok.start, tok.end - tok.start)
+        elif tok.text not in ("^", "**", "%%", "%/%"):
+            seen[-1] = False
+
+
+_ARITHMETIC = {"+", "-", "*", "/", "%%", "%/%"}
+_BOUNDARY = {"(", ")", ",", "=", "==", "!=", "<", "<=", ">", ">=", "&", "&&", "|", "||", "!"}
+
+
+def _binary_at(tokens: list[Token], k: int) -> bool:
+    """Is the operator at ``k`` binary (after an operand), not a sign?"""
+    return k > 0 and (tokens[k - 1].kind != "op" or tokens[k - 1].text == ")")
+
+
+def _check_in_precedence(text: str, tokens: list[Token]) -> None:
+    """R binds %in% tighter than arithmetic, Python's 'in' looser: 'a * b %in% c' would change meaning. Refused."""
+    for j, tok in enumerate(tokens):
+        if tok.kind != "op" or tok.text != "%in%":
+            continue
+        bad = False
+        depth, k = 0, j - 1  # the left operand, back to a boundary outside any parentheses it holds
+        while k >= 0 and not bad:
+            t = tokens[k]
+            if t.kind == "op":
+                if t.text == ")":
+                    depth += 1
+                elif t.text == "(":
+                    if depth == 0:
+                        break
+                    depth -= 1
+                elif depth == 0 and t.text in _BOUNDARY:
+                    break
+                elif depth == 0 and t.text in _ARITHMETIC | {"%in%"}:
+                    bad = _binary_at(tokens, k)
+            k -= 1
+        depth, k = 0, j + 1  # the right operand, on to a boundary
+        while k < len(tokens) and not bad:
+            t = tokens[k]
+            if t.kind == "op":
+                if t.text == "(":
+                    depth += 1
+                elif t.text == ")":
+                    if depth == 0:
+                        break
+                    depth -= 1
+                elif depth == 0 and t.text in _BOUNDARY:
+                    break
+                elif depth == 0 and t.text in _ARITHMETIC | {"%in%"}:
+                    bad = _binary_at(tokens, k)
+            k += 1
+        if bad:
+            raise _syntax("'%in%' next to arithmetic needs parentheses: R reads 'a * b %in% c' as 'a * (b %in% c)'",
+                          text, tok.start, tok.end - tok.start)
+
+
 def _translate(text: str, tokens: list[Token]) -> _Translation:
     names: list[str] = []
     index: dict[str, int] = {}
@@ -160,13 +229,14 @@ def _translate(text: str, tokens: list[Token]) -> _Translation:
             out.append(num)
         elif tok.kind == "str":
             out.append(repr(tok.text[1:-1]))
+        elif tok.text == "%in%":
+            out.append(" in ")
         elif tok.text in _OPS:
             out.append(_OPS[tok.text])
         elif tok.text in _PY_OPS:
             out.append(tok.text)
         else:
             hint = {
-                "%in%": "'%in%' is a formula operator (nesting); inside a function call it is not supported",
                 "~": "'~' may appear once, between the response and the terms",
                 "<-": "assignment ('<-') is not allowed in a formula; for a comparison write 'x < -3' with a space",
                 "<<-": "assignment is not allowed in a formula", "->": "assignment is not allowed in a formula",
@@ -174,12 +244,12 @@ def _translate(text: str, tokens: list[Token]) -> _Translation:
                 ":": "':' inside a function call (R's sequence) is not supported; outside one it is an interaction",
             }.get(tok.text, f"the operator '{tok.text}' is not supported in a formula")
             raise _syntax(hint, text, tok.start, tok.end - tok.start)
-    return _Translation(" ".join(out), tuple(names))
+    return _Translation(" ".join(out).strip(), tuple(names))
 
 
 # ---- Python ast -> the tree, through the allow-list -----------------------------------------------------------------
 _BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "^", ast.FloorDiv: "%/%", ast.Mod: "%%"}
-_CMP = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_CMP = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "%in%"}
 _UN = {ast.USub: "-", ast.UAdd: "+", ast.Not: "!"}
 _PLACEHOLDER = re.compile(r"_mjv(\d+)_")
 
@@ -281,6 +351,8 @@ def compile_expression(text: str, functions=None) -> Checked:
     depth = max(np.cumsum([(t.text == "(") - (t.text == ")") for t in tokens if t.kind == "op"] or [0]))
     if depth > _MAX_DEPTH or len(tokens) > _MAX_TOKENS:
         raise FormulaError(f"the expression '{text[:80]}...' is nested too deeply or too long to be a model term")
+    _check_modulo_precedence(text, tokens)
+    _check_in_precedence(text, tokens)
     tr = _translate(text, tokens)
     try:
         tree = ast.parse(tr.source, mode="eval")
@@ -296,8 +368,8 @@ def compile_expression(text: str, functions=None) -> Checked:
 
 # ---- the tree back to R's text (coefficient names as lme4 prints them) ------------------------------------------------
 _PREC = {"||": 1, "&&": 2, "|": 1, "&": 2, "!": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
-         "*": 6, "/": 6, "%/%": 7, "%%": 7, "u-": 8, "^": 9}
-_SPACED = {"+", "-", "*", "==", "!=", "<", "<=", ">", ">=", "&", "|", "&&", "||", "%/%", "%%"}
+         "*": 6, "/": 6, "%/%": 7, "%%": 7, "%in%": 7, "u-": 8, "^": 9}
+_SPACED = {"+", "-", "*", "==", "!=", "<", "<=", ">", ">=", "&", "|", "&&", "||", "%in%"}  # R: PP_BINARY; "/ ^ %% %/%" are PP_BINARY2
 _SYNTACTIC = re.compile(r"(?:[^\W\d_]|\.)[\w.]*")
 
 

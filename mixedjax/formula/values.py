@@ -43,10 +43,6 @@ def level_name(v) -> str:
     return str(v)
 
 
-def _is_missing(col: pd.Series) -> np.ndarray:
-    return col.isna().to_numpy()
-
-
 _NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal", "boolean", "empty")
 
 
@@ -62,18 +58,18 @@ def column_value(col: pd.Series) -> Value:
     if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in _NUMBER_KINDS:
         return pd.to_numeric(col).to_numpy(dtype=np.float64, na_value=np.nan)
     # text (or anything else): a factor with levels in sorted order, as R's factor() of a character vector
-    missing = _is_missing(col)
-    names = np.array([level_name(v) for v in col.to_numpy()], dtype=object)
-    levels = tuple(sorted(set(names[~missing].tolist())))
-    return Factor(codes_for(names, missing, levels), levels, True)
+    codes, uniques = pd.factorize(col, sort=False)
+    names = [level_name(u) for u in uniques]
+    levels = tuple(sorted(set(names)))
+    return Factor(_codes_of(codes, names, levels), levels, True)
 
 
-def codes_for(names: np.ndarray, missing: np.ndarray, levels: tuple[str, ...]) -> np.ndarray:
-    """Level index of each name (-1 where missing, -2 where the name is not a level)."""
+def _codes_of(codes: np.ndarray, names: list[str], levels: tuple[str, ...]) -> np.ndarray:
+    """Codes into ``names`` (-1 missing) as codes into ``levels`` (-2 for a name not among them)."""
     index = {lv: i for i, lv in enumerate(levels)}
-    codes = np.fromiter((index.get(s, -2) for s in names.tolist()), dtype=np.int64, count=len(names))
-    codes[missing] = -1
-    return codes
+    lookup = np.array([index.get(nm, -2) for nm in names] + [-1], dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1)
+    return lookup[np.where(codes >= 0, codes, len(names))]
 
 
 def factor_of(v: Value, levels: tuple[str, ...] | None = None) -> Factor:
@@ -85,14 +81,14 @@ def factor_of(v: Value, levels: tuple[str, ...] | None = None) -> Factor:
         return recode(v, levels)
     arr = np.asarray(v)
     if arr.dtype == bool or arr.dtype.kind == "f":
-        vals = arr.astype(np.float64)
+        vals = np.atleast_1d(arr.astype(np.float64))
         missing = np.isnan(vals)
+        uniq, inv = np.unique(np.where(missing, 0.0, vals), return_inverse=True)
+        names = [level_name(bool(u)) if arr.dtype == bool else level_name(u) for u in uniq]
+        codes = np.where(missing, -1, inv.reshape(-1))
         if levels is None:
-            uniq = np.unique(vals[~missing])
-            kind = [level_name(bool(u)) for u in uniq] if arr.dtype == bool else [level_name(u) for u in uniq]
-            levels = tuple(kind)
-        names = np.array([level_name(bool(x)) if arr.dtype == bool else level_name(x) for x in vals], dtype=object)
-        return Factor(codes_for(names, missing, levels), levels, False)
+            levels = tuple(names[i] for i in np.unique(codes[codes >= 0]))
+        return Factor(_codes_of(codes, names, levels), levels, False)
     raise TypeError(f"cannot make a factor of {type(v).__name__}")
 
 
@@ -101,5 +97,21 @@ def recode(f: Factor, levels: tuple[str, ...]) -> Factor:
     if levels == f.levels:
         return f
     lookup = np.array([{lv: i for i, lv in enumerate(levels)}.get(lv, -2) for lv in f.levels] + [-1], dtype=np.int64)
+    codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
+    return Factor(codes, levels, f.from_text)
+
+
+def value_key(name: str) -> str:
+    """A level name compared by value: '3', '3.0' and 3 are one level; text stays as it is."""
+    try:
+        return level_name(float(name))
+    except ValueError:
+        return name
+
+
+def recode_by_value(f: Factor, levels: tuple[str, ...]) -> Factor:
+    """``recode`` matching level names by value (new data whose column has another dtype than the fit's)."""
+    index = {value_key(lv): i for i, lv in enumerate(levels)}
+    lookup = np.array([index.get(value_key(lv), -2) for lv in f.levels] + [-1], dtype=np.int64)
     codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
     return Factor(codes, levels, f.from_text)
