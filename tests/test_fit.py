@@ -16,6 +16,7 @@ import pytest
 import mixedjax as mj
 import mixedjax.fitting.loop as _fitmod
 import mixedjax.fitting.solve as _solvemod
+import mixedjax.fitting.summary as _summarymod
 
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
 
@@ -38,7 +39,9 @@ def test_second_fit_of_same_shape_does_not_recompile(sleep_fit, sleep_data, capl
     rng = np.random.default_rng(1)
     df2 = sleep_data.copy()
     df2["reaction"] = df2["reaction"] * 1.5 + rng.normal(scale=5.0, size=len(df2))
-    loop = _solvemod._solve_jit_quick() if _fitmod.use_quick(sleep_fit.problem.layout) else _solvemod._solve_jit
+    # the fit's one program: the solve and the estimates at its result (fitting.summary)
+    loop = (_summarymod._solve_estimates_jit_quick() if _fitmod.use_quick(sleep_fit.problem.layout)
+            else _summarymod._solve_estimates_jit)
     size_before = loop._cache_size() if hasattr(loop, "_cache_size") else None
     caplog.clear()
     with caplog.at_level(logging.DEBUG), jax.log_compiles():
@@ -227,6 +230,7 @@ def test_quick_loop_drops_compile_options_this_xla_does_not_know(monkeypatch):
                                                    "xla_backend_optimization_level": "not a number"})
     _fitmod.quick_options.cache_clear()
     _solvemod._solve_jit_quick.cache_clear()
+    _summarymod._solve_estimates_jit_quick.cache_clear()
     try:
         kept = _fitmod.quick_options()
         assert kept == {k: v for k, v in known.items() if k != "xla_backend_optimization_level"}
@@ -239,6 +243,7 @@ def test_quick_loop_drops_compile_options_this_xla_does_not_know(monkeypatch):
     finally:
         _fitmod.quick_options.cache_clear()
         _solvemod._solve_jit_quick.cache_clear()
+        _summarymod._solve_estimates_jit_quick.cache_clear()
 
 
 def test_solve_inside_jit_and_vmap(sleep_fit):

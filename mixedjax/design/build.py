@@ -5,6 +5,8 @@ Plain numpy/pandas; done once per model. Nothing here depends on θ.
 
 from __future__ import annotations
 
+import collections
+
 import re
 import warnings
 from contextlib import contextmanager
@@ -329,6 +331,18 @@ _CONSTANT_NAMES = {"pi", "T", "F"}  # names the formula language knows when no c
 _NUMERIC_KINDS = _NUMBER_KINDS + ("boolean",)
 
 
+def _missing(col: pd.Series) -> np.ndarray:
+    """Which values of a column are missing (NaN, None, NA; a categorical's code −1), as a numpy bool array."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy() < 0
+    values = col.to_numpy()
+    if values.dtype.kind in "biu":
+        return np.zeros(len(values), bool)
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    return np.asarray(pd.isna(values), bool)
+
+
 def _numeric_values(col: pd.Series) -> np.ndarray | None:
     """The column as float64 when it holds numbers (or booleans), else None."""
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -477,16 +491,16 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
         need("the random-effects term", _names(read.atoms, mf), rt.source)
         need("the random-effects term", (), rt.source, rt.group, grouping=True)
     used = sorted(set().union(*(cols for _, _, cols, _, _ in parts)))
-    counts = pd.Index(map(str, data.columns)).value_counts()
+    names = [str(c) for c in data.columns]
+    counts = collections.Counter(names)
     dup = [c for c in used if counts[c] > 1]
     if dup:
         raise DataError(
             f"the data have more than one column named {', '.join(repr(c) for c in dup)}; "
             "rename them so that each name the formula uses is unique."
         )
-    df = data.loc[:, [c for c in data.columns if str(c) in set(used)]]
-    df.columns = [str(c) for c in df.columns]
-    df = df[used]
+    position = {c: j for j, c in enumerate(names)}
+    df = data.iloc[:, [position[c] for c in used]].set_axis(used, axis=1)  # one selection, no label lookups
     # prior weights and offset given as arguments: carried as hidden columns so missing values drop their rows
     extra = {"weights": row_values(weights, data, "weights"), "offset": row_values(offset, data, "offset")}
     for key, values in extra.items():
@@ -494,15 +508,15 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
             df = df.assign(**{_HIDDEN + key: values.to_numpy()})
 
     # missing values: drop the rows, count them
-    na = df.isna()
-    complete = ~na.any(axis=1).to_numpy()
+    missing = {c: _missing(df.iloc[:, j]) for j, c in enumerate(df.columns)}
+    complete = ~np.logical_or.reduce([np.zeros(len(df), bool), *missing.values()])
     if extra["weights"] is not None:
         w_all = extra["weights"].to_numpy()
         check_weights(w_all[complete])
         complete &= w_all != 0  # zero weight: no information; dropped and counted with the missing rows
     n_dropped = int((~complete).sum())
     if not complete.any():
-        per = ", ".join(f"{c}: {int(k)}" for c, k in na.sum().items() if k)
+        per = ", ".join(f"{c}: {int(k.sum())}" for c, k in missing.items() if k.any())
         raise DataError(
             f"no rows left after dropping the {n_dropped} rows with a missing value in the columns the formula "
             f"uses (missing per column: {per}).\nFill in or drop the columns with missing values."
@@ -512,18 +526,26 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
     off_arg = df.loc[complete, _HIDDEN + "offset"].to_numpy(float) if extra["offset"] is not None else None
     if off_arg is not None:
         check_offset(off_arg)
-    df = df.drop(columns=hidden)
+    if hidden:
+        df = df.drop(columns=hidden)
     full = df
-    df = df.loc[complete]
+    if not complete.all():
+        df = df.loc[complete]
     # levels that no longer occur (or never did) are not levels of the model
     grouping_only = set(used) - set().union(*(cols for _, _, cols, _, grp in parts if not grp))
-    for c in df.columns:
-        if isinstance(df[c].dtype, pd.CategoricalDtype):
-            df[c] = df[c].cat.remove_unused_categories()
-        elif df[c].dtype == object and c not in grouping_only:
+    changed = {}
+    for j, c in enumerate(df.columns):
+        col = df.iloc[:, j]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes = col.cat.codes.to_numpy()
+            if not np.bincount(codes[codes >= 0], minlength=len(col.cat.categories)).all():
+                changed[c] = col.cat.remove_unused_categories()
+        elif col.dtype == object and c not in grouping_only:
             # an object column holding only numbers (e.g. after None was stored in it) is numeric, not a factor
-            if pd.api.types.infer_dtype(df[c], skipna=True) in _NUMBER_KINDS:
-                df[c] = df[c].to_numpy(dtype=np.float64)
+            if pd.api.types.infer_dtype(col, skipna=True) in _NUMBER_KINDS:
+                changed[c] = col.to_numpy(dtype=np.float64)
+    if changed:
+        df = df.assign(**changed)
     labels = df.index
 
     # infinite values in a column the formula uses, named before any model matrix is built

@@ -81,7 +81,7 @@ def _via_narwhals_series(values):
 def _numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     """Columns with pyarrow or pandas extension dtypes as numpy (float for numbers with missing values, object for
     text) or categorical ones; a frame that has none is returned as it is (no copy)."""
-    convert = [j for j in range(df.shape[1]) if _needs_conversion(df.iloc[:, j])]  # by position: names may repeat
+    convert = [j for j, dt in enumerate(df.dtypes) if _needs_conversion(dt)]  # by position: names may repeat
     if not convert:
         return df
     out = df.copy(deep=False)
@@ -90,17 +90,20 @@ def _numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _needs_conversion(col: pd.Series) -> bool:
-    dt = col.dtype
+def _needs_conversion(dt) -> bool:
+    """Is a column of this dtype converted (an extension dtype, or a categorical whose levels have one)?"""
     if isinstance(dt, pd.CategoricalDtype):
-        return _needs_conversion(pd.Series(dt.categories)) if len(dt.categories) else False
+        dt = dt.categories.dtype  # a factor's levels as text or numbers of an extension dtype are converted too
     return isinstance(dt, pd.api.extensions.ExtensionDtype) and not isinstance(dt, pd.CategoricalDtype)
 
 
 def _to_numpy_column(col: pd.Series) -> pd.Series:
     dt = col.dtype
     if isinstance(dt, pd.CategoricalDtype):
-        cats = _to_numpy_column(pd.Series(dt.categories)).tolist()
+        if isinstance(dt.categories.dtype, pd.StringDtype) and not dt.categories.hasnans:
+            cats = dt.categories.to_numpy(dtype=object)  # text levels (pandas' default str dtype): as they are
+        else:
+            cats = _to_numpy_column(pd.Series(dt.categories)).tolist()
         return pd.Series(pd.Categorical.from_codes(col.cat.codes.to_numpy(), categories=cats, ordered=dt.ordered),
                          index=col.index, name=col.name)
     arrow = getattr(dt, "pyarrow_dtype", None)

@@ -1,19 +1,23 @@
 """From a :class:`~mixedjax.fitting.solve.Solution` to the host's ``OptSummary``: the fit log, the result code and
-its plain words. ``fit_theta`` drives one fit (L-BFGS through ``solve``, or BOBYQA) and returns both."""
+its plain words. ``fit_theta`` drives one fit (L-BFGS through ``solve``'s program, or BOBYQA) and returns both, with
+the estimates at the result computed in the same compiled program."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from ..blocks.plan import Layout
+from ..core.derived import Estimates, estimates
 from ..errors import FitError
 from .bobyqa import bobyqa, print_eval
 from .options import FitOptions
-from .solve import CONVERGED, RESULTS, diagonal_indices, lmm_objective, snap, solve, units_shift
+from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap, units_shift
 
 WORDS = {
     RESULTS.running: "running",
@@ -100,29 +104,66 @@ def summarize(sol, layout: Layout) -> OptSummary:
                       hessian_eigenvalues=_readonly(free_eigenvalues(th, H, layout)), result=result)
 
 
-@partial(jax.jit, static_argnames=("objective", "layout"))
-def _snap_jit(objective, theta, value, args, layout, scale):
-    return snap(objective, theta, value, args, layout, scale, None)
+class Fitted(NamedTuple):
+    """One finished fit on the host: θ̂ and d(θ̂), the OptSummary, and everything a fitted model reports at θ̂
+    (core.derived.Estimates, numpy), computed in the fit's own compiled program so the first printout is free."""
+
+    theta: np.ndarray
+    fmin: float
+    optsum: OptSummary
+    estimates: Estimates
 
 
-def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False, scale=None):
-    """Run the optimiser, rectify, snap and verify; returns (θ, d(θ), OptSummary). ``scale``: units of θ."""
+def _solve_estimates(objective, theta0, args, layout: Layout, options: FitOptions, scale, reml: bool):
+    """The L-BFGS solve and the estimates at its result, in one program (the units shift too: op by op it would
+    compile two tiny programs in a new process)."""
+    sol = _solve(objective, theta0, args, layout, options, scale, units_shift(args, layout, reml))
+    return sol, estimates(sol.theta, args, layout, reml)
+
+
+_FIT_STATIC = ("objective", "layout", "options", "reml")
+_solve_estimates_jit = jax.jit(_solve_estimates, static_argnames=_FIT_STATIC)
+
+
+@functools.cache
+def _solve_estimates_jit_quick():
+    """_solve_estimates with the small-model compiler options, as fitting.solve.solve picks them."""
+    from .loop import quick_options
+
+    return jax.jit(_solve_estimates, static_argnames=_FIT_STATIC, compiler_options=quick_options())
+
+
+@partial(jax.jit, static_argnames=("objective", "layout", "reml"))
+def _snap_estimates_jit(objective, theta, value, args, layout, scale, reml):
+    """BOBYQA's result snapped to zero where MixedModels.jl would, and the estimates there, in one program."""
+    theta, value = snap(objective, theta, value, args, layout, scale, None)
+    return theta, value, estimates(theta, args, layout, reml)
+
+
+def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False,
+              scale=None) -> Fitted:
+    """Run the optimiser, rectify, snap and verify, and compute the estimates at the result; ``scale``: units of
+    θ. L-BFGS runs through fitting.solve's ``_solve`` (the same solve as ``solve``), BOBYQA on the host."""
+    from .loop import use_quick
+
     scale = np.ones(layout.ntheta) if scale is None else np.asarray(scale, float)
     objective = lmm_objective(layout, reml)
     if opts.optimizer == "bobyqa":
-        return _fit_theta_bobyqa(objective, theta0, arrays, layout, opts, verbose, scale)
-    sol = jax.device_get(solve(objective, np.asarray(theta0, float), arrays, layout, opts, scale,
-                               units_shift(arrays, layout, reml)))
+        return _fit_theta_bobyqa(objective, theta0, arrays, layout, opts, verbose, scale, reml)
+    fn = _solve_estimates_jit_quick() if use_quick(layout) else _solve_estimates_jit
+    # numpy in: the compiled program takes host arrays without a separate transfer per argument
+    sol, est = jax.device_get(fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml))
     summary = summarize(sol, layout)
     if verbose:
         for k, (t, v) in enumerate(summary.fitlog, 1):
             print_eval(k, t, v)
     if not np.isfinite(summary.fmin):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
-    return np.asarray(sol.theta), summary.fmin, summary
+    return Fitted(np.asarray(sol.theta), summary.fmin, summary, est)
 
 
-def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOptions, verbose: bool, scale):
+def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOptions, verbose: bool, scale,
+                      reml: bool) -> Fitted:
     """fit_theta with BOBYQA: no derivatives are taken, so the summary's gradient is NaN and its Hessian eigenvalues
     empty (as in MixedModels.jl; ``m.gradient()`` and ``m.hessian()`` give them exactly)."""
     from .solve import rectify
@@ -131,8 +172,8 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
-    th, fbest = (np.asarray(v) for v in jax.device_get(_snap_jit(objective, th, np.float64(f), arrays, layout,
-                                                                  scale)))
+    th, fbest, est = jax.device_get(_snap_estimates_jit(objective, th, np.float64(f), arrays, layout, scale, reml))
+    th = np.asarray(th)
     fbest = float(fbest)
     if not np.isfinite(fbest):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
@@ -147,4 +188,4 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
         optimizer="NLopt LN_BOBYQA (derivative-free), unconstrained θ",
         result=RESULTS.tolerance_reached if converged else RESULTS.failed,
     )
-    return th, fbest, summary
+    return Fitted(th, fbest, summary, est)

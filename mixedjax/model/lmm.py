@@ -19,7 +19,7 @@ from ..errors import ArgumentError, FitError
 from ..fitting.options import OPTIMIZERS, FitOptions
 from ..fitting.solve import diagonal_indices
 from ..fitting.summary import OptSummary, fit_theta
-from ..core.derived import estimates_jit
+from ..core.derived import Estimates, estimates_jit
 from ..core.objective import deviance, fixed_sigma_objective
 from .problem import Problem
 from ..model.varcorr import VarCorr, VarCorrGroup
@@ -114,8 +114,9 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
         raise ArgumentError(f"theta0 must have {layout.ntheta} values for this model, not {theta0.size}")
     if verbose:
         print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
-    theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
-    model = LinearMixedModel(problem=problem, reml=reml, theta=_readonly(theta), objective=fmin, optsum=optsum)
+    fitted = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
+    model = LinearMixedModel(problem=problem, reml=reml, theta=_readonly(fitted.theta), objective=fitted.fmin,
+                             optsum=fitted.optsum, _estimates=fitted.estimates)
     _warn_status(model)
     return model
 
@@ -151,6 +152,8 @@ class LinearMixedModel(DiagnosticsMethods):
     theta: np.ndarray
     objective: float
     optsum: OptSummary = field(repr=False)
+    # the estimates at θ computed with the fit (host arrays); None: computed on first use (one jitted call)
+    _estimates: Estimates | None = field(default=None, repr=False)
 
     # ---- basic facts ------------------------------------------------------------------------------------------
     @property
@@ -210,8 +213,9 @@ class LinearMixedModel(DiagnosticsMethods):
     @cached_property
     def _solution(self):
         """The reported quantities at θ̂, from one jitted call (core.derived.estimates), as read-only numpy."""
-        est = jax.device_get(estimates_jit(jnp.asarray(self.theta), self.problem.arrays, self.problem.layout,
-                                           self.reml))
+        est = self._estimates
+        if est is None:
+            est = jax.device_get(estimates_jit(self.theta, self.problem.arrays, self.problem.layout, self.reml))
         ro = _readonly
         return {"beta": ro(est.beta), "sigma2": float(est.sigma2), "vcov": ro(est.vcov),
                 "u": [ro(u) for u in est.u], "b": [ro(b) for b in est.b], "lams": [ro(l) for l in est.lams]}
@@ -237,12 +241,10 @@ class LinearMixedModel(DiagnosticsMethods):
 
     def coeftable(self) -> pd.DataFrame:
         """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
-        from scipy.stats import norm
-
         beta, se = self.fixef, self.stderror
         z = beta / se
         return CoefTable(
-            {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
+            {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": normal_two_sided(z.to_numpy())},
             index=beta.index,
         )
 
@@ -342,6 +344,12 @@ _DERIVATIVES = {
     ("gradient", False): jax.jit(jax.grad(fixed_sigma_objective), static_argnames=_STATIC),
     ("hessian", False): jax.jit(jax.hessian(fixed_sigma_objective), static_argnames=_STATIC),
 }
+
+
+def normal_two_sided(z: np.ndarray) -> np.ndarray:
+    """2 P(Z > |z|) for a standard normal Z, as erfc(|z|/√2) (accurate in the tail, where 1 − Φ would round to 0;
+    math.erfc, not scipy.stats: importing scipy.stats takes seconds and would delay the first printout)."""
+    return np.array([math.erfc(abs(float(v)) / math.sqrt(2.0)) for v in np.asarray(z, float).reshape(-1)])
 
 
 def _readonly(a) -> np.ndarray:
