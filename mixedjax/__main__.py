@@ -41,7 +41,7 @@ def _show(label: str, a) -> None:
     print(np.array2string(np.asarray(a), precision=8, max_line_width=110, suppress_small=False))
 
 
-def _fit(formula: str, data, *, reml=False, verbose=False, derivatives=False, optimizer="lbfgs"):
+def _fit(formula: str, data, *, reml=False, verbose=False, derivatives=False, optimizer="auto"):
     t0 = time.perf_counter()
     m = mj.lmm(formula, data, reml=reml, verbose=verbose, optimizer=optimizer)
     wall = time.perf_counter() - t0
@@ -81,8 +81,10 @@ def main(argv=None) -> int:
     f.add_argument("--reml", action="store_true", help="fit by REML (default: maximum likelihood)")
     f.add_argument("--verbose", action="store_true", help="print every objective evaluation")
     f.add_argument("--hessian", action="store_true", help="also print the gradient and Hessians at the fit")
-    f.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs",
-                   help="lbfgs (default: jitted L-BFGS with exact gradients) or bobyqa (NLopt, derivative-free)")
+    f.add_argument("--optimizer", choices=OPTIMIZERS, default="auto",
+                   help="auto (default: BOBYQA, gradient-checked, for large models with at most 3 θ when NLopt is "
+                        "installed, else L-BFGS), lbfgs (jitted L-BFGS with exact gradients) or bobyqa (NLopt, "
+                        "derivative-free)")
     sub.add_parser("datasets", help="list the bundled datasets")
     args = p.parse_args(argv)
     try:

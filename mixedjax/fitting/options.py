@@ -10,7 +10,11 @@ class FitOptions:
     """maxiter: L-BFGS iterations. gtol: stop when max|∇d| <= gtol · max(1, |d|). ftol: ... or when an iteration
     lowers d by less than ftol · |d| (MixedModels.jl's ftol_rel; docs/performance.md says why not lower). memory:
     L-BFGS pairs. maxeval: the fit log's size (the fit stops when it is full). max_linesearch: trials per line
-    search. optimizer: "lbfgs" (the compiled loop) or "bobyqa" (NLopt's derivative-free BOBYQA on the host)."""
+    search. optimizer: "auto" (the default: BOBYQA for models with at most 3 θ and an evaluation too large for the
+quick-compile loop, when NLopt is installed, its result checked by the exact gradient and refined by the L-BFGS
+loop when the check fails; the L-BFGS loop elsewhere; see fitting/choice.py), "lbfgs" (the compiled loop, always
+verified by the gradient and Hessian) or "bobyqa" (NLopt's derivative-free BOBYQA on the host, unchecked, as in
+MixedModels.jl). The batched and differentiable paths (fitting.solve.solve) always run the L-BFGS loop."""
 
     maxiter: int = 500
     gtol: float = 1e-8
@@ -18,7 +22,7 @@ class FitOptions:
     memory: int = 10
     maxeval: int = 2000
     max_linesearch: int = 30
-    optimizer: str = "lbfgs"
+    optimizer: str = "auto"
 
 
-OPTIMIZERS = ("lbfgs", "bobyqa")
+OPTIMIZERS = ("auto", "lbfgs", "bobyqa")

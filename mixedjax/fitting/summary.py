@@ -4,18 +4,21 @@ the estimates at the result computed in the same compiled program."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..blocks.plan import Layout
 from ..core.derived import Estimates, estimates
 from ..errors import FitError
 from .bobyqa import bobyqa, print_eval
+from .choice import BOBYQA_GTOL, choose_optimizer
 from .options import FitOptions
 from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap, units_shift
 
@@ -133,23 +136,30 @@ def _solve_estimates_jit_quick():
     return jax.jit(_solve_estimates, static_argnames=_FIT_STATIC, compiler_options=quick_options())
 
 
-@partial(jax.jit, static_argnames=("objective", "layout", "reml"))
-def _snap_estimates_jit(objective, theta, value, args, layout, scale, reml):
-    """BOBYQA's result snapped to zero where MixedModels.jl would, and the estimates there, in one program."""
+@partial(jax.jit, static_argnames=("objective", "layout", "reml", "check"))
+def _snap_estimates_jit(objective, theta, value, args, layout, scale, reml, check):
+    """BOBYQA's result snapped to zero where MixedModels.jl would, the estimates there and (``check``) the exact
+    gradient there (NaN when not checked), in one program."""
     theta, value = snap(objective, theta, value, args, layout, scale, None)
-    return theta, value, estimates(theta, args, layout, reml)
+    grad = jax.grad(objective)(theta, args) if check else jnp.full_like(theta, jnp.nan)
+    return theta, value, estimates(theta, args, layout, reml), grad
 
 
 def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False,
               scale=None) -> Fitted:
     """Run the optimiser, rectify, snap and verify, and compute the estimates at the result; ``scale``: units of
-    θ. L-BFGS runs through fitting.solve's ``_solve`` (the same solve as ``solve``), BOBYQA on the host."""
+    θ. ``opts.optimizer`` "auto" picks one by fitting.choice.choose_optimizer. L-BFGS runs through fitting.solve's
+    ``_solve`` (the same solve as ``solve``), BOBYQA on the host; an "auto" BOBYQA result is verified by the exact
+    gradient and refined by L-BFGS when that check fails."""
     from .loop import use_quick
 
     scale = np.ones(layout.ntheta) if scale is None else np.asarray(scale, float)
     objective = lmm_objective(layout, reml)
-    if opts.optimizer == "bobyqa":
-        return _fit_theta_bobyqa(objective, theta0, arrays, layout, opts, verbose, scale, reml)
+    chosen = choose_optimizer(layout, opts.optimizer)
+    if chosen == "bobyqa":
+        return _fit_theta_bobyqa(objective, theta0, arrays, layout, opts, verbose, scale, reml,
+                                 check=opts.optimizer == "auto")
+    opts = dataclasses.replace(opts, optimizer="lbfgs")  # one compiled program for "auto" and "lbfgs"
     fn = _solve_estimates_jit_quick() if use_quick(layout) else _solve_estimates_jit
     # numpy in: the compiled program takes host arrays without a separate transfer per argument
     sol, est = jax.device_get(fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml))
@@ -162,30 +172,69 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     return Fitted(np.asarray(sol.theta), summary.fmin, summary, est)
 
 
+def gradient_check(theta, grad, fmin: float, layout: Layout, scale) -> tuple[bool, float]:
+    """Does the exact gradient vanish at BOBYQA's result: max |∂d/∂φ| over the free directions (those not on the
+    boundary θ_ii = 0; φ = θ / scale, the optimiser's units) at most BOBYQA_GTOL · max(1, |d|)? Returns (passed,
+    that maximum)."""
+    free = np.ones(theta.size, bool)
+    free[[i for i in diagonal_indices(layout) if theta[i] == 0]] = False
+    g = np.abs(np.asarray(grad) * scale)[free]
+    if not np.all(np.isfinite(g)):
+        return False, float("nan")
+    gmax = float(g.max()) if g.size else 0.0
+    return gmax <= BOBYQA_GTOL * max(1.0, abs(fmin)), gmax
+
+
 def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOptions, verbose: bool, scale,
-                      reml: bool) -> Fitted:
-    """fit_theta with BOBYQA: no derivatives are taken, so the summary's gradient is NaN and its Hessian eigenvalues
-    empty (as in MixedModels.jl; ``m.gradient()`` and ``m.hessian()`` give them exactly)."""
+                      reml: bool, check: bool = False) -> Fitted:
+    """fit_theta with BOBYQA. Asked for by name, no derivatives are taken, so the summary's gradient is NaN and
+    its Hessian eigenvalues empty (as in MixedModels.jl; ``m.gradient()`` and ``m.hessian()`` give them exactly).
+    ``check`` (the default optimiser's BOBYQA): the exact gradient at the result must pass ``gradient_check``, else
+    the L-BFGS loop continues from BOBYQA's result and verifies it in full."""
     from .solve import rectify
 
     th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose)
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
-    th, fbest, est = jax.device_get(_snap_estimates_jit(objective, th, np.float64(f), arrays, layout, scale, reml))
+    th, fbest, est, grad = jax.device_get(_snap_estimates_jit(objective, th, np.float64(f), arrays, layout, scale,
+                                                              reml, check))
     th = np.asarray(th)
     fbest = float(fbest)
     if not np.isfinite(fbest):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
     boundary = " on the boundary (singular fit)" if any(th[i] == 0 for i in diagonal_indices(layout)) else ""
-    status = (f"converged{boundary}: BOBYQA {words} (derivative-free; gradient and Hessian not checked)" if converged
-              else f"not converged: BOBYQA {words}")
+    optimizer = "NLopt LN_BOBYQA (derivative-free), unconstrained θ"
+    if check:
+        passed, gmax = gradient_check(th, grad, fbest, layout, scale) if converged else (False, float("nan"))
+        if not passed:
+            return _refine_by_lbfgs(th, theta0, log, arrays, layout, reml, opts, verbose, scale)
+        status = (f"converged{boundary}: BOBYQA {words}, and the exact gradient is zero to tolerance (max "
+                  f"|gradient| {gmax:.2g}; the Hessian is not checked)")
+        optimizer += "; the exact gradient checked at the result"
+    else:
+        status = (f"converged{boundary}: BOBYQA {words} (derivative-free; gradient and Hessian not checked)"
+                  if converged else f"not converged: BOBYQA {words}")
     summary = OptSummary(
         initial=_readonly(theta0), final=_readonly(th), fmin=fbest, feval=len(log),
         iterations=len(log),  # NLopt reports no iteration count apart from the evaluations
         status=status, converged=converged, fitlog=tuple((_readonly(t), v) for t, v in log),
-        gradient=_readonly(np.full(th.size, np.nan)), hessian_eigenvalues=_readonly(np.zeros(0)),
-        optimizer="NLopt LN_BOBYQA (derivative-free), unconstrained θ",
+        gradient=_readonly(grad), hessian_eigenvalues=_readonly(np.zeros(0)),
+        optimizer=optimizer,
         result=RESULTS.tolerance_reached if converged else RESULTS.failed,
     )
     return Fitted(th, fbest, summary, est)
+
+
+def _refine_by_lbfgs(theta, theta0, log, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool,
+                     scale) -> Fitted:
+    """The L-BFGS loop from BOBYQA's result (which failed the gradient check): its verdict is the fit's; the fit
+    log holds both optimisers' evaluations."""
+    lb = fit_theta(theta, arrays, layout, reml, dataclasses.replace(opts, optimizer="lbfgs"), verbose, scale)
+    s = lb.optsum
+    summary = dataclasses.replace(
+        s, initial=_readonly(theta0), feval=len(log) + s.feval, iterations=len(log) + s.iterations,
+        fitlog=tuple((_readonly(t), v) for t, v in log) + s.fitlog,
+        optimizer=f"NLopt LN_BOBYQA, then ({s.optimizer}) from its result, whose exact gradient was not zero",
+    )
+    return lb._replace(optsum=summary)

@@ -51,9 +51,12 @@ def lmm(formula, data, *, reml=False, verbose=False, weights=None, offset=None, 
     Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-12, relative change of
     the objective), ``theta0`` (the starting θ: ``"moments"``, the default, a method-of-moments estimate from least-
     squares residuals (see ``Problem.start``); ``"identity"``, λ = I as in lme4 and MixedModels.jl; or the values),
-    ``optimizer`` (``"lbfgs"``, the default: the jitted L-BFGS loop with exact gradients; ``"bobyqa"``: NLopt's
-    derivative-free BOBYQA on the host, as in MixedModels.jl, which needs the ``nlopt`` package and is faster on
-    models whose gradient costs several objectives; it does not check the gradient and Hessian at the result).
+    ``optimizer`` (``"auto"``, the default: the fastest verified fit by a rule measured on the benchmark models
+    (fitting/choice.py): NLopt's BOBYQA for models with at most 3 θ whose evaluation is large (InstEval-sized), when
+    the ``nlopt`` package is installed, its result checked by the exact gradient and refined by the L-BFGS loop when
+    the check fails; the jitted L-BFGS loop elsewhere. ``"lbfgs"``: always the L-BFGS loop with exact gradients,
+    verified by the gradient and Hessian at the result. ``"bobyqa"``: always BOBYQA, derivative-free and unchecked,
+    as in MixedModels.jl). ``m.optsum.optimizer`` says which one ran.
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:

@@ -1,0 +1,46 @@
+"""The default optimiser (``optimizer="auto"``): which of the two a model gets, by a rule measured on the benchmark
+models (docs/performance.md, "Host build and first printout").
+
+BOBYQA evaluates the objective only; the L-BFGS loop evaluates value and gradient, which costs 3 to 3.5 objectives
+where the dense factor dominates (InstEval), and verifies its result with a Hessian of ntheta + 1 gradients. With
+few θ BOBYQA needs few objectives (InstEval: 18 for 2 θ), so it wins when an evaluation is expensive; with many θ
+it needs hundreds (kb07, 20 θ; d3, 9 θ) and on small models the host's per-call cost dominates (sleepstudy), so the
+JAX loop wins there. BOBYQA's result is checked by the exact gradient (``bobyqa_verified``) and refined by the L-BFGS
+loop when the check fails, so the default is always a verified fit.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..blocks.plan import Layout
+
+AUTO_MAX_THETA = 3  # at most this many θ for BOBYQA (InstEval's 2 and 3 won, d3's 9 and kb07's 20 lost)
+# BOBYQA's result passes when max |∂d/∂φ| (φ: the optimiser's units of θ) is at most this times max(1, |d|): at
+# BOBYQA's last trust region (1e-7 in φ) and InstEval's curvature (about 2e4) the gradient is about 2e-3 against
+# d = 2.4e5, so 1e-6 (0.24 there) passes a converged fit; a gradient that size changes d by g²/(2h), far below
+# the 1e-5 MixedModels.jl allows when it snaps a variance to zero, for any curvature h above 3e3 · max(1, |d|)⁻¹·g².
+BOBYQA_GTOL = 1e-6
+
+
+@functools.cache
+def nlopt_available() -> bool:
+    """Is NLopt's Python package importable (BOBYQA's engine, the ``bobyqa`` extra)?"""
+    try:
+        import nlopt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_optimizer(layout: Layout, optimizer: str) -> str:
+    """The optimiser a fit runs: ``optimizer`` itself unless it is "auto"; then "bobyqa" for models with at most
+    AUTO_MAX_THETA θ whose evaluation is too large for the quick-compile loop (fitting.loop.use_quick: the host's
+    per-call cost does not dominate) when NLopt is installed, else "lbfgs"."""
+    from .loop import use_quick
+
+    if optimizer != "auto":
+        return optimizer
+    if layout.ntheta <= AUTO_MAX_THETA and not use_quick(layout) and nlopt_available():
+        return "bobyqa"
+    return "lbfgs"
