@@ -262,7 +262,7 @@ def test_solve_inside_jit_and_vmap(sleep_fit):
 
 
 def test_optimizer_option_errors(sleep_data, monkeypatch):
-    with pytest.raises(mj.MixedjaxError, match="optimizer must be one of 'lbfgs', 'bobyqa'"):
+    with pytest.raises(mj.MixedjaxError, match="optimizer must be one of 'auto', 'lbfgs', 'bobyqa'"):
         mj.lmm(SLEEP, sleep_data, optimizer="nelder-mead")
     problem = mj.Problem.build(SLEEP, sleep_data)
     with pytest.raises(mj.MixedjaxError, match="opts must be a FitOptions"):
@@ -270,3 +270,4 @@ def test_optimizer_option_errors(sleep_data, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "nlopt", None)  # as if nlopt were not installed
     with pytest.raises(mj.MixedjaxError, match="pip install nlopt"):
         mj.fit(problem, opts=mj.FitOptions(optimizer="bobyqa"))
+    assert mj.fit(problem).optsum.converged  # the default needs no nlopt

@@ -11,8 +11,6 @@ loop when the check fails, so the default is always a verified fit.
 
 from __future__ import annotations
 
-import functools
-
 from ..blocks.plan import Layout
 
 AUTO_MAX_THETA = 3  # at most this many θ for BOBYQA (InstEval's 2 and 3 won, d3's 9 and kb07's 20 lost)
@@ -23,9 +21,9 @@ AUTO_MAX_THETA = 3  # at most this many θ for BOBYQA (InstEval's 2 and 3 won, d
 BOBYQA_GTOL = 1e-6
 
 
-@functools.cache
 def nlopt_available() -> bool:
-    """Is NLopt's Python package importable (BOBYQA's engine, the ``bobyqa`` extra)?"""
+    """Is NLopt's Python package importable (BOBYQA's engine, the ``bobyqa`` extra)? Asked on each fit (once
+    imported, a dictionary lookup), so the answer follows the environment."""
     try:
         import nlopt  # noqa: F401
     except ImportError:
