@@ -1,5 +1,5 @@
 """Command line: ``python -m mixedjax [fit FORMULA --data NAME_OR_CSV [--reml] [--verbose] [--hessian]
-[--optimizer lbfgs|bobyqa] | datasets]``.
+[--optimizer auto|lbfgs|bobyqa] | datasets]``.
 
 With no arguments it runs the seed walkthrough on the bundled datasets.
 """

@@ -48,7 +48,8 @@ class OptSummary:
     """What the optimiser did: start, end, every evaluation, and why it stopped.
 
     result: the :class:`~mixedjax.fitting.solve.RESULTS` code (what code should test); status: the same in plain
-    words for people. gradient: the exact gradient at the optimiser's result (before zero snapping; NaN for BOBYQA).
+    words for people. gradient: the exact gradient at the optimiser's result (before zero snapping; NaN for
+    ``optimizer="bobyqa"``; for the default's BOBYQA, the one it was checked by, at the snapped result).
     hessian_eigenvalues: of the Hessian in the free directions (forward differences of the exact gradient; empty for
     BOBYQA). Arrays are read-only."""
 
