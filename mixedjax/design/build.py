@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError, mark_formula, mark_position
+from .coding import FixedCoding, fixed_coding
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 
 
@@ -75,6 +76,7 @@ class Design:
     terms: tuple[Term, ...]  # in the order of DESIGN.md section 3: ℓ_k s_k descending
     n_dropped: int  # rows dropped for missing values
     rows: np.ndarray  # index labels of the rows used
+    xcoding: FixedCoding | None = None  # the term and factor levels of each column of X (design/coding.py)
 
     @property
     def n(self) -> int:
@@ -132,7 +134,7 @@ def _required(spec: str, formula: str, part: str, columns: set[str], start: int 
     return need & columns, need - columns
 
 
-def _model_matrix(spec: str, data: pd.DataFrame, formula: str, part: str, start: int = 0):
+def _model_matrix(spec: str, data: pd.DataFrame, formula: str, part: str, start: int = 0, with_spec: bool = False):
     import formulaic
 
     try:
@@ -152,7 +154,10 @@ def _model_matrix(spec: str, data: pd.DataFrame, formula: str, part: str, start:
             "Check that the columns have the types the term needs (numbers for arithmetic, any type for a factor)."
         ) from err
     names = tuple(_lme4_name(c) for c in mm.columns)
-    return np.asarray(mm, dtype=np.float64).reshape(len(data), -1), names
+    values = np.asarray(mm, dtype=np.float64).reshape(len(data), -1)
+    if with_spec:  # the fixed part: also formulaic's spec and raw names (for the per-term coding, design/coding.py)
+        return values, names, (mm.model_spec, tuple(str(c) for c in mm.columns))
+    return values, names
 
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
@@ -429,7 +434,7 @@ def build_design(formula, data) -> Design:
         )
 
     # fixed effects
-    X, xnames = _model_matrix(pf.fixed, df, text, pf.fixed, rhs0)
+    X, xnames, (xspec, xraw) = _model_matrix(pf.fixed, df, text, pf.fixed, rhs0, with_spec=True)
     for j, name in enumerate(xnames):
         _check_finite(X[:, j], f"the fixed-effect column '{name}'", labels, text, pf.fixed, rhs0)
     if X.shape[1] > len(y):
@@ -550,4 +555,5 @@ def build_design(formula, data) -> Design:
         terms=tuple(terms),
         n_dropped=n_dropped,
         rows=np.asarray(labels),
+        xcoding=fixed_coding(xspec, xraw, keep),
     )

@@ -1,0 +1,170 @@
+"""Kenward–Roger (1997, Biometrics 53:983) adjusted Cov(β̂) and degrees of freedom, as pbkrtest computes them, without
+any n × n matrix.
+
+pbkrtest writes Σ = Σ_i φ_i G_i, linear in the covariance parameters φ (each term's covariance entries σ² λλ' and the
+residual variance σ²), and needs for every pair (i, j)
+
+    P_i = −X'Σ⁻¹G_iΣ⁻¹X,   Q_ij = X'Σ⁻¹G_iΣ⁻¹G_jΣ⁻¹X,   tr(Σ⁻¹G_iΣ⁻¹G_j).
+
+All three are derivatives of two functions of φ that the blocked factor gives cheaply:
+
+    F(φ) = X'Σ⁻¹X = L_XX L_XX' / σ²:                    ∂F/∂φ_i = P_i,   ∂²F/∂φ_i∂φ_j = Q_ij + Q_ji,
+    h(φ) = log|Σ| + log|X'Σ⁻¹X|:                        −∂²h/∂φ_i∂φ_j = tr(Π G_i Π G_j),   Π = Σ⁻¹ − Σ⁻¹XΦX'Σ⁻¹,
+
+the last being pbkrtest's expected REML information (tr(Σ⁻¹G_iΣ⁻¹G_j) − 2 tr(ΦQ_ij) + tr(ΦP_iΦP_j)). Both are
+jax.jacfwd of jax.jacrev of the factor in φ: exact, and the cost of a few factorisations. Then (Φ = F⁻¹,
+W = 2 (−∂²h)⁻¹, R_ij = 0 for a linear Σ)
+
+    Φ_A = Φ + 2 Φ [Σ_ij W_ij (Q_ij − P_i Φ P_j)] Φ,
+
+and the df of a hypothesis L follow from A1 and A2 (Kenward & Roger 1997, section 4; pbkrtest's ``.KR_adjust``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.derived import xx_factor
+from ..core.objective import factor
+
+
+class KenwardRogerParts(NamedTuple):
+    """Kenward–Roger's pieces at a REML fit.
+
+    vcov: Φ, the unadjusted Cov(β̂) (p, p); vcov_adj: Φ_A, the adjusted one (p, p); P: ∂(X'Σ⁻¹X)/∂φ_i (k, p, p);
+    W: 2 (expected REML information)⁻¹ in φ (k, k); phi: the covariance parameters φ at the fit (k,).
+    """
+
+    vcov: np.ndarray
+    vcov_adj: np.ndarray
+    P: np.ndarray
+    W: np.ndarray
+    phi: np.ndarray
+
+
+def phi_from_theta(theta, sigma, layout) -> np.ndarray:
+    """φ: per term the entries of σ² λλ' at λ's free positions (θ's order), then σ²."""
+    out = []
+    for t in layout.terms:
+        lam = np.zeros((t.s, t.s))
+        for (r, c), v in zip(t.pattern, theta[t.theta_offset : t.theta_offset + len(t.pattern)]):
+            lam[r, c] = v
+        cov = sigma**2 * lam @ lam.T
+        out.extend(cov[r, c] for r, c in t.pattern)
+    return np.array(out + [sigma**2])
+
+
+def _theta_from_phi(phi, layout):
+    """θ of the covariance parameters: λ_k = chol(Σ_k / σ²) (block diagonal Σ_k gives block diagonal λ_k)."""
+    s2 = phi[-1]
+    parts = []
+    for t in layout.terms:
+        rows = [r for r, _ in t.pattern]
+        cols = [c for _, c in t.pattern]
+        vals = phi[t.theta_offset : t.theta_offset + len(t.pattern)] / s2
+        S = jnp.zeros((t.s, t.s), phi.dtype).at[rows, cols].set(vals).at[cols, rows].set(vals)
+        lam = jnp.sqrt(S) if t.s == 1 else jnp.linalg.cholesky(S)
+        parts.append(lam[rows, cols])
+    return jnp.concatenate(parts)
+
+
+def _h_and_F(phi, arrays, layout):
+    """h(φ) = log|Σ| + log|X'Σ⁻¹X| and F(φ) = X'Σ⁻¹X, from one blocked factorisation."""
+    f = factor(_theta_from_phi(phi, layout), arrays, layout)
+    n, p, dz = layout.n, layout.p, layout.dz
+    logdet = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1))) for Lk in f["Lkk"])
+    dg = jnp.diagonal(f["LDD"])
+    logdet = logdet + 2.0 * jnp.sum(jnp.log(dg[:dz]))
+    LXX = xx_factor(f, layout)
+    logdetx = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)))
+    s2 = phi[-1]
+    h = (n - p) * jnp.log(s2) + logdet + logdetx  # log|σ²V| + log|X'V⁻¹X / σ²|
+    return h, LXX @ LXX.T / s2
+
+
+def _derivatives(phi, arrays, layout):
+    fn = lambda ph: _h_and_F(ph, arrays, layout)  # noqa: E731
+    # reverse inside, forward outside: the factor's panelled fill-in has a reverse rule only (core/cholesky.py)
+    inner = jax.jacrev(fn)
+    (_, F), (_, dF), (d2h, d2F) = fn(phi), inner(phi), jax.jacfwd(inner)(phi)
+    return F, dF, d2h, d2F
+
+
+_derivatives_jit = jax.jit(_derivatives, static_argnames=("layout",))
+
+
+def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
+    """Φ, Φ_A, P and W at a REML fit (θ, σ)."""
+    phi = phi_from_theta(np.asarray(theta, float), float(sigma), layout)
+    F, dF, d2h, d2F = (np.asarray(a) for a in _derivatives_jit(jnp.asarray(phi), arrays, layout))
+    P = np.moveaxis(dF, -1, 0)  # (k, p, p)
+    Q2 = np.moveaxis(d2F, (-2, -1), (0, 1))  # (k, k, p, p): Q_ij + Q_ji
+    Phi = np.linalg.inv(F)
+    Phi = (Phi + Phi.T) / 2
+    info = -(d2h + d2h.T) / 2
+    w = np.linalg.eigvalsh(info)
+    if np.min(np.abs(w)) > 1e-10:
+        W = 2.0 * np.linalg.inv(info)
+    else:  # pbkrtest's fallback on a (near) singular information
+        warnings.warn("the expected REML information of the covariance parameters is (near) singular: its "
+                      "pseudo-inverse is used for Kenward-Roger", stacklevel=3)
+        W = 2.0 * np.linalg.pinv(info)
+    W = (W + W.T) / 2
+    PPhiP = np.einsum("iab,bc,jcd->ijad", P, Phi, P)
+    U = np.einsum("ij,ijab->ab", W, Q2 / 2 - PPhiP)
+    PhiA = Phi + 2.0 * Phi @ U @ Phi
+    return KenwardRogerParts(Phi, (PhiA + PhiA.T) / 2, P, W, phi)
+
+
+def _div_zero(x, y, tol=1e-14):
+    """pbkrtest's .divZero: x / y, and 0 when both are (near) zero."""
+    return 0.0 if abs(x) < tol and abs(y) < tol else x / y
+
+
+class KenwardRogerTest(NamedTuple):
+    """Kenward–Roger's F test of L β = 0: F (scaled, F = λ F_U), its unscaled form, the scaling λ, and the df."""
+
+    F: float
+    F_unscaled: float
+    scaling: float
+    ndf: int
+    ddf: float
+
+
+def kr_ddf(parts: KenwardRogerParts, L: np.ndarray) -> tuple[float, float]:
+    """(denominator df m, F scaling λ) for the hypothesis rows L (q, p) (Kenward & Roger 1997, eqs. 7–11)."""
+    L = np.atleast_2d(L)
+    Phi = parts.vcov
+    Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
+    q = np.linalg.matrix_rank(L)
+    u = np.einsum("ab,ibc,cd->iad", Theta @ Phi, parts.P, Phi)  # Θ Φ P_i Φ
+    tr = np.einsum("iaa->i", u)
+    A1 = float(tr @ parts.W @ tr)
+    A2 = float(np.einsum("ij,iab,jba->", parts.W, u, u))
+    B = (A1 + 6 * A2) / (2 * q)
+    g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+    c1 = g / (3 * q + 2 * (1 - g))
+    c2 = (q - g) / (3 * q + 2 * (1 - g))
+    c3 = (q + 2 - g) / (3 * q + 2 * (1 - g))
+    V0 = 1 + c1 * B
+    V0 = 0.0 if abs(V0) < 1e-10 else V0
+    V1, V2 = 1 - c2 * B, 1 - c3 * B
+    rho = (1 / q) * _div_zero(1 - A2 / q, V1) ** 2 * V0 / V2
+    m = 4 + (q + 2) / (q * rho - 1)
+    scaling = 1.0 if abs(m - 2) < 1e-2 else m * (1 - A2 / q) / (m - 2)
+    return float(m), float(scaling)
+
+
+def kr_test(parts: KenwardRogerParts, L: np.ndarray, beta: np.ndarray, rhs=None) -> KenwardRogerTest:
+    """Kenward–Roger's F test of L β = rhs with the adjusted covariance Φ_A."""
+    L = np.atleast_2d(L)
+    d = L @ beta - (0.0 if rhs is None else np.asarray(rhs, float))
+    q = int(np.linalg.matrix_rank(L))
+    m, scaling = kr_ddf(parts, L)
+    FU = float(d @ np.linalg.solve(L @ parts.vcov_adj @ L.T, d)) / q
+    return KenwardRogerTest(scaling * FU, FU, scaling, q, m)
