@@ -30,6 +30,8 @@ from .errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxEr
 from .fitting.loop import FitOptions, OptSummary  # noqa: E402
 from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
 from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
+from .inference.lrt import anova  # noqa: E402
+from .inference.profile import Profile  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
 
 __version__ = "0.1.0"
@@ -37,6 +39,8 @@ __version__ = "0.1.0"
 __all__ = [
     "lmm",
     "fit",
+    "anova",
+    "Profile",
     "Problem",
     "LinearMixedModel",
     "OptSummary",

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..display.text import summary_html, summary_text
+from ..inference.methods import InferenceMethods
 from ..errors import ArgumentError, FitError
 from ..fitting.loop import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
 from ..core.derived import estimates_jit
@@ -108,7 +109,7 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(InferenceMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
@@ -199,28 +200,6 @@ class LinearMixedModel:
         return pd.Series(
             np.sqrt(np.diag(self._solution["vcov"])), index=list(self.problem.design.xnames), name="stderror"
         )
-
-    def coeftable(self) -> pd.DataFrame:
-        """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
-        from scipy.stats import norm
-
-        beta, se = self.fixef, self.stderror
-        z = beta / se
-        return pd.DataFrame(
-            {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
-            index=beta.index,
-        )
-
-    def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns).
-
-        ``uscale=True`` gives the spherical modes û (b = Λ û).
-        """
-        vals = self._solution["u" if uscale else "b"]
-        return {
-            t.name: pd.DataFrame(v, index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
-            for t, v in zip(self.problem.design.terms, vals)
-        }
 
     def fitted(self) -> np.ndarray:
         d = self.problem.design
