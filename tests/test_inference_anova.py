@@ -73,3 +73,29 @@ def test_contrast_input_errors():
         m.contrast(pd.Series({"nope": 1.0}))
     with pytest.raises(mj.ArgumentError, match="type must be"):
         m.anova(type=2)
+
+
+@pytest.mark.slow
+def test_unbalanced_f_tables_and_kenward_roger_match_lmertest():
+    """Five rows dropped from alfalfa, so no table coincides by balance (KR's F scaling and adjusted covariance are
+    not 1 and Φ here); the values were printed by lmerTest / pbkrtest (tests/reference/lmertest_alfalfa_unbalanced.json).
+    F 1e-4 relative (R printed 7 digits), df 1e-4 relative, Sum Sq and standard errors 1e-5 relative."""
+    import json
+
+    from inference_reference import REF, data
+
+    ref = json.loads((REF / "lmertest_alfalfa_unbalanced.json").read_text())
+    df = data("alfalfa").drop(index=ref["drop_rows"]).reset_index(drop=True)
+    m = mj.lmm(ref["formula"], df, reml=True)
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-5)
+    for key, typ, ddf in (("type3_kenward_roger", 3, "kenward-roger"), ("type3_satterthwaite", 3, "satterthwaite"),
+                          ("type1_satterthwaite", 1, "satterthwaite")):
+        a = m.anova(type=typ, ddf=ddf)
+        assert list(a.index) == ref["terms"]
+        np.testing.assert_array_equal(a["NumDF"], ref[key]["numdf"])
+        np.testing.assert_allclose(a["F value"], ref[key]["F"], rtol=1e-4)
+        np.testing.assert_allclose(a["DenDF"], ref[key]["dendf"], rtol=1e-4)
+        np.testing.assert_allclose(a["Sum Sq"], ref[key]["sumsq"], rtol=1e-5)
+    t = m.coeftable(ddf="kenward-roger")
+    np.testing.assert_allclose(t["Std. Error"], ref["kenward_roger_coef"]["se"], rtol=1e-5)
+    np.testing.assert_allclose(t["df"], ref["kenward_roger_coef"]["df"], rtol=1e-4)

@@ -12,7 +12,7 @@ All three are derivatives of two functions of φ that the blocked factor gives c
     h(φ) = log|Σ| + log|X'Σ⁻¹X|:                        −∂²h/∂φ_i∂φ_j = tr(Π G_i Π G_j),   Π = Σ⁻¹ − Σ⁻¹XΦX'Σ⁻¹,
 
 the last being pbkrtest's expected REML information (tr(Σ⁻¹G_iΣ⁻¹G_j) − 2 tr(ΦQ_ij) + tr(ΦP_iΦP_j)). Both are
-jax.jacfwd of jax.jacrev of the factor in φ: exact, and the cost of a few factorisations. Then (Φ = F⁻¹,
+jax.jacfwd of jax.jacfwd of the factor in φ: exact, and the cost of a few factorisations. Then (Φ = F⁻¹,
 W = 2 (−∂²h)⁻¹, R_ij = 0 for a linear Σ)
 
     Φ_A = Φ + 2 Φ [Σ_ij W_ij (Q_ij − P_i Φ P_j)] Φ,
@@ -31,6 +31,7 @@ import numpy as np
 
 from ..core.derived import xx_factor
 from ..core.objective import factor
+from .forward import forward_mode
 
 
 class KenwardRogerParts(NamedTuple):
@@ -89,8 +90,8 @@ def _h_and_F(phi, arrays, layout):
 
 def _derivatives(phi, arrays, layout):
     fn = lambda ph: _h_and_F(ph, arrays, layout)  # noqa: E731
-    # reverse inside, forward outside: the factor's panelled fill-in has a reverse rule only (core/cholesky.py)
-    inner = jax.jacrev(fn)
+    # forward mode throughout: k tangents (inference/forward.py)
+    inner = jax.jacfwd(fn)
     (_, F), (_, dF), (d2h, d2F) = fn(phi), inner(phi), jax.jacfwd(inner)(phi)
     return F, dF, d2h, d2F
 
@@ -101,7 +102,8 @@ _derivatives_jit = jax.jit(_derivatives, static_argnames=("layout",))
 def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
     """Φ, Φ_A, P and W at a REML fit (θ, σ)."""
     phi = phi_from_theta(np.asarray(theta, float), float(sigma), layout)
-    F, dF, d2h, d2F = (np.asarray(a) for a in _derivatives_jit(jnp.asarray(phi), arrays, layout))
+    with forward_mode():
+        F, dF, d2h, d2F = (np.asarray(a) for a in _derivatives_jit(jnp.asarray(phi), arrays, layout))
     P = np.moveaxis(dF, -1, 0)  # (k, p, p)
     Q2 = np.moveaxis(d2F, (-2, -1), (0, 1))  # (k, k, p, p): Q_ij + Q_ji
     Phi = np.linalg.inv(F)

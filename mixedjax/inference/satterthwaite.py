@@ -3,7 +3,7 @@
 The variance parameters are v = (θ, σ) as in lmerTest. Their asymptotic covariance is A = 2 H⁻¹, with H the Hessian
 of the objective in v (the deviance for ML fits, the REML criterion for REML fits, σ not profiled). For a contrast
 l, with C(v) = Cov(β̂) = σ² (X'V⁻¹X)⁻¹ and g_i = l' ∂C/∂v_i l, the df are ν = 2 (l'Cl)² / (g'Ag). H is jax.hessian of
-``fixed_sigma_objective`` and ∂C/∂v is jax.jacrev of ``vcov_beta``: both exact.
+``fixed_sigma_objective`` and ∂C/∂v is jax.jacfwd of ``vcov_beta``: both exact.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.derived import vcov_beta
 from ..core.objective import fixed_sigma_objective
+from .forward import forward_mode
 
 
 class SatterthwaiteParts(NamedTuple):
@@ -40,8 +41,7 @@ def _vcov_v(v, arrays, layout):
 
 
 _hessian = jax.jit(jax.hessian(_objective_v), static_argnames=("layout", "reml"))
-# reverse mode: the factor's panelled fill-in has a reverse rule only (core/cholesky.py)
-_jacobian = jax.jit(jax.jacrev(_vcov_v), static_argnames=("layout",))
+_jacobian = jax.jit(jax.jacfwd(_vcov_v), static_argnames=("layout",))  # k tangents (inference/forward.py)
 
 
 def covariance_from_hessian(H: np.ndarray, what: str) -> np.ndarray:
@@ -65,7 +65,8 @@ def satterthwaite_parts(theta, sigma, vcov, arrays, layout, reml) -> Satterthwai
     """A and ∂Cov(β̂)/∂v at the fit (θ, σ); ``vcov`` is Cov(β̂) there."""
     v = jnp.concatenate([jnp.asarray(theta, dtype=jnp.float64), jnp.asarray([sigma], dtype=jnp.float64)])
     H = np.asarray(_hessian(v, arrays, layout, reml))
-    J = np.moveaxis(np.asarray(_jacobian(v, arrays, layout)), -1, 0)
+    with forward_mode():
+        J = np.moveaxis(np.asarray(_jacobian(v, arrays, layout)), -1, 0)
     return SatterthwaiteParts(np.asarray(vcov, float), covariance_from_hessian(H, "REML criterion" if reml else "deviance"), J)
 
 
