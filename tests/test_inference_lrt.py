@@ -8,7 +8,7 @@ import mixedjax as mj
 from inference_reference import data, lrt_case
 
 
-@pytest.mark.parametrize("case_id", ["sleepstudy_slope_vs_intercept", "pastes_nested_vs_inner"])
+@pytest.mark.parametrize("case_id", ["sleepstudy_slope_vs_intercept", "pastes_nested_vs_inner", "alfalfa_fixed"])
 def test_lrt_matches_lme4(case_id, capsys):
     c = lrt_case(case_id)
     models = [mj.lmm(f, data(c["data"]), reml=c["reml"]) for f in c["formulas"]]
