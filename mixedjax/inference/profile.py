@@ -141,7 +141,7 @@ class _Evaluator:
             return v, g
 
         res = optimize.minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bnds,
-                                options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
+                                options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
         self.starts.setdefault(j, {})[float(x)] = res.x * scale[free]
         return float(res.fun)
 
@@ -154,7 +154,7 @@ class _Evaluator:
             return float(v), np.asarray(g)
 
         res = optimize.minimize(fg, x0, jac=True, method="L-BFGS-B",
-                                options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
+                                options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
         self.starts.setdefault(self.nvar + k, {})[float(x)] = res.x
         return float(res.fun)
 
@@ -235,7 +235,7 @@ class Profile:
         return fig
 
 
-def profile(model, threshold: float = 4.0, npoints: int = 12) -> Profile:
+def profile(model, threshold: float = 4.0, npoints: int = 8) -> Profile:
     """Profile every parameter of ``model`` until |ζ| > threshold (or a bound) in both directions."""
     if not (isinstance(threshold, (int, float)) and threshold > 0):
         raise ArgumentError(f"threshold must be a positive number, not {threshold!r}")
