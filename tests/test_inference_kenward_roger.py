@@ -48,3 +48,13 @@ def test_kr_derivatives_match_finite_differences():
         Fm = np.asarray(_h_and_F(jnp.asarray(parts.phi - e), a, layout)[1])
         dF = (Fp - Fm) / (2 * h)
         np.testing.assert_allclose(parts.P[i], dF, rtol=1e-5, atol=1e-7 * np.abs(dF).max())
+
+
+def test_kenward_roger_at_a_boundary_fit_is_a_clear_error():
+    """dyestuff2's batch variance is estimated as 0: a FitError that says so, not NaN."""
+    m = mj.lmm("yield ~ 1 + (1 | batch)", mj.dataset("dyestuff2"), reml=True)
+    assert m.is_singular
+    with pytest.raises(mj.FitError, match="boundary fit"):
+        m.coeftable(ddf="kenward-roger")
+    t = m.coeftable(ddf="satterthwaite")
+    assert np.all(np.isfinite(t.to_numpy()))

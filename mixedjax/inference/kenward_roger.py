@@ -102,6 +102,7 @@ _derivatives_jit = jax.jit(_derivatives, static_argnames=("layout",))
 def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
     """Φ, Φ_A, P and W at a REML fit (θ, σ)."""
     phi = phi_from_theta(np.asarray(theta, float), float(sigma), layout)
+    _check_interior(np.asarray(theta, float), layout)
     with forward_mode():
         F, dF, d2h, d2F = (np.asarray(a) for a in _derivatives_jit(jnp.asarray(phi), arrays, layout))
     P = np.moveaxis(dF, -1, 0)  # (k, p, p)
@@ -121,6 +122,23 @@ def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
     U = np.einsum("ij,ijab->ab", W, Q2 / 2 - PPhiP)
     PhiA = Phi + 2.0 * Phi @ U @ Phi
     return KenwardRogerParts(Phi, (PhiA + PhiA.T) / 2, P, W, phi)
+
+
+def _check_interior(theta, layout) -> None:
+    """The derivatives in φ go through λ_k = chol(Σ_k / σ²), whose derivative is infinite where Σ_k is singular."""
+    from ..errors import FitError
+
+    for t in layout.terms:
+        lam = np.zeros((t.s, t.s))
+        for (r, c), v in zip(t.pattern, theta[t.theta_offset : t.theta_offset + len(t.pattern)]):
+            lam[r, c] = v
+        d = np.abs(np.diag(lam))
+        if np.any(d <= 1e-6 * max(1.0, d.max(initial=0.0))):
+            raise FitError(
+                "Kenward-Roger's method is not available at this boundary fit: a random-effect covariance matrix is "
+                "singular (a variance estimated as zero or a correlation as ±1), where its derivatives in the "
+                "covariance parameters do not exist in mixedjax's parameterisation. Simplify the random effects "
+                "(drop the zero-variance term) or use ddf='satterthwaite'.")
 
 
 def _div_zero(x, y, tol=1e-14):
