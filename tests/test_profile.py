@@ -52,3 +52,21 @@ def test_profile_object_and_plot():
     assert block["zeta"].abs().max() > 3
     fig = pr.plot()
     assert len([a for a in fig.axes if a.get_visible()]) == len(pr.parameters)
+
+
+@pytest.mark.slow
+def test_profile_at_a_boundary_fit_matches_lme4():
+    """dyestuff2 (batch sd estimated as 0): the zero sd is a stationary point of every inner fit (the deviance is even
+    in it), so the inner fits also start off zero. lme4 1.1 / R on this machine, confint(lmer(Yield ~ 1 + (1 | Batch),
+    Dyestuff2), oldNames = FALSE): sd 0 to 2.084043489, sigma 2.892831020 to 4.815832552, (Intercept) 4.312100217 to
+    7.019092347; 1e-3 of each width (our exact ζ at lme4's intercept ends is ∓1.9609, so lme4's own error there is
+    about 3e-4 of the width)."""
+    import mixedjax as mj
+
+    ref = {"sd_(Intercept)|batch": (0.0, 2.084043489), "sigma": (2.892831020, 4.815832552),
+           "(Intercept)": (4.312100217, 7.019092347)}
+    ci = mj.lmm("yield ~ 1 + (1 | batch)", mj.dataset("dyestuff2"), reml=True).confint()
+    assert list(ci.index) == list(ref)
+    for name, (lo, hi) in ref.items():
+        assert abs(ci.loc[name, "lower"] - lo) <= 1e-3 * (hi - lo)
+        assert abs(ci.loc[name, "upper"] - hi) <= 1e-3 * (hi - lo)

@@ -125,6 +125,8 @@ class _Evaluator:
         free = np.delete(np.arange(self.nvar), j)
         lo, hi = _bounds(self.layout, self.psi_hat)
         scale = np.maximum(np.abs(self.psi_hat), 1e-3)
+        sd = np.append(self._sd_free(np.arange(self.nvar - 1)), False)
+        scale[sd & (np.abs(self.psi_hat) < 1e-4 * self.psi_hat[-1])] = 0.1 * self.psi_hat[-1]  # a zero sd: σ's units
         eps = 1e-8
         bnds = [((lo[i] + eps * (1 if lo[i] == -1 else scale[i])) / scale[i],
                  (hi[i] - eps) / scale[i] if np.isfinite(hi[i]) else None) for i in free]
@@ -140,10 +142,22 @@ class _Evaluator:
                 return 1e300, np.zeros_like(z)
             return v, g
 
-        res = optimize.minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bnds,
-                                options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
-        self.starts.setdefault(j, {})[float(x)] = res.x * scale[free]
-        return float(res.fun)
+        best = None
+        for start in _starts(x0, self._sd_free(free)):
+            res = optimize.minimize(fg, start, jac=True, method="L-BFGS-B", bounds=bnds,
+                                    options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
+            if best is None or res.fun < best.fun:
+                best = res
+        self.starts.setdefault(j, {})[float(x)] = best.x * scale[free]
+        return float(best.fun)
+
+    def _sd_free(self, free):
+        """Mask over ``free``: the random-effect sd's (a zero sd is a stationary point: the deviance is even in it)."""
+        mask = []
+        for t in self.layout.terms:
+            mask.extend(r == c for r, c in t.pattern)
+        mask.append(False)
+        return np.asarray(mask)[free]
 
     def _beta(self, k, x):
         e = jnp.asarray(np.eye(self.p)[k])
@@ -153,10 +167,30 @@ class _Evaluator:
             v, g = _beta_vg(jnp.asarray(th), jnp.float64(x), e, self.arrays, self.layout)
             return float(v), np.asarray(g)
 
-        res = optimize.minimize(fg, x0, jac=True, method="L-BFGS-B",
-                                options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
-        self.starts.setdefault(self.nvar + k, {})[float(x)] = res.x
-        return float(res.fun)
+        diag = np.zeros(len(self.theta_hat), bool)
+        for t in self.layout.terms:
+            for i, (r, c) in enumerate(t.pattern):
+                diag[t.theta_offset + i] = r == c
+        best = None
+        for start in _starts(np.asarray(x0, float), diag):
+            res = optimize.minimize(fg, start, jac=True, method="L-BFGS-B",
+                                    options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
+            if best is None or res.fun < best.fun:
+                best = res
+        self.starts.setdefault(self.nvar + k, {})[float(x)] = best.x
+        return float(best.fun)
+
+
+def _starts(x0, scale_like):
+    """The warm start, and, where some sd-like entry of it is (near) zero, also one with those entries moved off
+    zero: the deviance is even in them, so zero is a stationary point a gradient method cannot leave."""
+    out = [x0]
+    small = scale_like & (np.abs(x0) < 1e-4)
+    if np.any(small):
+        x1 = np.array(x0, float)
+        x1[small] = 0.5
+        out.append(x1)
+    return out
 
 
 @dataclass(frozen=True, eq=False)

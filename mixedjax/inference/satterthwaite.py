@@ -44,21 +44,22 @@ _hessian = jax.jit(jax.hessian(_objective_v), static_argnames=("layout", "reml")
 _jacobian = jax.jit(jax.jacfwd(_vcov_v), static_argnames=("layout",))  # k tangents (inference/forward.py)
 
 
-def covariance_from_hessian(H: np.ndarray, what: str) -> np.ndarray:
-    """2 H⁻¹, with a warning (and the pseudo-inverse) when H is not positive definite (a boundary fit)."""
+def covariance_from_hessian(H: np.ndarray, what: str, tol: float = 1e-6) -> np.ndarray:
+    """2 H⁺ over H's eigenvalues above ``tol``, as lmerTest (absolute tolerance 1e-6 in the same (θ, σ)), with its
+    warnings when some eigenvalue is negative or near zero (a boundary or unconverged fit)."""
     H = (H + H.T) / 2
     w, U = np.linalg.eigh(H)
     if not np.all(np.isfinite(w)):
         from ..errors import FitError
 
         raise FitError(f"the Hessian of the {what} in the variance parameters is not finite at the fit")
-    tol = max(w.max(initial=0.0), 0.0) * 1e-10
-    if np.any(w <= tol):
-        warnings.warn(f"the Hessian of the {what} in the variance parameters is not positive definite at the fit "
-                      f"(a variance at or near zero): its pseudo-inverse is used for the degrees of freedom",
-                      stacklevel=4)
-    inv = np.where(w > tol, 1.0 / np.where(w > tol, w, 1.0), 0.0)
-    return 2.0 * (U * inv) @ U.T
+    neg, zero = int(np.sum(w < -tol)), int(np.sum(np.abs(w) <= tol))
+    if neg or zero:
+        warnings.warn(f"the Hessian of the {what} in the variance parameters (θ, σ) has {neg} negative and {zero} "
+                      f"near-zero eigenvalue(s) at the fit: the degrees of freedom use its pseudo-inverse over the "
+                      f"positive ones, as lmerTest does", stacklevel=4)
+    pos = w > tol
+    return 2.0 * (U[:, pos] / w[pos]) @ U[:, pos].T
 
 
 def satterthwaite_parts(theta, sigma, vcov, arrays, layout, reml) -> SatterthwaiteParts:
