@@ -85,7 +85,8 @@ def time_lmertest(formula, df, timeout, with_kr) -> dict:
         factors = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype) or df[c].dtype == object]
         try:
             r = subprocess.run(["Rscript", str(script), str(csv), formula, ",".join(factors),
-                                "TRUE" if with_kr else "FALSE"], capture_output=True, text=True, timeout=timeout)
+                                "TRUE" if with_kr else "FALSE"], capture_output=True, text=True, timeout=timeout,
+                               check=False)
         except subprocess.TimeoutExpired:
             return {"status": f"timed out after {timeout} s"}
         if r.returncode != 0:

@@ -13,7 +13,7 @@ import mixedjax as mj
 REF = Path(__file__).resolve().parent / "reference"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference():
     with open(REF / "lme4_inference.json", encoding="utf-8") as fh:
         return json.load(fh)
@@ -27,7 +27,7 @@ def lrt_case(case_id: str) -> dict:
     return next(c for c in reference()["lrt"] if c["id"] == case_id)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def data(name: str) -> pd.DataFrame:
     if name == "alfalfa":  # not bundled; Date has a level called "None", which must stay a level
         df = pd.read_csv(REF / "alfalfa.csv", dtype=str, keep_default_na=False)
@@ -38,7 +38,7 @@ def data(name: str) -> pd.DataFrame:
     return mj.dataset(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fitted(case_id: str, reml: bool):
     c = case(case_id)
     return mj.lmm(c["formula"], data(c["data"]), reml=reml)

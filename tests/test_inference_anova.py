@@ -4,9 +4,9 @@ split-plot design under treatment coding): F and DenDF 1e-3 relative, NumDF exac
 import numpy as np
 import pandas as pd
 import pytest
+from inference_reference import case, fitted
 
 import mixedjax as mj
-from inference_reference import case, fitted
 from mixedjax.inference.hypotheses import type3
 
 COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]

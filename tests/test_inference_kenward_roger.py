@@ -4,9 +4,9 @@ standard errors 1e-4 relative; and the derivatives it is built from against fini
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from inference_reference import case, fitted
 
 import mixedjax as mj
-from inference_reference import case, fitted
 from mixedjax.inference.kenward_roger import _h_and_F, kenward_roger_parts
 
 

@@ -3,9 +3,9 @@ deviance 1e-7 relative, npar exact."""
 
 import numpy as np
 import pytest
+from inference_reference import data, lrt_case
 
 import mixedjax as mj
-from inference_reference import data, lrt_case
 
 
 @pytest.mark.parametrize("case_id", ["sleepstudy_slope_vs_intercept", "pastes_nested_vs_inner", "alfalfa_fixed"])

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from inference_reference import case, fitted
 from scipy import stats
 
-from inference_reference import case, fitted
 from mixedjax.inference.satterthwaite import _objective_v, _vcov_v, satterthwaite_parts
 
 CASES = [("sleepstudy_slope", False), ("sleepstudy_slope", True), ("sleepstudy_intercept", True),

@@ -3,7 +3,6 @@ the profile ends to 1e-3 of the interval's width, Wald to 1e-5 relative."""
 
 import numpy as np
 import pytest
-
 from inference_reference import case, fitted
 
 

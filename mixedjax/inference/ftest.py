@@ -15,7 +15,7 @@ from scipy import stats
 
 from ..errors import ArgumentError
 from .kenward_roger import KenwardRogerParts, kr_ddf, kr_test
-from .satterthwaite import SatterthwaiteParts, contrast_df
+from .satterthwaite import contrast_df
 
 
 class DDF(Enum):
@@ -49,7 +49,7 @@ class TTest(NamedTuple):
 
 
 class FTest(NamedTuple):
-    """A q-df test of Lβ = rhs: the F statistic, NumDF q, DenDF and p; ``ms`` = F σ̂² (lmerTest's Mean Sq)."""
+    """A q-df test of Lβ = rhs: the F statistic, NumDF q, DenDF and p."""
 
     F: float
     numdf: int
@@ -94,7 +94,7 @@ def f_test(L, beta, parts, rhs=None) -> FTest:
         raise ArgumentError("the hypothesis matrix is all zeros: there is nothing to test")
     if isinstance(parts, KenwardRogerParts):
         # independent rows only (pbkrtest uses L's rank)
-        U, s, Vt = np.linalg.svd(L, full_matrices=False)
+        _, s, Vt = np.linalg.svd(L, full_matrices=False)
         keep = s > 1e-10 * s.max()
         Lr = (np.diag(s[keep]) @ Vt[keep]) if rhs is None else L
         if rhs is not None and keep.sum() < L.shape[0]:

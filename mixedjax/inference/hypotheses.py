@@ -95,7 +95,7 @@ def _residual(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 def type3(coding: FixedCoding) -> dict[str, np.ndarray]:
     """Term -> its type III hypothesis rows (on β)."""
-    names, M = _full_columns(coding)  # M[i, j]: coefficient of X column j in full column i
+    _, M = _full_columns(coding)  # M[i, j]: coefficient of X column j in full column i
     L = M.copy()
     cols = {t: _columns(coding, t) for t in coding.terms}
     order = sorted(coding.terms, key=lambda t: -len(coding.term_variables[coding.terms.index(t)]))

@@ -89,7 +89,7 @@ def _h_and_F(phi, arrays, layout):
 
 
 def _derivatives(phi, arrays, layout):
-    fn = lambda ph: _h_and_F(ph, arrays, layout)  # noqa: E731
+    fn = lambda ph: _h_and_F(ph, arrays, layout)
     # forward mode throughout: k tangents (inference/forward.py)
     inner = jax.jacfwd(fn)
     (_, F), (_, dF), (d2h, d2F) = fn(phi), inner(phi), jax.jacfwd(inner)(phi)
