@@ -11,9 +11,11 @@ All three are derivatives of two functions of φ that the blocked factor gives c
     F(φ) = X'Σ⁻¹X = L_XX L_XX' / σ²:                    ∂F/∂φ_i = P_i,   ∂²F/∂φ_i∂φ_j = Q_ij + Q_ji,
     h(φ) = log|Σ| + log|X'Σ⁻¹X|:                        −∂²h/∂φ_i∂φ_j = tr(Π G_i Π G_j),   Π = Σ⁻¹ − Σ⁻¹XΦX'Σ⁻¹,
 
-the last being pbkrtest's expected REML information (tr(Σ⁻¹G_iΣ⁻¹G_j) − 2 tr(ΦQ_ij) + tr(ΦP_iΦP_j)). Both are
-jax.jacfwd of jax.jacfwd of the factor in φ: exact, and the cost of a few factorisations. Then (Φ = F⁻¹,
-W = 2 (−∂²h)⁻¹, R_ij = 0 for a linear Σ)
+the last being pbkrtest's expected REML information (tr(Σ⁻¹G_iΣ⁻¹G_j) − 2 tr(ΦQ_ij) + tr(ΦP_iΦP_j)). ∂F is
+jax.jacfwd (k tangents), ∂²h is jax.hessian (forward over reverse, like the fit's own Hessian), and the only
+combination of the second derivatives of F that is needed, Σ_ij W_ij ∂²F/∂φ_i∂φ_j, is k second-order forward
+passes along W's eigenvectors: exact, and about 3k factorisations in all. Then (Φ = F⁻¹, W = 2 (−∂²h)⁻¹, R_ij = 0
+for a linear Σ)
 
     Φ_A = Φ + 2 Φ [Σ_ij W_ij (Q_ij − P_i Φ P_j)] Φ,
 
@@ -30,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.derived import xx_factor
-from ..core.objective import factor
+from ..core.objective import factor, pieces
 from .forward import forward_mode
 
 
@@ -74,29 +76,37 @@ def _theta_from_phi(phi, layout):
     return jnp.concatenate(parts)
 
 
-def _h_and_F(phi, arrays, layout):
-    """h(φ) = log|Σ| + log|X'Σ⁻¹X| and F(φ) = X'Σ⁻¹X, from one blocked factorisation."""
-    f = factor(_theta_from_phi(phi, layout), arrays, layout)
-    n, p, dz = layout.n, layout.p, layout.dz
-    logdet = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1))) for Lk in f["Lkk"])
-    dg = jnp.diagonal(f["LDD"])
-    logdet = logdet + 2.0 * jnp.sum(jnp.log(dg[:dz]))
-    LXX = xx_factor(f, layout)
-    logdetx = 2.0 * jnp.sum(jnp.log(jnp.diagonal(LXX)))
-    s2 = phi[-1]
-    h = (n - p) * jnp.log(s2) + logdet + logdetx  # log|σ²V| + log|X'V⁻¹X / σ²|
-    return h, LXX @ LXX.T / s2
+def _F(phi, arrays, layout):
+    """F(φ) = X'Σ⁻¹X = L_XX L_XX' / σ²."""
+    LXX = xx_factor(factor(_theta_from_phi(phi, layout), arrays, layout), layout)
+    return LXX @ LXX.T / phi[-1]
 
 
-def _derivatives(phi, arrays, layout):
-    fn = lambda ph: _h_and_F(ph, arrays, layout)
-    # forward mode throughout: k tangents (inference/forward.py)
-    inner = jax.jacfwd(fn)
-    (_, F), (_, dF), (d2h, d2F) = fn(phi), inner(phi), jax.jacfwd(inner)(phi)
-    return F, dF, d2h, d2F
+def _h(phi, arrays, layout):
+    """h(φ) = log|Σ| + log|X'Σ⁻¹X| = (n − p) log σ² + log|Λ'Z'ZΛ + I| + log|X'V⁻¹X| (V = Σ / σ²)."""
+    logdet, logdetx, _ = pieces(_theta_from_phi(phi, layout), arrays, layout)
+    return (layout.n - layout.p) * jnp.log(phi[-1]) + logdet + logdetx
 
 
-_derivatives_jit = jax.jit(_derivatives, static_argnames=("layout",))
+def _first(phi, arrays, layout):
+    """F, ∂F/∂φ (k forward tangents) and the Hessian of h (forward over reverse, as the fit's own Hessian)."""
+    fn = lambda ph: _F(ph, arrays, layout)  # noqa: E731
+    return fn(phi), jax.jacfwd(fn)(phi), jax.hessian(_h)(phi, arrays, layout)
+
+
+def _second(phi, directions, arrays, layout):
+    """D²F(φ)[u, u] for each row u of ``directions``: Σ_ij W_ij ∂²F/∂φ_i∂φ_j = Σ_r w_r D²F[u_r, u_r] with
+    W = Σ_r w_r u_r u_r', so r = k second-order forward passes instead of k²."""
+    fn = lambda ph: _F(ph, arrays, layout)  # noqa: E731
+
+    def along(u):
+        return jax.jvp(lambda ph: jax.jvp(fn, (ph,), (u,))[1], (phi,), (u,))[1]
+
+    return jax.vmap(along)(directions)
+
+
+_first_jit = jax.jit(_first, static_argnames=("layout",))
+_second_jit = jax.jit(_second, static_argnames=("layout",))
 
 
 def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
@@ -104,9 +114,8 @@ def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
     phi = phi_from_theta(np.asarray(theta, float), float(sigma), layout)
     _check_interior(np.asarray(theta, float), layout)
     with forward_mode():
-        F, dF, d2h, d2F = (np.asarray(a) for a in _derivatives_jit(jnp.asarray(phi), arrays, layout))
+        F, dF, d2h = (np.asarray(a) for a in _first_jit(jnp.asarray(phi), arrays, layout))
     P = np.moveaxis(dF, -1, 0)  # (k, p, p)
-    Q2 = np.moveaxis(d2F, (-2, -1), (0, 1))  # (k, k, p, p): Q_ij + Q_ji
     Phi = np.linalg.inv(F)
     Phi = (Phi + Phi.T) / 2
     info = -(d2h + d2h.T) / 2
@@ -118,8 +127,11 @@ def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
                       "pseudo-inverse is used for Kenward-Roger", stacklevel=3)
         W = 2.0 * np.linalg.pinv(info)
     W = (W + W.T) / 2
-    PPhiP = np.einsum("iab,bc,jcd->ijad", P, Phi, P)
-    U = np.einsum("ij,ijab->ab", W, Q2 / 2 - PPhiP)
+    wr, Ur = np.linalg.eigh(W)
+    with forward_mode():
+        D2 = np.asarray(_second_jit(jnp.asarray(phi), jnp.asarray(Ur.T), arrays, layout))  # (k, p, p)
+    Q = np.einsum("r,rab->ab", wr, D2) / 2  # Σ_ij W_ij Q_ij (W symmetric)
+    U = Q - np.einsum("ij,iab,bc,jcd->ad", W, P, Phi, P)
     PhiA = Phi + 2.0 * Phi @ U @ Phi
     return KenwardRogerParts(Phi, (PhiA + PhiA.T) / 2, P, W, phi)
 
