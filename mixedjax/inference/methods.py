@@ -114,7 +114,10 @@ class InferenceMethods:
         coding = design.xcoding
         if coding is None or not coding.terms:
             return _f_frame([], [])
-        hyps = type1(design.X, coding) if _TYPES[type] == 1 else type3(coding)
+        # lmerTest uses the type I hypotheses for type III too when there is at most one term (its df depend on the
+        # rows chosen, not only on their span)
+        sequential = _TYPES[type] == 1 or len(coding.terms) <= 1
+        hyps = type1(design.X, coding) if sequential else type3(coding)
         parts = self._parts(ddf)
         beta = self.fixef.to_numpy()
         names, tests = [], []
