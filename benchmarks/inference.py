@@ -66,15 +66,25 @@ def time_mixedjax(formula, df) -> dict:
     t0 = time.perf_counter()
     m = mj.lmm(formula, df, reml=True)
     out = {"fit_s": time.perf_counter() - t0, "n": int(m.nobs), "p": int(m.problem.design.p)}
+    out["singular"] = bool(m.is_singular)
     for key, ddf in (("satterthwaite", "satterthwaite"), ("kenward_roger", "kenward-roger")):
-        t0 = time.perf_counter()
-        m.coeftable(ddf=ddf)
-        out[f"{key}_cold_s"] = time.perf_counter() - t0
-        m2 = mj.fit(m.problem, reml=True, theta0=np.asarray(m.theta))
-        t0 = time.perf_counter()
-        m2.coeftable(ddf=ddf)
-        out[f"{key}_warm_s"] = time.perf_counter() - t0
+        try:
+            t0 = time.perf_counter()
+            m.coeftable(ddf=ddf)
+            out[f"{key}_cold_s"] = time.perf_counter() - t0
+            m2 = mj.fit(m.problem, reml=True, theta0=np.asarray(m.theta))
+            t0 = time.perf_counter()
+            m2.coeftable(ddf=ddf)
+            out[f"{key}_warm_s"] = time.perf_counter() - t0
+        except mj.MixedjaxError as err:  # e.g. Kenward-Roger at a boundary fit
+            out[f"{key}_error"] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
     return out
+
+
+def _fmt(rec, key):
+    if f"{key}_error" in rec:
+        return rec[f"{key}_error"]
+    return f"cold {rec[f'{key}_cold_s']:.2f} s, warm {rec[f'{key}_warm_s']:.2f} s"
 
 
 def time_lmertest(formula, df, timeout, with_kr) -> dict:
@@ -109,14 +119,13 @@ def main():
         print(f"{name}: {formula} (n = {len(df):,})", flush=True)
         rec = {"formula": formula, "mixedjax": time_mixedjax(formula, df)}
         mjr = rec["mixedjax"]
-        print(f"  mixedjax  fit {mjr['fit_s']:.2f} s; Satterthwaite cold {mjr['satterthwaite_cold_s']:.2f} s, warm "
-              f"{mjr['satterthwaite_warm_s']:.2f} s; Kenward-Roger cold {mjr['kenward_roger_cold_s']:.2f} s, warm "
-              f"{mjr['kenward_roger_warm_s']:.2f} s", flush=True)
+        print(f"  mixedjax  fit {mjr['fit_s']:.2f} s{' (singular)' if mjr['singular'] else ''}; Satterthwaite "
+              f"{_fmt(mjr, 'satterthwaite')}; Kenward-Roger {_fmt(mjr, 'kenward_roger')}", flush=True)
         if args.r:
             lt = time_lmertest(formula, df, args.r_timeout, len(df) <= args.kr_max_n)
             rec["lmerTest"] = lt
             print(f"  lmerTest  {lt}", flush=True)
-            if lt.get("satterthwaite_s"):
+            if lt.get("satterthwaite_s") and "satterthwaite_warm_s" in mjr:
                 rec["satterthwaite_speedup_warm"] = lt["satterthwaite_s"] / mjr["satterthwaite_warm_s"]
                 print(f"  Satterthwaite: {rec['satterthwaite_speedup_warm']:.1f}x lmerTest (warm)", flush=True)
         results[name] = rec
