@@ -22,17 +22,28 @@ from ..core.objective import factor
 from ..errors import ArgumentError
 
 
+def _get(arrays, name):
+    """A field of the prepared arrays (a dict, or a NamedTuple with the same field names)."""
+    return getattr(arrays, name) if hasattr(arrays, "_fields") else arrays[name]
+
+
+def _with_akk(arrays, akk):
+    if hasattr(arrays, "_replace"):
+        return arrays._replace(Akk=akk)
+    out = dict(arrays)
+    out["Akk"] = akk
+    return out
+
+
 def _logdet_M(theta, akk, arrays, layout):
-    arrays = dict(arrays)
-    arrays["Akk"] = akk
-    f = factor(theta, arrays, layout)
+    f = factor(theta, _with_akk(arrays, akk), layout)
     out = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1))) for Lk in f["Lkk"])
     return out + 2.0 * jnp.sum(jnp.log(jnp.diagonal(f["LDD"])[: layout.dz]))
 
 
 def _structured_blocks(theta, arrays, layout):
     """Λ M⁻¹ Λ' diagonal blocks of every structured term (valid for term 0 only without a dense block)."""
-    g = jax.grad(_logdet_M, argnums=1)(theta, list(arrays["Akk"]), arrays, layout)
+    g = jax.grad(_logdet_M, argnums=1)(theta, list(_get(arrays, "Akk")), arrays, layout)
     return [(b + jnp.swapaxes(b, -1, -2)) / 2 for b in g]
 
 
@@ -53,7 +64,7 @@ def _dense_blocks(theta, arrays, layout):
         t0, lam0, Lc = layout.terms[0], f["lams"][0], f["Lkk"][0]
         # L_D0 = Λ_D' L̃_D0 (rows of D's Z part); K = L_DD⁻¹ Λ_D' applied to each entry's row
         scale_rows = _lambda_D_transpose_columns(Linv, f["lams"], layout)  # (dz, dz): L⁻¹ Λ_D'
-        rows, cols = arrays["Drow"][0], arrays["Dcol"][0]
+        rows, cols = _get(arrays, "Drow")[0], _get(arrays, "Dcol")[0]
         contrib = _take(scale_rows.T, rows)[:, :, None] * f["LD"][0][:, None, :]  # (E, dz, s)
         Y = _segsum(contrib, cols, t0.nlevels, sorted_=True)  # (ℓ, dz, s)
         inner = jnp.eye(t0.s) + jnp.einsum("lra,lrb->lab", Y, Y)

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from ..core.derived import xx_factor
-from ..core.objective import conditional_modes, fixed_sigma_objective
+from ..core.derived import estimates
+from ..core.objective import deviance, fixed_sigma_objective
 from ..errors import ArgumentError
 from .names import parameter_names
 
@@ -70,16 +70,12 @@ def _psi_deviance(psi, arrays, layout):
 
 
 def _beta_deviance(theta, c, e, arrays, layout):
-    """ML deviance at θ with the fixed effect e'β held at c (e a unit vector), β's others and σ profiled."""
-    beta, _, r2, f = conditional_modes(theta, arrays, layout)
-    ys2 = jnp.exp(arrays["log_yscale2"])
-    LXX = xx_factor(f, layout)
-    v = jax.scipy.linalg.solve_triangular(LXX, e, lower=True)
-    prss = r2 * ys2 + (c - (beta @ e) * jnp.sqrt(ys2)) ** 2 / (v @ v)
-    logdet = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1))) for Lk in f["Lkk"])
-    logdet = logdet + 2.0 * jnp.sum(jnp.log(jnp.diagonal(f["LDD"])[: layout.dz]))
-    n = layout.n
-    return logdet + n * (1.0 + jnp.log(2.0 * jnp.pi * prss / n))
+    """ML deviance at θ with the fixed effect e'β held at c (e a unit vector), β's others and σ profiled:
+    d(θ) + n log(r²_j / r²), r²_j = r² + (c − β̂_j)² / [(L_XX L_XX')⁻¹]_jj (Cov(β̂) / σ̂² is that inverse)."""
+    est = estimates(theta, arrays, layout, False)
+    v = e @ est.vcov @ e / est.sigma2
+    gap = (c - est.beta @ e) ** 2 / v
+    return deviance(theta, arrays, layout, False) + layout.n * jnp.log1p(gap / est.r2)
 
 
 _psi_vg = jax.jit(jax.value_and_grad(_psi_deviance), static_argnames=("layout",))
