@@ -26,7 +26,7 @@ if _cache and not _jax.config.jax_compilation_cache_dir:
     _jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 from .datasets import dataset, datasets  # noqa: E402
-from .errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxError  # noqa: E402
+from .errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxError, UnknownFunctionError  # noqa: E402
 from .fitting.options import FitOptions  # noqa: E402
 from .fitting.solve import RESULTS, Solution, solve  # noqa: E402
 from .fitting.summary import OptSummary  # noqa: E402
@@ -57,4 +57,5 @@ __all__ = [
     "DataError",
     "FitError",
     "ArgumentError",
+    "UnknownFunctionError",
 ]
