@@ -7,6 +7,7 @@ import pytest
 from inference_reference import case, fitted
 
 import mixedjax as mj
+from mixedjax.inference.coding import fixed_coding
 from mixedjax.inference.hypotheses import type3
 
 COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
@@ -37,7 +38,7 @@ def test_anova_matches_lmertest(key, typ, ddf, reml):
 def test_type3_hypotheses_are_marginal_under_treatment_coding(alfalfa_reml):
     """Date's type III rows average the Date effect over Variety's three levels: 1 on a DateX column and 1/3 on each
     DateX:Variety column (by hand from the treatment coding)."""
-    L = type3(alfalfa_reml.problem.design.xcoding)
+    L = type3(fixed_coding(alfalfa_reml.problem.design))
     names = list(alfalfa_reml.fixef.index)
     row = pd.Series(L["Date"][0], index=names)
     assert row["DateO7"] == pytest.approx(1.0)
@@ -59,7 +60,7 @@ def test_contrast_one_row_is_the_coefficient_t_test():
 
 def test_joint_contrast_of_one_term_is_its_f_test(alfalfa_reml):
     a = alfalfa_reml.anova(type=3)
-    L = type3(alfalfa_reml.problem.design.xcoding)["Variety"]
+    L = type3(fixed_coding(alfalfa_reml.problem.design))["Variety"]
     c = alfalfa_reml.contrast(L)
     assert c["F value"].iloc[0] == pytest.approx(a.loc["Variety", "F value"], rel=1e-10)
     assert c["DenDF"].iloc[0] == pytest.approx(a.loc["Variety", "DenDF"], rel=1e-10)

@@ -37,8 +37,8 @@ def _with_akk(arrays, akk):
 
 def _logdet_M(theta, akk, arrays, layout):
     f = factor(theta, _with_akk(arrays, akk), layout)
-    out = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1))) for Lk in f["Lkk"])
-    return out + 2.0 * jnp.sum(jnp.log(jnp.diagonal(f["LDD"])[: layout.dz]))
+    out = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1))) for Lk in f.Lkk)
+    return out + 2.0 * jnp.sum(jnp.log(jnp.diagonal(f.LDD)[: layout.dz]))
 
 
 def _structured_blocks(theta, arrays, layout):
@@ -52,20 +52,20 @@ def _dense_blocks(theta, arrays, layout):
     term."""
     f = factor(theta, arrays, layout)
     dz, m = layout.dz, layout.m
-    L22 = f["LDD"][:dz, :dz]
+    L22 = f.LDD[:dz, :dz]
     Linv = solve_triangular(L22, jnp.eye(dz), lower=True)
     out = []
-    for t, lam, o in zip(layout.terms[m:], f["lams"][m:], layout.d_offsets):
+    for t, lam, o in zip(layout.terms[m:], f.lams[m:], layout.d_offsets):
         cols = Linv[:, o : o + t.nlevels * t.s].reshape(dz, t.nlevels, t.s)
         Minv = jnp.einsum("rla,rlb->lab", cols, cols)  # per level: the s × s diagonal block of (L L')⁻¹
         out.append(lam @ Minv @ lam.T)
     first = None
     if m == 1:
-        t0, lam0, Lc = layout.terms[0], f["lams"][0], f["Lkk"][0]
+        t0, lam0, Lc = layout.terms[0], f.lams[0], f.Lkk[0]
         # L_D0 = Λ_D' L̃_D0 (rows of D's Z part); K = L_DD⁻¹ Λ_D' applied to each entry's row
-        scale_rows = _lambda_D_transpose_columns(Linv, f["lams"], layout)  # (dz, dz): L⁻¹ Λ_D'
+        scale_rows = _lambda_D_transpose_columns(Linv, f.lams, layout)  # (dz, dz): L⁻¹ Λ_D'
         rows, cols = _get(arrays, "Drow")[0], _get(arrays, "Dcol")[0]
-        contrib = _take(scale_rows.T, rows)[:, :, None] * f["LD"][0][:, None, :]  # (E, dz, s)
+        contrib = _take(scale_rows.T, rows)[:, :, None] * f.LD[0][:, None, :]  # (E, dz, s)
         Y = _segsum(contrib, cols, t0.nlevels, sorted_=True)  # (ℓ, dz, s)
         inner = jnp.eye(t0.s) + jnp.einsum("lra,lrb->lab", Y, Y)
         Lci = solve_triangular(Lc, jnp.broadcast_to(jnp.eye(t0.s), Lc.shape), lower=True)  # L_c⁻¹

@@ -14,7 +14,7 @@ from itertools import product
 
 import numpy as np
 
-from ..design.coding import FixedCoding
+from .coding import FixedCoding
 from ..errors import ArgumentError
 
 

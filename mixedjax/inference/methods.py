@@ -14,6 +14,7 @@ from scipy import stats
 
 from ..errors import ArgumentError
 from .ftest import DDF, ddf_method, f_test, t_test
+from .coding import fixed_coding
 from .hypotheses import type1, type3
 
 _TYPES = {1: 1, 3: 3, "I": 1, "III": 3, "1": 1, "3": 3}
@@ -86,18 +87,20 @@ class InferenceMethods:
     def coeftable(self, ddf=None) -> pd.DataFrame:
         """The fixed-effects table. ``ddf=None``: Coef., Std. Error, z and the normal p-value. ``ddf="satterthwaite"``
         or ``"kenward-roger"`` (REML only; its Std. Error is the adjusted one): Coef., Std. Error, df, t, Pr(>|t|)."""
+        from ..display.tables import CoefTable
+
         beta = self.fixef
         if ddf is None:
             se = self.stderror
             z = beta / se
-            return pd.DataFrame({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))},
-                                index=beta.index)
+            return CoefTable({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))},
+                             index=beta.index)
         parts = self._parts(ddf)
         p = len(beta)
         tests = [t_test(np.eye(p)[j], beta.to_numpy(), parts) for j in range(p)]
-        return pd.DataFrame({"Coef.": beta.to_numpy(), "Std. Error": [t.se for t in tests],
-                             "df": [t.df for t in tests], "t": [t.t for t in tests],
-                             "Pr(>|t|)": [t.p for t in tests]}, index=beta.index)
+        return CoefTable({"Coef.": beta.to_numpy(), "Std. Error": [t.se for t in tests],
+                          "df": [t.df for t in tests], "t": [t.t for t in tests],
+                          "Pr(>|t|)": [t.p for t in tests]}, index=beta.index)
 
     def summary(self, ddf=None) -> Summary:
         """The printout of the fit with ``coeftable(ddf)`` as its fixed-effects table."""
@@ -111,8 +114,8 @@ class InferenceMethods:
         if type not in _TYPES:
             raise ArgumentError(f"type must be 1 or 3 (or 'I', 'III'), not {type!r}")
         design = self.problem.design
-        coding = design.xcoding
-        if coding is None or not coding.terms:
+        coding = fixed_coding(design)
+        if not coding.terms:
             return _f_frame([], [])
         # lmerTest uses the type I hypotheses for type III too when there is at most one term (its df depend on the
         # rows chosen, not only on their span)
@@ -201,7 +204,8 @@ class InferenceMethods:
         return out
 
     def ranef(self, uscale: bool = False, condvar: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns).
+        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns),
+        indexed by the levels as the data hold them (integer ids stay integers; a combination ``a:b`` is text).
 
         ``uscale=True`` gives the spherical modes û (b = Λ û). ``condvar=True`` adds a column ``condsd_<column>`` per
         column: the conditional standard deviation of b given y (on b's scale; with uscale, of û).
@@ -210,7 +214,7 @@ class InferenceMethods:
         out = {}
         cv = self.condvar() if condvar else None
         for k, (t, v) in enumerate(zip(self.problem.design.terms, vals)):
-            df = pd.DataFrame(v, index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
+            df = pd.DataFrame(v, index=pd.Index(list(t.level_values), name=t.name), columns=list(t.columns))
             if cv is not None:
                 var = cv[t.name]
                 if uscale:  # Var(û | y) = λ⁻¹ Var(b | y) λ⁻ᵀ

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -11,10 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..display.text import summary_html, summary_text
+from ..diagnostics.methods import DiagnosticsMethods
 from ..inference.methods import InferenceMethods
+from ..display.tables import CoefTable
+from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
-from ..fitting.loop import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
+from ..fitting.options import OPTIMIZERS, FitOptions
+from ..fitting.solve import diagonal_indices
+from ..fitting.summary import OptSummary, fit_theta
 from ..core.derived import estimates_jit
 from ..core.objective import deviance, fixed_sigma_objective
 from .problem import Problem
@@ -35,8 +40,14 @@ def _check_x64():
         )
 
 
-def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedModel":
+def lmm(formula, data, *, reml=False, verbose=False, weights=None, offset=None, **options) -> "LinearMixedModel":
     """Fit a linear mixed-effects model given by an lme4 formula (ML by default, like MixedModels.jl).
+
+    ``weights``: prior weights, a column name or one value per row (lme4's meaning: the residual variance of row i
+    is σ²/wᵢ, and the objective is lme4's deviance or REML criterion of the weighted fit). ``offset``: a column name
+    or one value per row, a known term added to the linear predictor (as ``offset(...)`` in the formula; the two
+    add up). Rows with a missing weight or offset are dropped and counted like any missing value; weights that are
+    negative, infinite or all zero are a DataError.
 
     Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-12, relative change of
     the objective), ``theta0`` (the starting θ: ``"moments"``, the default, a method-of-moments estimate from least-
@@ -49,7 +60,7 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
     if unknown:
         raise ArgumentError(
             f"unknown keyword argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for lmm; "
-            f"valid ones are reml, verbose, {', '.join(_OPTIONS)}"
+            f"valid ones are reml, verbose, weights, offset, {', '.join(_OPTIONS)}"
         )
     for name, val in (("reml", reml), ("verbose", verbose)):
         if not isinstance(val, (bool, np.bool_)):
@@ -79,7 +90,7 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
         if not np.all(np.isfinite(theta0)):
             raise ArgumentError(f"theta0 must be finite, got {theta0.tolist()}")
     _check_x64()
-    problem = Problem.build(formula, data)
+    problem = Problem.build(formula, data, weights=weights, offset=offset)
     return fit(problem, reml=bool(reml), verbose=bool(verbose), opts=opts, theta0=theta0)
 
 
@@ -105,11 +116,35 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
     if verbose:
         print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
     theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
-    return LinearMixedModel(problem=problem, reml=reml, theta=theta, objective=fmin, optsum=optsum)
+    model = LinearMixedModel(problem=problem, reml=reml, theta=_readonly(theta), objective=fmin, optsum=optsum)
+    _warn_status(model)
+    return model
+
+
+def _warn_status(model: "LinearMixedModel") -> None:
+    """Warn once per fit when it did not converge or is singular, as lme4 does (a loop over fits does not hide it)."""
+    if not model.optsum.converged:
+        warnings.warn(f"{model.formula}: the fit did not converge ({model.optsum.status})", UserWarning,
+                      stacklevel=_user_stacklevel())
+    elif model.is_singular:
+        warnings.warn(f"{model.formula}: boundary (singular) fit: a variance component is zero (see m.varcorr)",
+                      UserWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The warnings stacklevel of the first caller outside the mixedjax package (so the warning names user code)."""
+    import os
+    import sys
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel(InferenceMethods):
+class LinearMixedModel(InferenceMethods, DiagnosticsMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
@@ -201,16 +236,6 @@ class LinearMixedModel(InferenceMethods):
             np.sqrt(np.diag(self._solution["vcov"])), index=list(self.problem.design.xnames), name="stderror"
         )
 
-    def fitted(self) -> np.ndarray:
-        d = self.problem.design
-        out = d.X @ self._solution["beta"]
-        for t, b in zip(d.terms, self._solution["b"]):
-            out = out + np.sum(t.z * b[t.codes], axis=1)
-        return out
-
-    def residuals(self) -> np.ndarray:
-        return self.problem.design.y - self.fitted()
-
     @property
     def varcorr(self) -> VarCorr:
         sigma = self.sigma
@@ -279,10 +304,13 @@ class LinearMixedModel(InferenceMethods):
         return summary_text(self)
 
     def __repr__(self) -> str:
-        return summary_text(self)
+        return model_repr(self)
 
     def _repr_html_(self) -> str:
         return summary_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return summary_markdown(self)
 
 
 _STATIC = ("layout", "reml")
