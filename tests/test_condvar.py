@@ -52,3 +52,16 @@ def test_ranef_condvar_adds_standard_deviations():
     assert list(m.ranef()["subj"].columns) == ["(Intercept)", "days"]
     with pytest.raises(ValueError):
         m.condvar()["subj"][0, 0, 0] = 1.0
+
+
+def test_condvar_with_prior_weights():
+    """lme4's postVar of the weighted sleepstudy fit (weights = 1 + (days %% 3) / 2), level by level."""
+    import mixedjax as mj
+    from inference_reference import data
+
+    c = case("sleepstudy_weighted")
+    m = mj.lmm(c["formula"], data(c["data"]), weights=np.asarray(c["weights"], float))
+    levels, pv = _reference("sleepstudy_weighted")["subj"]
+    t = m.problem.design.terms[0]
+    v = m.condvar()["subj"][[list(t.levels).index(lev) for lev in levels]]
+    np.testing.assert_allclose(v, pv, atol=1e-4 * np.abs(pv).max())
