@@ -31,6 +31,7 @@ from .fitting.loop import FitOptions, OptSummary  # noqa: E402
 from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
 from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
+from .glmm import GeneralizedLinearMixedModel, glmm  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,8 @@ __all__ = [
     "fit",
     "Problem",
     "LinearMixedModel",
+    "glmm",
+    "GeneralizedLinearMixedModel",
     "OptSummary",
     "FitOptions",
     "VarCorr",
