@@ -47,19 +47,22 @@ def factor(A, w, plan: GlmmPlan, data: GlmmData, fast: bool) -> Factor:
     L0 = jnp.sqrt(D0) if s0 == 1 else jnp.linalg.cholesky(D0)
     if r == 0:
         return Factor(L0, jnp.zeros((l0, s0, 0)), jnp.zeros((0, 0)))
-    # the other columns of each row: the remaining Z Λ entries (at cols − q0), then X (when β is free)
+    # the other random-effects entries of each row (at cols − q0); X's columns are dense and follow them
     ar, cr = A[:, s0:], data.cols[:, s0:] - q0
-    if fast:
-        ar = jnp.concatenate([ar, data.X], axis=1)
-        cr = jnp.concatenate([cr, jnp.broadcast_to(jnp.arange(plan.p, dtype=cr.dtype) + (plan.q - q0),
-                                                   (plan.n, plan.p))], axis=1)
+    nz = plan.q - q0
     wa0 = w[:, None] * a0
-    slots = ((lev[:, None] * s0 + jnp.arange(s0)[None, :]) * r)[:, :, None] + cr[:, None, :]  # (n, s0, r_i)
-    B = _scatter_add(jnp.zeros((l0 * s0 * r,)), slots.reshape(-1),
-                     (wa0[:, :, None] * ar[:, None, :]).reshape(-1)).reshape(l0, s0, r)
-    C = _scatter_add(jnp.zeros((r * r,)), (cr[:, :, None] * r + cr[:, None, :]).reshape(-1),
-                     (w[:, None, None] * ar[:, :, None] * ar[:, None, :]).reshape(-1)).reshape(r, r)
-    C = C + jnp.diag(jnp.concatenate([jnp.ones(plan.q - q0), jnp.zeros(r - (plan.q - q0))]))
+    slots = ((lev[:, None] * s0 + jnp.arange(s0)[None, :]) * nz)[:, :, None] + cr[:, None, :]  # (n, s0, S − s0)
+    B = _scatter_add(jnp.zeros((q0 * nz,)), slots.reshape(-1), (wa0[:, :, None] * ar[:, None, :]).reshape(-1))
+    B = B.reshape(l0, s0, nz)
+    C = _scatter_add(jnp.zeros((nz * nz,)), (cr[:, :, None] * nz + cr[:, None, :]).reshape(-1),
+                     (w[:, None, None] * ar[:, :, None] * ar[:, None, :]).reshape(-1)).reshape(nz, nz)
+    C = C + jnp.eye(nz)
+    if fast:
+        wX = w[:, None] * data.X
+        BX = _segsum(a0[:, :, None] * wX[:, None, :], lev, l0)  # (ℓ_0, s_0, p)
+        CZX = _segsum((ar[:, :, None] * wX[:, None, :]).reshape(-1, plan.p), cr.reshape(-1), nz)
+        B = jnp.concatenate([B, BX], axis=2)
+        C = jnp.block([[C, CZX], [CZX.T, data.X.T @ wX]])
     Bt = B / L0 if s0 == 1 else solve_triangular(L0, B, lower=True)
     S = C - jnp.einsum("lar,las->rs", Bt, Bt)
     return Factor(L0, Bt, jnp.linalg.cholesky(S))

@@ -1,7 +1,7 @@
 """Fitting a GLMM: θ with β from PIRLS (stage 1, lme4's nAGQ = 0), then (θ, β) together (stage 2, the default).
 
 Both stages minimise a pure JAX objective with its exact gradient by L-BFGS-B (scipy, on the host: one jitted
-value-and-gradient call per evaluation), with θ's diagonal entries bounded below by 0 as in lme4. The exact
+value-and-gradient call per evaluation) over unconstrained θ, rectified afterwards. The exact
 Hessian in the optimised parameters at the end decides convergence and gives Cov(β̂).
 """
 
@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
+from ..fitting.loop import _rectify
 from .laplace import Evaluation, compiled_for
 from .plan import GlmmData, GlmmPlan
 
@@ -52,15 +53,20 @@ class StageResult(NamedTuple):
     evaluation: Evaluation
 
 
-def theta_bounds(plan: GlmmPlan) -> list[tuple[float | None, float | None]]:
-    """0 below for the diagonal entries of each λ_k, unbounded otherwise (lme4's lower bounds)."""
-    out = []
-    for t in plan.terms:
-        out.extend((0.0, None) if r == c else (None, None) for r, c in t.pattern)
-    return out
+PROBE = 0.1  # a variance parameter that ends at zero is moved here once to see whether the objective decreases
+MAX_RESTARTS = 3
 
 
-def _minimise(fun_grad, x0, bounds, opts: GlmmOptions, verbose: bool, label: str):
+def _lbfgs(f, x0, opts: GlmmOptions):
+    return minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B",
+                    options={"maxiter": opts.maxiter, "gtol": opts.gtol, "ftol": opts.ftol, "maxcor": 20})
+
+
+def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, label: str):
+    """L-BFGS-B over unconstrained θ (the objective does not change when a column of λ_k changes sign; the result
+    is rectified to non-negative diagonals, as for LMMs). The gradient in a diagonal θ entry is zero where it is 0,
+    so a run that stops there (L-BFGS-B's first unit step can land on it exactly: cbpp with a probit link) is
+    restarted from PROBE when that is lower. ``plan=None``: x is not θ (no probe, no rectification)."""
     log = []
 
     def f(x):
@@ -73,56 +79,101 @@ def _minimise(fun_grad, x0, bounds, opts: GlmmOptions, verbose: bool, label: str
             return np.inf, np.zeros_like(g)
         return val, g
 
-    res = minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": opts.maxiter, "gtol": opts.gtol, "ftol": opts.ftol, "maxcor": 20})
-    return res, len(log)
+    res = _lbfgs(f, x0, opts)
+    nit = res.nit
+    if plan is None:
+        return res, np.array(res.x, float), nit, len(log)
+    diag = np.array(diagonal_indices(plan))
+    for _ in range(MAX_RESTARTS):
+        zero = diag[np.abs(res.x[diag]) < 1e-8]
+        if not zero.size:
+            break
+        x1 = np.array(res.x, float)
+        x1[zero] = PROBE
+        f1, _ = f(x1)
+        if not f1 < res.fun:
+            break
+        res = _lbfgs(f, x1, opts)
+        nit += res.nit
+    x = np.array(res.x, float)
+    k = plan.ntheta
+    x[:k] = x[:k] * _rectify(x[:k], plan)
+    return res, x, nit, len(log)
+
+
+def diagonal_indices(plan: GlmmPlan) -> list[int]:
+    return [t.theta_offset + i for t in plan.terms for i, (r, c) in enumerate(t.pattern) if r == c]
+
+
+STEP_TOL = 1e-4  # converged when the Newton step −H⁻¹∇ at the result moves no free parameter by more than this
 
 
 def _verdict(res, g, H, free) -> Status:
+    """The status from L-BFGS-B's result and the exact gradient and Hessian at x; ``free``: the parameters not at
+    zero on a diagonal of λ (a singular fit), over which the Hessian must be positive semi-definite and the Newton
+    step small (lme4's check of the scaled gradient, with the exact Hessian)."""
     if not (np.isfinite(res.fun) and np.all(np.isfinite(g)) and (H is None or np.all(np.isfinite(H)))):
         return Status.NOT_FINITE
-    eig = np.linalg.eigvalsh(H[np.ix_(free, free)]) if H is not None and free.any() else np.zeros(0)
-    if eig.size and eig.min() < -1e-6 * max(1.0, float(np.abs(eig).max())):
-        return Status.SADDLE
-    if res.status == 1 or res.nit >= res.get("maxiter", 10**9):
-        return Status.ITERATION_LIMIT
-    if not res.success:
-        # L-BFGS-B's "abnormal termination in line search" at an optimum whose gradient is at rounding level
-        gmax = float(np.max(np.abs(g[free]))) if free.any() else 0.0
-        if gmax > 1e-4 * max(1.0, abs(res.fun)) ** 0.5:
-            return Status.LINE_SEARCH
+    if H is not None and free.any():
+        Hf = H[np.ix_(free, free)]
+        eig = np.linalg.eigvalsh(Hf)
+        if eig.min() < -1e-6 * max(1.0, float(np.abs(eig).max())):
+            return Status.SADDLE
+        step = np.linalg.lstsq(Hf, g[free], rcond=None)[0]
+        if np.max(np.abs(step)) > STEP_TOL:
+            return Status.ITERATION_LIMIT if res.nit >= res.get("maxiter", 10**9) else Status.LINE_SEARCH
+    elif not res.success:
+        return Status.LINE_SEARCH
     return Status.CONVERGED if free.all() else Status.CONVERGED_BOUNDARY
 
 
-def _free(x, bounds) -> np.ndarray:
-    return np.array([not (lo is not None and xi <= lo) for xi, (lo, _) in zip(x, bounds)])
+BOUNDARY = 1e-4  # a diagonal θ entry below this is at the boundary (as LinearMixedModel.is_singular)
+
+
+def free_parameters(x, plan: GlmmPlan) -> np.ndarray:
+    """False for the diagonal θ entries at the boundary (|θ| < BOUNDARY), True for the others and for β."""
+    out = np.ones(len(x), bool)
+    d = np.array(diagonal_indices(plan))
+    out[d[np.abs(x[d]) < BOUNDARY]] = False
+    return out
 
 
 def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verbose: bool,
              with_hessian: bool) -> StageResult:
     """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here)."""
     c = compiled_for(plan)
-    bounds = theta_bounds(plan)
-    res, nf = _minimise(lambda th: c.value_and_grad_fast(th, data, v0, plan), theta0, bounds, opts, verbose,
-                        "θ (β by PIRLS)")
-    x = np.asarray(res.x, float)
+    res, x, nit, nf = _minimise(lambda th: c.value_and_grad_fast(th, data, v0, plan), theta0, plan, opts, verbose,
+                                "θ (β by PIRLS)")
     (val, ev), g = c.value_and_grad_fast(jnp.asarray(x), data, v0, plan)
     H = np.asarray(c.hessian_fast(jnp.asarray(x), data, v0, plan)) if with_hessian else None
     g = np.asarray(g)
-    return StageResult(x, float(val), g, H, int(res.nit), nf + 1, _verdict(res, g, H, _free(x, bounds)), ev)
+    return StageResult(x, float(val), g, H, nit, nf + 1, _verdict(res, g, H, free_parameters(x, plan)), ev)
 
 
 def fit_joint(plan: GlmmPlan, data: GlmmData, phi0, u0, nagq: int, opts: GlmmOptions, verbose: bool) -> StageResult:
     """Stage 2: φ = (θ, β) together, with u from PIRLS."""
     c = compiled_for(plan)
-    bounds = theta_bounds(plan) + [(None, None)] * plan.p
-    res, nf = _minimise(lambda ph: c.value_and_grad(ph, data, u0, plan, nagq), phi0, bounds, opts, verbose,
-                        "(θ, β)")
-    x = np.asarray(res.x, float)
+    # L-BFGS-B in coordinates whitened by the exact Hessian at the start (stage 1's result is close to the optimum,
+    # but θ and β can be on very different scales: grouseticks' slope of a covariate spread over ±60), so its unit
+    # first step is about a Newton step
+    phi0 = np.asarray(phi0, float)
+    H0 = np.asarray(c.hessian(jnp.asarray(phi0), data, u0, plan, nagq))
+    lam, V = np.linalg.eigh((H0 + H0.T) / 2)
+    lam = np.maximum(lam, 1e-6 * max(float(np.abs(lam).max()), 1e-12))
+    Rinv = V / np.sqrt(lam)[None, :]  # φ = φ0 + Rinv x̃
+
+    def whitened(xt):
+        (val, ev), g = c.value_and_grad(jnp.asarray(phi0 + Rinv @ np.asarray(xt)), data, u0, plan, nagq)
+        return (val, ev), jnp.asarray(Rinv.T @ np.asarray(g))
+
+    res, xt, nit, nf = _minimise(whitened, np.zeros_like(phi0), None, opts, verbose, "(θ, β)")
+    x = phi0 + Rinv @ np.asarray(res.x)
+    k = plan.ntheta
+    x[:k] = x[:k] * _rectify(x[:k], plan)
     (val, ev), g = c.value_and_grad(jnp.asarray(x), data, u0, plan, nagq)
     H = np.asarray(c.hessian(jnp.asarray(x), data, u0, plan, nagq))
     g = np.asarray(g)
-    return StageResult(x, float(val), g, H, int(res.nit), nf + 1, _verdict(res, g, H, _free(x, bounds)), ev)
+    return StageResult(x, float(val), g, H, nit, nf + 1, _verdict(res, g, H, free_parameters(x, plan)), ev)
 
 
 def glm_start(X, y, wt, offset, family, iters: int = 50) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..design.build import Design, _as_frame, build_design
 from ..errors import ArgumentError, DataError
 from ..model.varcorr import VarCorr, VarCorrGroup
 from .family import Family, loglik_constant, make_family
-from .fit import GlmmOptions, StageResult, Status, fit_fast, fit_joint, glm_start
+from .fit import GlmmOptions, StageResult, Status, fit_fast, fit_joint, free_parameters, glm_start
 from .laplace import Evaluation, compiled_for
 from .plan import GlmmData, GlmmPlan, build_plan
 from .response import response_values, split_response
@@ -231,7 +231,7 @@ class GeneralizedLinearMixedModel:
     @property
     def optsum(self) -> GlmmOptSummary:
         st = self.stage
-        free = ~_at_bounds(st.x, self.plan)
+        free = free_parameters(st.x, self.plan)
         eig = np.linalg.eigvalsh(st.hessian[np.ix_(free, free)]) if free.any() else np.zeros(0)
         return GlmmOptSummary(
             initial=_readonly(self.initial), final=_readonly(st.x), fmin=st.fmin, feval=st.feval,
@@ -266,7 +266,7 @@ class GeneralizedLinearMixedModel:
                           for j in range(p)])
             return _readonly((V + V.T) / 2)
         H = self.stage.hessian
-        free = np.concatenate([~_at_bounds(self.stage.x[:k], self.plan), np.ones(self.plan.p, bool)])
+        free = free_parameters(self.stage.x, self.plan)  # θ at the boundary held fixed
         Hf = H[np.ix_(free, free)]
         V = 2 * np.linalg.inv(Hf)
         V = (V + V.T) / 2
@@ -383,16 +383,6 @@ class GeneralizedLinearMixedModel:
         return glmm_text(self)
 
     __repr__ = __str__
-
-
-def _at_bounds(theta, plan: GlmmPlan) -> np.ndarray:
-    out = np.zeros(len(theta), bool)
-    for t in plan.terms:
-        for i, (r, c) in enumerate(t.pattern):
-            out[t.theta_offset + i] = r == c and theta[t.theta_offset + i] <= 0
-    if len(theta) > plan.ntheta:
-        out[plan.ntheta :] = False
-    return out
 
 
 def _readonly(a) -> np.ndarray:

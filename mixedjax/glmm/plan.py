@@ -19,8 +19,10 @@ from ..design.build import Design
 from ..errors import DataError
 from .family import Family
 
-# The penalised system is factored as one dense (q + p) × (q + p) matrix (see pirls.system): this bounds q.
-MAX_Q = 6000
+# The penalised system is factored by blocks (glmm/factor.py): term 0's levels one by one, the rest as one dense
+# block of r = q − ℓ_0 s_0 + p rows, with an ℓ_0 s_0 × r coupling block; these bound r and that block.
+MAX_REST = 4000
+MAX_COUPLING = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,14 @@ def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan,
         toff += t.ntheta
         cols.append(off + t.codes[:, None] * t.s + np.arange(t.s)[None, :])
         off += t.nlevels * t.s
-    if off > MAX_Q:
-        raise DataError(f"this model has {off:,} random effects; mj.glmm factors its penalised system as one dense "
-                        f"matrix and supports at most {MAX_Q:,}. Fit fewer or smaller random-effects terms.")
+    t0 = design.terms[0]
+    rest = off - t0.nlevels * t0.s + design.p
+    if rest > MAX_REST or t0.nlevels * t0.s * rest > MAX_COUPLING:
+        names = ", ".join(f"{t.name} ({t.nlevels:,} levels × {t.s})" for t in design.terms[1:])
+        raise DataError(f"this model's dense block would have {rest:,} rows (the random effects of {names} and the "
+                        f"{design.p} fixed effects; the first term, {t0.name}, is factored level by level), and "
+                        f"mj.glmm supports at most {MAX_REST:,} (and {MAX_COUPLING:,} entries coupling it to "
+                        f"{t0.name}). Fit fewer or smaller crossed terms.")
     plan = GlmmPlan(family, tuple(terms), off, design.p, design.n, toff)
     host = GlmmData(np.asarray(y, float), np.asarray(wt, float), np.asarray(offset, float), np.asarray(design.X),
                     tuple(np.asarray(t.z, float) for t in design.terms),
