@@ -27,7 +27,9 @@ if _cache and not _jax.config.jax_compilation_cache_dir:
 
 from .datasets import dataset, datasets  # noqa: E402
 from .errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxError  # noqa: E402
-from .fitting.loop import FitOptions, OptSummary  # noqa: E402
+from .fitting.options import FitOptions  # noqa: E402
+from .fitting.solve import RESULTS, Solution, solve  # noqa: E402
+from .fitting.summary import OptSummary  # noqa: E402
 from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
 from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
@@ -44,6 +46,9 @@ __all__ = [
     "GeneralizedLinearMixedModel",
     "OptSummary",
     "FitOptions",
+    "RESULTS",
+    "Solution",
+    "solve",
     "VarCorr",
     "VarCorrGroup",
     "deviance",

@@ -14,6 +14,9 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError, mark_formula, mark_position
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
+from .weights import check_offset, check_weights, row_values
+
+_HIDDEN = "\x00mixedjax:"  # prefix of columns carried alongside the data's (no user column starts with NUL)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +78,8 @@ class Design:
     terms: tuple[Term, ...]  # in the order of DESIGN.md section 3: ℓ_k s_k descending
     n_dropped: int  # rows dropped for missing values
     rows: np.ndarray  # index labels of the rows used
+    weights: np.ndarray | None = None  # prior weights (residual variance σ²/wᵢ), None for all ones
+    offset: np.ndarray | None = None  # known part of the linear predictor (formula offsets and offset=), or None
 
     @property
     def n(self) -> int:
@@ -157,7 +162,53 @@ def _model_matrix(spec: str, data: pd.DataFrame, formula: str, part: str, start:
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a maximal set of linearly independent columns, keeping earlier columns first (as lme4 does),
-    and an orthonormal basis Q of their span (n × rank). Classical Gram-Schmidt with reorthogonalisation."""
+    and an orthonormal basis Q of their span (n × rank).
+
+    Fixed-effect matrices of factors have few distinct rows (InstEval's service * dept: 28 in 73,421), so the
+    columns are judged on the distinct rows, each scaled by √(its count): that matrix has the same inner products
+    between columns as X, hence the same dependencies and the same residual norms, exactly.
+    """
+    n, p = X.shape
+    groups = _row_groups(X) if n > 2 * p else None
+    if groups is None:
+        return _independent_columns_of(X, tol)
+    group, rep = groups
+    sw = np.sqrt(np.bincount(group, minlength=len(rep)))
+    keep, Qc = _independent_columns_of(sw[:, None] * X[rep], tol)
+    return keep, (Qc / sw[:, None])[group]
+
+
+def _row_groups(*blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows that are equal in every block (2-D arrays or 1-D codes, n rows each): (group of each row, one row of
+    each group), or None when the rows do not compress (more than n / 2 groups).
+
+    Rows are grouped by one random projection of their values and each group is then checked to hold equal rows
+    only, so a group never mixes different rows; equal rows split over two groups would only cost speed.
+    """
+    n = len(blocks[0])
+    rng = np.random.default_rng(20261201)
+    h = np.zeros(n)
+    for b in blocks:
+        b2 = b.reshape(n, -1)
+        h += b2 @ rng.uniform(1.0, 2.0, b2.shape[1])
+    group, uniq = pd.factorize(h)
+    k = len(uniq)
+    if k > n // 2:
+        return None
+    rep = np.empty(k, dtype=np.int64)
+    rep[group] = np.arange(n)  # any row of each group
+    for b in blocks:
+        b2 = b.reshape(n, -1)
+        u = b2[rep]
+        # column by column: a column gather is contiguous, a row gather of a Fortran-ordered X is not
+        if not all(np.array_equal(b2[:, j], u[:, j][group]) for j in range(b2.shape[1])):
+            return None  # two different rows projected to the same value: use the rows as they are
+    return group.astype(np.int64), rep
+
+
+def _independent_columns_of(X: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_independent_columns`` on the rows as given: classical Gram-Schmidt with reorthogonalisation, after a
+    Cholesky QR fast path for clearly independent columns."""
     n, p = X.shape
     norms = np.linalg.norm(X, axis=0)
     if 0 < p <= n and np.all(norms > 0):
@@ -277,31 +328,69 @@ def _check_finite(values: np.ndarray, what: str, labels, formula: str, part: str
 
 
 def _span_residual(Q: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y − QQ'y for an orthonormal Q, projected twice so that the residual is accurate when it is tiny."""
     r = y - Q @ (Q.T @ y)
     return r - Q @ (Q.T @ r)
 
 
 def _sum_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int) -> np.ndarray:
     """S[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1])."""
+    import scipy.sparse
+
+    n = len(codes)
+    ptr = np.arange(n + 1)
     out = np.empty((nlev, left.shape[1], right.shape[1]))
     for a in range(left.shape[1]):
-        for b in range(right.shape[1]):
-            out[:, a, b] = np.bincount(codes, weights=left[:, a] * right[:, b], minlength=nlev)
+        # the level × row matrix with left[:, a] at (codes[i], i): one entry per column, so CSC needs no sorting
+        J = scipy.sparse.csc_array((left[:, a], codes, ptr), shape=(nlev, n))
+        out[:, a, :] = J @ right
     return out
 
 
 def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float) -> bool:
-    """Is y (numerically) in the span of [X Z_k]? Z_k is projected out level by level, then X."""
+    """Is y (numerically) in the span of [X Z_k]: ‖(I − P)y‖ ≤ tol ‖y‖ for the projection P on that span?
+
+    Rows equal in X, in the level and in z span the same group indicator, and [X Z_k] lies in the span of these
+    indicators; so ‖(I − P)y‖² = Σ (y − its group mean)² + the same residual for the group means (each row
+    scaled by √(its count)), and the first sum alone, cheap and exact, rules out most models.
+    """
+    ymax = np.max(np.abs(y))
+    if ymax == 0:
+        return True  # y = 0 lies in every span
+    y = y / ymax  # the decision does not depend on y's units; squares of 1e200 would overflow
+    bound = tol * np.linalg.norm(y)
+    groups = _row_groups(X, term.codes, term.z)
+    if groups is None:
+        return bool(np.linalg.norm(_fit_residual(term.codes, term.z, X, y, term.nlevels)) <= bound)
+    group, rep = groups
+    count = np.bincount(group, minlength=len(rep)).astype(float)
+    ybar = np.bincount(group, weights=y, minlength=len(rep)) / count
+    within = y - ybar[group]
+    within2 = float(within @ within)
+    if within2 > bound**2:
+        return False
+    sw = np.sqrt(count)
+    between = _fit_residual(term.codes[rep], sw[:, None] * term.z[rep], sw[:, None] * X[rep], sw * ybar,
+                            term.nlevels)
+    return bool(within2 + float(between @ between) <= bound**2)
+
+
+def _fit_residual(codes: np.ndarray, z: np.ndarray, X: np.ndarray, y: np.ndarray, nlev: int) -> np.ndarray:
+    """(I − P)y for the projection P on the span of [X Z]: Z (levels × columns of z) is projected out level by
+    level, then X."""
     Xy = np.column_stack([X, y])
-    G = _sum_by_level(term.codes, term.z, term.z, term.nlevels)
-    B = _sum_by_level(term.codes, term.z, Xy, term.nlevels)
-    W = np.linalg.pinv(G) @ B  # (ℓ, s, p+1)
+    G = _sum_by_level(codes, z, z, nlev)
+    B = _sum_by_level(codes, z, Xy, nlev)
+    if z.shape[1] == 1:  # the pseudo-inverse of a 1 × 1 Gram matrix, without a batched SVD
+        g = G[:, 0, 0]
+        W = np.divide(B, g[:, None, None], out=np.zeros_like(B), where=g[:, None, None] > 0)
+    else:
+        W = np.linalg.pinv(G) @ B  # (ℓ, s, p+1)
     R = Xy.copy()
-    for a in range(term.s):
-        R -= term.z[:, a : a + 1] * W[term.codes, a, :]
+    for a in range(z.shape[1]):
+        R -= z[:, a : a + 1] * W[codes, a, :]
     _, Q = _independent_columns(R[:, :-1])
-    r = _span_residual(Q, R[:, -1])
-    return bool(np.linalg.norm(r) <= tol * np.linalg.norm(y))
+    return _span_residual(Q, R[:, -1])
 
 
 def _confounded(term: "Term", Q: np.ndarray) -> bool:
@@ -318,9 +407,11 @@ def _confounded(term: "Term", Q: np.ndarray) -> bool:
     return bool(np.all(resid2 <= 1e-10 * np.maximum(znorm2, 1e-300)))
 
 
-def build_design(formula, data, *, residual: bool = True) -> Design:
-    """The design of ``formula`` on ``data``. ``residual=False`` (GLMMs: no residual variance) skips the checks
-    that the random effects and the fixed effects leave a residual variance to estimate."""
+def build_design(formula, data, *, weights=None, offset=None, residual: bool = True) -> Design:
+    """The design of an lme4 formula on the data; ``weights`` and ``offset``: None, a column name or one value per
+    row (see design/weights.py). Rows with zero weight carry no information and are dropped with the missing ones.
+    ``residual=False`` (GLMMs: no residual variance) skips the checks that the random effects and the fixed effects
+    leave a residual variance to estimate."""
     pf = parse_formula(formula)
     text = pf.text
     rhs0 = text.find("~") + 1  # mark parts of the right-hand side there, not in the response
@@ -370,6 +461,11 @@ def build_design(formula, data, *, residual: bool = True) -> Design:
     df = data.loc[:, [c for c in data.columns if str(c) in set(used)]]
     df.columns = [str(c) for c in df.columns]
     df = df[used]
+    # prior weights and offset given as arguments: carried as hidden columns so missing values drop their rows
+    extra = {"weights": row_values(weights, data, "weights"), "offset": row_values(offset, data, "offset")}
+    for key, values in extra.items():
+        if values is not None:
+            df = df.assign(**{_HIDDEN + key: values.to_numpy()})
 
     # missing values: drop the rows, count them
     na = df.isna()
@@ -382,6 +478,16 @@ def build_design(formula, data, *, residual: bool = True) -> Design:
             f"uses (missing per column: {per}).\nFill in or drop the columns with missing values."
         )
     df = df.loc[complete]
+    w_arg = df.pop(_HIDDEN + "weights").to_numpy(float) if extra["weights"] is not None else None
+    off_arg = df.pop(_HIDDEN + "offset").to_numpy(float) if extra["offset"] is not None else None
+    if w_arg is not None:
+        check_weights(w_arg)
+        if (w_arg == 0).any():  # zero weight: no information; dropped and counted with the missing rows
+            keep = w_arg > 0
+            df, w_arg, n_dropped = df.loc[keep], w_arg[keep], n_dropped + int((~keep).sum())
+            off_arg = off_arg[keep] if off_arg is not None else None
+    if off_arg is not None:
+        check_offset(off_arg)
     # levels that no longer occur (or never did) are not levels of the model
     grouping_only = set(used) - set().union(*(cols for _, _, cols, _, grp in parts if not grp))
     for c in df.columns:
@@ -455,7 +561,8 @@ def build_design(formula, data, *, residual: bool = True) -> Design:
             f"{X.shape[1]} independent fixed-effect columns for {len(y)} observations leave no residual degrees of "
             f"freedom.\n{mark_formula(text, pf.fixed, rhs0)}\nSimplify the fixed part '{pf.fixed}', or use more data."
         )
-    if residual and np.linalg.norm(_span_residual(Q, y)) <= 1e-12 * np.linalg.norm(y):
+    ys = y / np.max(np.abs(y))  # in y's own units: the squares of a response of 1e200 would overflow
+    if residual and np.linalg.norm(_span_residual(Q, ys)) <= 1e-12 * np.linalg.norm(ys):
         raise DataError(
             f"the response '{pf.response}' is an exact linear combination of the fixed-effect columns "
             f"({', '.join(xnames)}): the residual variance would be zero.\n{mark_formula(text, pf.fixed, rhs0)}\n"
@@ -552,4 +659,6 @@ def build_design(formula, data, *, residual: bool = True) -> Design:
         terms=tuple(terms),
         n_dropped=n_dropped,
         rows=np.asarray(labels),
+        weights=w_arg,
+        offset=off_arg,
     )

@@ -98,8 +98,7 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     design = build_design(RESPONSE_COLUMN + " " + rest, frame, residual=False)
     rows = np.asarray(design.rows, dtype=np.int64)
     y, wt, trials = resp.y[rows], resp.weights[rows], resp.trials[rows]
-    offset_rows = off[rows] + np.asarray(getattr(design, "offset", None) if getattr(design, "offset", None) is not
-                                         None else 0.0)
+    offset_rows = off[rows] + (0.0 if design.offset is None else np.asarray(design.offset))  # formula offset(...)
     plan, gdata = build_plan(design, fam, y, wt, offset_rows)
     if verbose:
         print(f"Fitting {formula} ({fam.name}, {fam.link.value} link) by "

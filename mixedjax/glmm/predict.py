@@ -85,6 +85,8 @@ def predict(m, newdata, type: str, re_form, offset) -> pd.Series:
             raise DataError(f"newdata have levels of a fixed-effect factor not seen in the fit ({', '.join(bad)}); "
                             "predictions need the fit's levels")
         eta = off[pos] + Xn @ m.fixef.to_numpy()
+        if d.offset is not None:  # offset(...) terms of the formula, evaluated on the new rows
+            eta = eta + np.asarray(d.offset)[keep]
         if random:
             ranef = m.ranef()
             for t in d.terms:

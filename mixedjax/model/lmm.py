@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -13,7 +14,9 @@ import pandas as pd
 
 from ..display.text import summary_html, summary_text
 from ..errors import ArgumentError, FitError
-from ..fitting.loop import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
+from ..fitting.options import OPTIMIZERS, FitOptions
+from ..fitting.solve import diagonal_indices
+from ..fitting.summary import OptSummary, fit_theta
 from ..core.derived import estimates_jit
 from ..core.objective import deviance, fixed_sigma_objective
 from .problem import Problem
@@ -34,8 +37,14 @@ def _check_x64():
         )
 
 
-def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedModel":
+def lmm(formula, data, *, reml=False, verbose=False, weights=None, offset=None, **options) -> "LinearMixedModel":
     """Fit a linear mixed-effects model given by an lme4 formula (ML by default, like MixedModels.jl).
+
+    ``weights``: prior weights, a column name or one value per row (lme4's meaning: the residual variance of row i
+    is σ²/wᵢ, and the objective is lme4's deviance or REML criterion of the weighted fit). ``offset``: a column name
+    or one value per row, a known term added to the linear predictor (as ``offset(...)`` in the formula; the two
+    add up). Rows with a missing weight or offset are dropped and counted like any missing value; weights that are
+    negative, infinite or all zero are a DataError.
 
     Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-12, relative change of
     the objective), ``theta0`` (the starting θ: ``"moments"``, the default, a method-of-moments estimate from least-
@@ -48,7 +57,7 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
     if unknown:
         raise ArgumentError(
             f"unknown keyword argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for lmm; "
-            f"valid ones are reml, verbose, {', '.join(_OPTIONS)}"
+            f"valid ones are reml, verbose, weights, offset, {', '.join(_OPTIONS)}"
         )
     for name, val in (("reml", reml), ("verbose", verbose)):
         if not isinstance(val, (bool, np.bool_)):
@@ -78,7 +87,7 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
         if not np.all(np.isfinite(theta0)):
             raise ArgumentError(f"theta0 must be finite, got {theta0.tolist()}")
     _check_x64()
-    problem = Problem.build(formula, data)
+    problem = Problem.build(formula, data, weights=weights, offset=offset)
     return fit(problem, reml=bool(reml), verbose=bool(verbose), opts=opts, theta0=theta0)
 
 
@@ -104,7 +113,31 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
     if verbose:
         print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
     theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
-    return LinearMixedModel(problem=problem, reml=reml, theta=theta, objective=fmin, optsum=optsum)
+    model = LinearMixedModel(problem=problem, reml=reml, theta=_readonly(theta), objective=fmin, optsum=optsum)
+    _warn_status(model)
+    return model
+
+
+def _warn_status(model: "LinearMixedModel") -> None:
+    """Warn once per fit when it did not converge or is singular, as lme4 does (a loop over fits does not hide it)."""
+    if not model.optsum.converged:
+        warnings.warn(f"{model.formula}: the fit did not converge ({model.optsum.status})", UserWarning,
+                      stacklevel=_user_stacklevel())
+    elif model.is_singular:
+        warnings.warn(f"{model.formula}: boundary (singular) fit: a variance component is zero (see m.varcorr)",
+                      UserWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The warnings stacklevel of the first caller outside the mixedjax package (so the warning names user code)."""
+    import os
+    import sys
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,7 +260,7 @@ class LinearMixedModel:
         out = d.X @ self._solution["beta"]
         for t, b in zip(d.terms, self._solution["b"]):
             out = out + np.sum(t.z * b[t.codes], axis=1)
-        return out
+        return out if d.offset is None else out + d.offset
 
     def residuals(self) -> np.ndarray:
         return self.problem.design.y - self.fitted()
