@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
-from ..fitting.loop import _rectify
+from ..fitting.solve import diagonal_indices, rectify
 from .laplace import Evaluation, compiled_for
 from .plan import GlmmData, GlmmPlan
 
@@ -97,12 +97,8 @@ def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, la
         nit += res.nit
     x = np.array(res.x, float)
     k = plan.ntheta
-    x[:k] = x[:k] * _rectify(x[:k], plan)
+    x[:k] = x[:k] * np.asarray(rectify(jnp.asarray(x[:k]), plan))
     return res, x, nit, len(log)
-
-
-def diagonal_indices(plan: GlmmPlan) -> list[int]:
-    return [t.theta_offset + i for t in plan.terms for i, (r, c) in enumerate(t.pattern) if r == c]
 
 
 STEP_TOL = 1e-4  # converged when the Newton step −H⁻¹∇ at the result moves no free parameter by more than this
@@ -169,7 +165,7 @@ def fit_joint(plan: GlmmPlan, data: GlmmData, phi0, u0, nagq: int, opts: GlmmOpt
     res, xt, nit, nf = _minimise(whitened, np.zeros_like(phi0), None, opts, verbose, "(θ, β)")
     x = phi0 + Rinv @ np.asarray(res.x)
     k = plan.ntheta
-    x[:k] = x[:k] * _rectify(x[:k], plan)
+    x[:k] = x[:k] * np.asarray(rectify(jnp.asarray(x[:k]), plan))
     (val, ev), g = c.value_and_grad(jnp.asarray(x), data, u0, plan, nagq)
     H = np.asarray(c.hessian(jnp.asarray(x), data, u0, plan, nagq))
     g = np.asarray(g)

@@ -144,9 +144,9 @@ def work(plan: GlmmPlan) -> float:
 def compiled(quick: bool) -> Compiled:
     """The jitted functions, compiled without XLA's optimisation passes when ``quick`` (small models: the compile,
     not the run, is then what a fit waits for; see fitting.loop.QUICK_OPTIONS)."""
-    from ..fitting.loop import _quick_options
+    from ..fitting.loop import quick_options
 
-    kw = {"compiler_options": _quick_options()} if quick else {}
+    kw = {"compiler_options": quick_options()} if quick else {}
     static = ("plan", "nagq")
     return Compiled(
         jax.jit(jax.value_and_grad(_with_aux, has_aux=True), static_argnames=static, **kw),
