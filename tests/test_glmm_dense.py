@@ -128,9 +128,12 @@ CASES = [
     ("binomial", "cloglog", "cbind(s, m - s) ~ 1 + x + (1 | g)"),
     ("poisson", "log", "s ~ 1 + x + x2 + (1 + x | g) + (1 | h)"),
 ]
+SLOW = {"logit", "probit"}  # over 5 s each (compiles)
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+@pytest.fixture(scope="module", params=[pytest.param(c, id=f"{c[0]}-{c[1]}",
+                                                     marks=[pytest.mark.slow] if c[1] in SLOW else [])
+                                        for c in CASES])
 def fitted(request):
     dist, link, formula = request.param
     df = _data(hash(link) % 1000, dist)
@@ -167,6 +170,7 @@ def test_gradient_and_hessian_against_differences(fitted):
     np.testing.assert_allclose(H, H.T, atol=1e-8 * np.abs(H).max())
 
 
+@pytest.mark.slow
 def test_agq_equals_dense():
     df = _data(5, "binomial")
     m = mj.glmm("cbind(s, m - s) ~ 1 + x + (1 | g)", df, "binomial", nagq=7)

@@ -87,6 +87,7 @@ def test_proportions_with_weights_equal_cbind(m, cbpp):
     np.testing.assert_allclose(m2.fixef, m.fixef, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_missing_rows_are_dropped(cbpp):
     df = cbpp.copy()
     df.loc["r3", "incidence"] = np.nan
@@ -95,6 +96,7 @@ def test_missing_rows_are_dropped(cbpp):
     assert "r3" not in mm.fitted().index
 
 
+@pytest.mark.slow
 def test_fast_is_nagq0(m, cbpp):
     mf = mj.glmm(F, cbpp, "binomial", fast=True)
     assert mf.objective >= m.objective - 1e-9  # the joint optimum is at least as good
