@@ -11,9 +11,16 @@ process (median of --reps), and glmer's fit time inside R (median of --reps) and
 
 from __future__ import annotations
 
+import os
+
+# one thread for BLAS, OpenMP and XLA's Eigen pool, as benchmarks/run.py (on a shared machine a thread pool per
+# process thrashes: grouseticks' warm fit took 13 s of wall time with it and 0.7 s without, under a load of 10)
+PIN = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+os.environ.update(PIN)
+
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -74,8 +81,11 @@ t2 = time.time()
 warm = []
 for _ in range({reps}):
     a = time.time(); mj.glmm(spec["formula"], df, spec["family"]); warm.append(time.time() - a)
-print(json.dumps(dict(first_fit=t2 - t1, startup=t1 - t0, warm=warm, loglik=m.loglik, converged=m.converged,
-                      feval=[m.stage1.feval, m.stage.feval])))
+cpu = time.process_time()
+mj.glmm(spec["formula"], df, spec["family"])
+cpu = time.process_time() - cpu
+print(json.dumps(dict(first_fit=t2 - t1, startup=t1 - t0, warm=warm, warm_cpu=cpu, loglik=m.loglik,
+                      converged=m.converged, feval=[m.stage1.feval, m.stage.feval])))
 """
 
 R = """
@@ -132,7 +142,7 @@ def main(argv=None):
     reps = 1 if a.quick else a.reps
     import mixedjax
 
-    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
+    results = {"pinned": PIN, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
                "mixedjax": mixedjax.__version__, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -145,7 +155,8 @@ def main(argv=None):
             warm = statistics.median(mj_["warm"]) if "warm" in mj_ else float("nan")
             glmer = statistics.median(r_["fit"]) if "fit" in r_ else float("nan")
             print(f"{name:18s} mixedjax: new process {mj_.get('process', float('nan')):7.2f} s "
-                  f"(first fit {mj_.get('first_fit', float('nan')):6.2f} s), warm {warm:7.3f} s | glmer {glmer:7.3f} s"
+                  f"(first fit {mj_.get('first_fit', float('nan')):6.2f} s), warm {warm:7.3f} s "
+                  f"(CPU {mj_.get('warm_cpu', float('nan')):6.3f} s) | glmer {glmer:7.3f} s"
                   f" | warm speed-up {glmer / warm:6.1f}× | loglik {mj_.get('loglik')} vs {r_.get('loglik')}",
                   flush=True)
     (HERE / "glmm_results.json").write_text(json.dumps(results, indent=1))
