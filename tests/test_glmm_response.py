@@ -86,3 +86,14 @@ def test_family_names():
     assert make_family("binomial").link.value == "logit"
     assert make_family("poisson").link.value == "log"
     assert make_family("Binomial", "probit").dist is Dist.BINOMIAL
+
+
+def test_design_errors_show_the_formula_as_written():
+    df = mj.dataset("cbpp")
+    f = "cbind(incidence, size - incidence) ~ 1 + nope + (1 | herd)"
+    with pytest.raises(DataError) as err:
+        mj.glmm(f, df, "binomial")
+    msg = str(err.value)
+    assert "nope" in msg and f in msg and "mixedjax_glmm_response_" not in msg
+    line = msg.split("\n")[msg.split("\n").index(f) + 1]
+    assert line.index("^") == f.index("nope")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..core.objective import lambdas
 from ..design.build import Design, _as_frame, build_design
-from ..errors import ArgumentError, DataError
+from ..errors import ArgumentError, DataError, MixedjaxError
 from ..model.varcorr import VarCorr, VarCorrGroup
 from .family import Family, loglik_constant, make_family
 from .fit import GlmmOptions, StageResult, Status, fit_fast, fit_joint, free_parameters, glm_start
@@ -95,7 +95,10 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     resp = response_values(spec, fam, frame, w, formula)
     yfull = np.where(np.isfinite(resp.weights) & np.isfinite(off), resp.y, np.nan)
     frame = frame.assign(**{RESPONSE_COLUMN: yfull})
-    design = build_design(RESPONSE_COLUMN + " " + rest, frame, residual=False)
+    try:
+        design = build_design(RESPONSE_COLUMN + " " + rest, frame, residual=False)
+    except MixedjaxError as err:
+        raise type(err)(_in_user_terms(str(err), spec.text)) from err
     rows = np.asarray(design.rows, dtype=np.int64)
     y, wt, trials = resp.y[rows], resp.weights[rows], resp.trials[rows]
     offset_rows = off[rows] + (0.0 if design.offset is None else np.asarray(design.offset))  # formula offset(...)
@@ -125,6 +128,24 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
         labels=np.asarray(labels[rows]), trials=trials, constant=loglik_constant(fam, y, wt, trials), u0=u0,
         stage1=stage1, stage=stage, evaluation=jax.device_get(final), initial=initial,
         frame=frame)
+
+
+def _in_user_terms(message: str, response: str) -> str:
+    """A design error's message with the formula as the user wrote it: the response put back in place of the
+    column computed here (and the marks under the formula moved with it)."""
+    shift = len(response) - len(RESPONSE_COLUMN)
+    out, after_formula = [], False
+    for line in message.split("\n"):
+        if line.startswith(RESPONSE_COLUMN):
+            out.append(response + line[len(RESPONSE_COLUMN):])
+            after_formula = True
+            continue
+        if after_formula and line.strip() and set(line.strip()) == {"^"}:
+            lead = len(line) - len(line.lstrip())
+            line = " " * max(lead + shift, 0) + line.lstrip()
+        after_formula = False
+        out.append(line.replace(f", {RESPONSE_COLUMN}", "").replace(RESPONSE_COLUMN, response))
+    return "\n".join(out)
 
 
 class GlmmOptSummary(NamedTuple):
