@@ -103,3 +103,14 @@ def test_fast_is_nagq0(m, cbpp):
     assert mf.optsum.final.shape == (1,)
     assert "nAGQ = 0" in str(mf)
     assert np.max(np.abs(mf.gradient())) < 1e-4
+
+
+def test_singular_fit_is_reported():
+    """No group effect in the simulated data: θ is snapped to zero, the fit is singular, a warning says so."""
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"g": rng.integers(0, 8, 200).astype(str), "x": rng.normal(size=200)})
+    df["y"] = (rng.uniform(size=200) < expit(0.3 + 0.5 * df.x)).astype(int)
+    with pytest.warns(UserWarning, match="singular"):
+        ms = mj.glmm("y ~ 1 + x + (1 | g)", df, "binomial")
+    assert ms.is_singular and ms.theta[0] == 0.0 and ms.converged
+    assert "singular" in str(ms)

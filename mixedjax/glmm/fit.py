@@ -134,12 +134,31 @@ def free_parameters(x, plan: GlmmPlan) -> np.ndarray:
     return out
 
 
+SNAP = 1e-3  # a diagonal θ entry below this is set to zero when the objective rises by at most SNAP_RISE
+SNAP_RISE = 1e-5
+
+
+def _snap(value, x, plan: GlmmPlan) -> np.ndarray:
+    """MixedModels.jl's rule, as for LMMs: near-zero diagonal θ entries snapped to zero when the objective (``value``
+    of the parameter vector) does not rise by more than SNAP_RISE (the objective is flat there: even in θ_i)."""
+    f = value(x)
+    for i in diagonal_indices(plan):
+        if 0 < abs(x[i]) < SNAP:
+            trial = np.array(x, float)
+            trial[i] = 0.0
+            ft = value(trial)
+            if ft <= f + SNAP_RISE:
+                x, f = trial, ft
+    return x
+
+
 def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verbose: bool,
              with_hessian: bool) -> StageResult:
     """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here)."""
     c = compiled_for(plan)
     res, x, nit, nf = _minimise(lambda th: c.value_and_grad_fast(th, data, v0, plan), theta0, plan, opts, verbose,
                                 "θ (β by PIRLS)")
+    x = _snap(lambda t: float(c.value_and_grad_fast(jnp.asarray(t), data, v0, plan)[0][0]), x, plan)
     (val, ev), g = c.value_and_grad_fast(jnp.asarray(x), data, v0, plan)
     H = np.asarray(c.hessian_fast(jnp.asarray(x), data, v0, plan)) if with_hessian else None
     g = np.asarray(g)
@@ -166,6 +185,7 @@ def fit_joint(plan: GlmmPlan, data: GlmmData, phi0, u0, nagq: int, opts: GlmmOpt
     x = phi0 + Rinv @ np.asarray(res.x)
     k = plan.ntheta
     x[:k] = x[:k] * np.asarray(rectify(jnp.asarray(x[:k]), plan))
+    x = _snap(lambda t: float(c.value_and_grad(jnp.asarray(t), data, u0, plan, nagq)[0][0]), x, plan)
     (val, ev), g = c.value_and_grad(jnp.asarray(x), data, u0, plan, nagq)
     H = np.asarray(c.hessian(jnp.asarray(x), data, u0, plan, nagq))
     g = np.asarray(g)

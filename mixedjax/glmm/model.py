@@ -15,6 +15,7 @@ import pandas as pd
 from ..core.objective import lambdas
 from ..design.build import Design, _as_frame, build_design
 from ..errors import ArgumentError, DataError, MixedjaxError
+from ..model.lmm import _warn_status
 from ..model.varcorr import VarCorr, VarCorrGroup
 from .family import Family, loglik_constant, make_family
 from .fit import GlmmOptions, StageResult, Status, fit_fast, fit_joint, free_parameters, glm_start
@@ -123,11 +124,13 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
         phi0 = initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
         stage = fit_joint(plan, gdata, phi0, u0, nagq, opts, verbose)
     final = stage.evaluation
-    return GeneralizedLinearMixedModel(
+    model = GeneralizedLinearMixedModel(
         formula=formula, family=fam, design=design, plan=plan, data=gdata, nagq=int(nagq), fast=bool(fast),
         labels=np.asarray(labels[rows]), trials=trials, constant=loglik_constant(fam, y, wt, trials), u0=u0,
         stage1=stage1, stage=stage, evaluation=jax.device_get(final), initial=initial,
         frame=frame)
+    _warn_status(model)  # non-converged or singular: one warning at the caller's line, as for LMMs
+    return model
 
 
 def _in_user_terms(message: str, response: str) -> str:
