@@ -17,8 +17,9 @@ def _header_table(values) -> str:
 def glmm_text(m) -> str:
     """The full printout (no trailing newline)."""
     how = "(nAGQ = 0, fast)" if m.fast else f"(nAGQ = {m.nagq})"
+    dist = "Bernoulli{Float64}" if m.is_bernoulli else m.family.julia_name
     out = [f"Generalized Linear Mixed Model fit by maximum likelihood {how}\n", f"  {m.formula}\n",
-           f"  Distribution: {m.family.julia_name}\n", f"  Link: {m.family.julia_link}\n\n",
+           f"  Distribution: {dist}\n", f"  Link: {m.family.julia_link}\n\n",
            _header_table((m.loglik, m.deviance, m.aic, m.aicc, m.bic)), "\n", format_varcorr(m.varcorr),
            f"\n Number of obs: {int(m.nobs)}; levels of grouping factors: {_levels_str(m.ngroups)}\n"]
     for note in _notes(m):

@@ -124,8 +124,10 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
         phi0 = initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
         stage = fit_joint(plan, gdata, phi0, u0, nagq, opts, verbose)
     final = stage.evaluation
+    canonical = design.formula.text  # the formula with lme4's spacing, the response as written
+    canonical = spec.text + canonical[len(RESPONSE_COLUMN):] if canonical.startswith(RESPONSE_COLUMN) else formula
     model = GeneralizedLinearMixedModel(
-        formula=formula, family=fam, design=design, plan=plan, data=gdata, nagq=int(nagq), fast=bool(fast),
+        formula=canonical, family=fam, design=design, plan=plan, data=gdata, nagq=int(nagq), fast=bool(fast),
         labels=np.asarray(labels[rows]), trials=trials, constant=loglik_constant(fam, y, wt, trials), u0=u0,
         stage1=stage1, stage=stage, evaluation=jax.device_get(final), initial=initial,
         frame=frame)
@@ -199,6 +201,11 @@ class GeneralizedLinearMixedModel:
     @property
     def nobs(self) -> int:
         return self.design.n
+
+    @property
+    def is_bernoulli(self) -> bool:
+        """A binomial model of 0/1 responses (one trial per row): MixedModels.jl's Bernoulli family."""
+        return self.family.name == "binomial" and bool(np.all(self.trials == 1))
 
     @property
     def n_dropped(self) -> int:
