@@ -12,7 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..display.text import summary_html, summary_text
+from ..diagnostics.methods import DiagnosticsMethods
+from ..inference.methods import InferenceMethods
+from ..display.tables import CoefTable
+from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
 from ..fitting.options import OPTIMIZERS, FitOptions
 from ..fitting.solve import diagonal_indices
@@ -141,7 +144,7 @@ def _user_stacklevel() -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(InferenceMethods, DiagnosticsMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
@@ -233,38 +236,6 @@ class LinearMixedModel:
             np.sqrt(np.diag(self._solution["vcov"])), index=list(self.problem.design.xnames), name="stderror"
         )
 
-    def coeftable(self) -> pd.DataFrame:
-        """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
-        from scipy.stats import norm
-
-        beta, se = self.fixef, self.stderror
-        z = beta / se
-        return pd.DataFrame(
-            {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
-            index=beta.index,
-        )
-
-    def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns).
-
-        ``uscale=True`` gives the spherical modes û (b = Λ û).
-        """
-        vals = self._solution["u" if uscale else "b"]
-        return {
-            t.name: pd.DataFrame(v, index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
-            for t, v in zip(self.problem.design.terms, vals)
-        }
-
-    def fitted(self) -> np.ndarray:
-        d = self.problem.design
-        out = d.X @ self._solution["beta"]
-        for t, b in zip(d.terms, self._solution["b"]):
-            out = out + np.sum(t.z * b[t.codes], axis=1)
-        return out if d.offset is None else out + d.offset
-
-    def residuals(self) -> np.ndarray:
-        return self.problem.design.y - self.fitted()
-
     @property
     def varcorr(self) -> VarCorr:
         sigma = self.sigma
@@ -333,10 +304,13 @@ class LinearMixedModel:
         return summary_text(self)
 
     def __repr__(self) -> str:
-        return summary_text(self)
+        return model_repr(self)
 
     def _repr_html_(self) -> str:
         return summary_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return summary_markdown(self)
 
 
 _STATIC = ("layout", "reml")
