@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.objective import lambdas
-from ..design.build import Design, _as_frame, build_design
+from ..design.build import Design, build_design
+from ..design.input import as_frame as _as_frame
 from ..errors import ArgumentError, DataError, MixedjaxError
 from ..model.lmm import _warn_status
 from ..model.varcorr import VarCorr, VarCorrGroup

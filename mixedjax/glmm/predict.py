@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..design.build import _as_frame, build_design
+from ..design.build import build_design
+from ..design.input import as_frame as _as_frame
 from ..errors import ArgumentError, DataError
 
 _NO_RE = ("~0", "~ 0", "NA", "na", "~-1")

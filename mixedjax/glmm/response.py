@@ -60,15 +60,17 @@ _OPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: n
 
 
 def _evaluate(expr: str, data: pd.DataFrame, formula: str):
-    """The values of a response expression: a column, or arithmetic (+ − * / **) of columns and numbers."""
-    try:
-        from ..formula import evaluate  # the formula package's restricted evaluator, where it exists
-
-        return evaluate(expr, data)
-    except ImportError:
-        pass
+    """The values of a response expression: a column (as a Series: a factor keeps its level order), else the
+    formula language's allow-list evaluator (mixedjax.formula.evaluate), else arithmetic of columns and numbers."""
     if expr in data.columns:
         return data[expr]
+    try:
+        from ..formula import evaluate
+    except ImportError:  # before the formula package's evaluator: + − * / ** of columns and numbers below
+        evaluate = None
+    if evaluate is not None:
+        out = evaluate(expr, data)
+        return out if out.dtype != object else pd.Series(out, index=data.index, dtype=object)
     try:
         tree = ast.parse(expr.replace("`", ""), mode="eval").body
     except SyntaxError as err:
