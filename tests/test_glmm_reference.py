@@ -81,3 +81,13 @@ def test_against_lme4_defaults(case):
     np.testing.assert_allclose(m.fixef.to_numpy(), case["beta"], rtol=2e-3, atol=1e-4)
     np.testing.assert_allclose(m.stderror.to_numpy(), case["se"], rtol=1.5e-2)
     assert m.aic == pytest.approx(m.deviance + 2 * (len(case["beta"]) + np.size(case["theta"])))
+
+
+@pytest.mark.slow
+def test_offset_in_the_formula():
+    """offset(log(size)) in the formula is the offset= argument (lme4's cbpp Poisson model with an offset)."""
+    c = next(c for c in CASES if c["id"] == "cbpp_poisson_offset")
+    m = mj.glmm("incidence ~ 1 + period + (1 | herd) + offset(log(size))", _frame("cbpp"), "poisson")
+    assert m.loglik == pytest.approx(c["loglik"], rel=1e-7)
+    np.testing.assert_allclose(m.fixef.to_numpy(), c["beta"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(m.predict(_frame("cbpp")), m.fitted(), rtol=1e-10)
