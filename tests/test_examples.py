@@ -16,6 +16,9 @@ EXPECTED = {
                             "f_1:", "reaction ~ 1 + days + (1 + days | subj)", "insteval skipped"],
     "derivatives.py": ["Hessian, fixed-σ", "Hessian, profiled", "central diff.", "eigenvalues"],
     "jax_objective.py": ["jit(f)", "grad(f)", "vmap over a batch", "d(θ̂) via mj.deviance"],
+    "glmm.py": ["Generalized Linear Mixed Model fit by maximum likelihood (nAGQ = 1)", "Link: LogitLink()",
+                "nAGQ = 9: theta", "same log-likelihood: True", "Poisson with offset", "predict (response)",
+                "Hessian eigenvalues"],
 }
 
 

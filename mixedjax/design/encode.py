@@ -8,7 +8,6 @@ exactly as the fit's rows were encoded.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 import numpy as np

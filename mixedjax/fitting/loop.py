@@ -2,7 +2,8 @@
 
 θ is unconstrained: d(θ) does not change when a column of λ changes sign, so no bounds are needed (solve.py
 rectifies the signs afterwards). Every evaluation is written to a buffer in the loop state, which becomes the fit
-log without a host callback, so the compiled loop can be cached on disk.
+log without a host callback, so the compiled loop can be cached on disk. Kept instead of optimistix's BFGS / L-BFGS:
+it needed 1.2–7× fewer evaluations on every benchmark model (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from .functions import FUNCTIONS, Listed, logical, numeric
-from .language import Binary, Call, Checked, Const, Name, Node, Unary, compile_expression, deparse
+from .language import Binary, Checked, Const, Name, Node, Unary, compile_expression, deparse
 from .values import Factor, Matrix, Value, column_value, factor_of, level_name, recode, recode_by_value
 
 _CONSTANTS = {"pi": float(np.pi), "T": True, "F": False}

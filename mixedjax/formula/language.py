@@ -17,11 +17,10 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
-from ..errors import DataError, FormulaError
+from ..errors import DataError, FormulaError, UnknownFunctionError  # noqa: F401  (raised here and re-exported)
 
 
-class UnknownFunctionError(FormulaError, DataError):
-    """A call to a function outside the allow-list (a FormulaError; also a DataError, as an unknown name is)."""
+
 
 
 # ---- the tree ------------------------------------------------------------------------------------------------------

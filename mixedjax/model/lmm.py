@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..diagnostics.methods import DiagnosticsMethods
+from ..inference.methods import InferenceMethods
 from ..display.tables import CoefTable
 from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
@@ -147,7 +148,7 @@ def _user_stacklevel() -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel(DiagnosticsMethods):
+class LinearMixedModel(InferenceMethods, DiagnosticsMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
@@ -242,27 +243,6 @@ class LinearMixedModel(DiagnosticsMethods):
             np.sqrt(np.diag(self._solution["vcov"])), index=list(self.problem.design.xnames), name="stderror"
         )
 
-    def coeftable(self) -> pd.DataFrame:
-        """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
-        beta, se = self.fixef, self.stderror
-        z = beta / se
-        return CoefTable(
-            {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": normal_two_sided(z.to_numpy())},
-            index=beta.index,
-        )
-
-    def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns),
-        indexed by the levels as the data hold them (integer ids stay integers; a combination ``a:b`` is text).
-
-        ``uscale=True`` gives the spherical modes û (b = Λ û).
-        """
-        vals = self._solution["u" if uscale else "b"]
-        return {
-            t.name: pd.DataFrame(v, index=pd.Index(list(t.level_values), name=t.name), columns=list(t.columns))
-            for t, v in zip(self.problem.design.terms, vals)
-        }
-
     @property
     def varcorr(self) -> VarCorr:
         sigma = self.sigma
@@ -347,12 +327,6 @@ _DERIVATIVES = {
     ("gradient", False): jax.jit(jax.grad(fixed_sigma_objective), static_argnames=_STATIC),
     ("hessian", False): jax.jit(jax.hessian(fixed_sigma_objective), static_argnames=_STATIC),
 }
-
-
-def normal_two_sided(z: np.ndarray) -> np.ndarray:
-    """2 P(Z > |z|) for a standard normal Z, as erfc(|z|/√2) (accurate in the tail, where 1 − Φ would round to 0;
-    math.erfc, not scipy.stats: importing scipy.stats takes seconds and would delay the first printout)."""
-    return np.array([math.erfc(abs(float(v)) / math.sqrt(2.0)) for v in np.asarray(z, float).reshape(-1)])
 
 
 def _readonly(a) -> np.ndarray:
