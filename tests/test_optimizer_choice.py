@@ -32,15 +32,20 @@ def test_which_optimiser_a_model_gets(monkeypatch):
     big_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed()).layout  # 2 θ, a large evaluation
     big_many = mj.Problem.build("y ~ 1 + x + (1 + x | g1) + (1 + x | g2)", _crossed()).layout  # 6 θ
     assert use_quick(small) and not use_quick(big_few) and not use_quick(big_many)
-    assert choice.choose_optimizer(small, "auto") == "lbfgs"
-    assert choice.choose_optimizer(big_many, "auto") == "lbfgs"
+    auto = mj.FitOptions()
+    assert choice.choose_optimizer(small, auto) == "lbfgs"
+    assert choice.choose_optimizer(big_many, auto) == "lbfgs"
     expected = "bobyqa" if choice.nlopt_available() else "lbfgs"
-    assert choice.choose_optimizer(big_few, "auto") == expected
+    assert choice.choose_optimizer(big_few, auto) == expected
+    assert choice.choose_optimizer(big_few, mj.FitOptions(maxeval=3000)) == expected  # BOBYQA's own limit
+    for changed in (dict(maxiter=50), dict(gtol=1e-6), dict(ftol=1e-10), dict(memory=5), dict(max_linesearch=10)):
+        # the loop's own options given: the loop they are for
+        assert choice.choose_optimizer(big_few, mj.FitOptions(**changed)) == "lbfgs"
     for named in ("lbfgs", "bobyqa"):  # asked for by name: that one
         for layout in (small, big_few, big_many):
-            assert choice.choose_optimizer(layout, named) == named
+            assert choice.choose_optimizer(layout, mj.FitOptions(optimizer=named)) == named
     monkeypatch.setattr(choice, "nlopt_available", lambda: False)  # without NLopt the default is the JAX loop
-    assert choice.choose_optimizer(big_few, "auto") == "lbfgs"
+    assert choice.choose_optimizer(big_few, auto) == "lbfgs"
 
 
 def test_default_fit_of_a_small_model_is_the_verified_loop():

@@ -12,6 +12,7 @@ loop when the check fails, so the default is always a verified fit.
 from __future__ import annotations
 
 from ..blocks.plan import Layout
+from .options import FitOptions
 
 AUTO_MAX_THETA = 3  # at most this many θ for BOBYQA (InstEval's 2 and 3 won, d3's 9 and kb07's 20 lost)
 # BOBYQA's result passes when max |∂d/∂φ| (φ: the optimiser's units of θ) over the free directions is at most this
@@ -31,14 +32,20 @@ def nlopt_available() -> bool:
     return True
 
 
-def choose_optimizer(layout: Layout, optimizer: str) -> str:
-    """The optimiser a fit runs: ``optimizer`` itself unless it is "auto"; then "bobyqa" for models with at most
-    AUTO_MAX_THETA θ whose evaluation is too large for the quick-compile loop (fitting.loop.use_quick: the host's
-    per-call cost does not dominate) when NLopt is installed, else "lbfgs"."""
+def choose_optimizer(layout: Layout, opts: FitOptions) -> str:
+    """The optimiser a fit runs: ``opts.optimizer`` itself unless it is "auto"; then "bobyqa" for models with at
+    most AUTO_MAX_THETA θ whose evaluation is too large for the quick-compile loop (fitting.loop.use_quick: the
+    host's per-call cost does not dominate) when NLopt is installed, else "lbfgs". "auto" with the loop's own
+    options changed (maxiter, gtol, ftol, memory, max_linesearch: BOBYQA reads none of them) runs the loop they are
+    for."""
     from .loop import use_quick
 
-    if optimizer != "auto":
-        return optimizer
+    if opts.optimizer != "auto":
+        return opts.optimizer
+    default = FitOptions()
+    loop_options = ("maxiter", "gtol", "ftol", "memory", "max_linesearch")
+    if any(getattr(opts, k) != getattr(default, k) for k in loop_options):
+        return "lbfgs"
     if layout.ntheta <= AUTO_MAX_THETA and not use_quick(layout) and nlopt_available():
         return "bobyqa"
     return "lbfgs"

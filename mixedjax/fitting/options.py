@@ -12,7 +12,8 @@ class FitOptions:
     L-BFGS pairs. maxeval: the fit log's size (the fit stops when it is full). max_linesearch: trials per line
     search. optimizer: "auto" (the default: BOBYQA for models with at most 3 θ and an evaluation too large for the
 quick-compile loop, when NLopt is installed, its result checked by the exact gradient and refined by the L-BFGS
-loop when the check fails; the L-BFGS loop elsewhere; see fitting/choice.py), "lbfgs" (the compiled loop, always
+loop when the check fails; the L-BFGS loop elsewhere, and whenever maxiter, gtol, ftol, memory or max_linesearch
+differ from their defaults, since BOBYQA reads none of them; see fitting/choice.py), "lbfgs" (the compiled loop, always
 verified by the gradient and Hessian) or "bobyqa" (NLopt's derivative-free BOBYQA on the host, unchecked, as in
 MixedModels.jl). The batched and differentiable paths (fitting.solve.solve) always run the L-BFGS loop."""
 

@@ -156,7 +156,7 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
 
     scale = np.ones(layout.ntheta) if scale is None else np.asarray(scale, float)
     objective = lmm_objective(layout, reml)
-    chosen = choose_optimizer(layout, opts.optimizer)
+    chosen = choose_optimizer(layout, opts)
     if chosen == "bobyqa":
         return _fit_theta_bobyqa(objective, theta0, arrays, layout, opts, verbose, scale, reml,
                                  check=opts.optimizer == "auto")
