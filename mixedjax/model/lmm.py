@@ -56,8 +56,8 @@ def lmm(formula, data, *, reml=False, verbose=False, weights=None, offset=None, 
     (fitting/choice.py): NLopt's BOBYQA for models with at most 3 θ whose evaluation is large (InstEval-sized), when
     the ``nlopt`` package is installed, its result checked by the exact gradient and refined by the L-BFGS loop when
     the check fails; the jitted L-BFGS loop elsewhere, and whenever ``maxiter``, ``gtol`` or ``ftol`` differs
-    from its default (options of the loop, which BOBYQA does not read). ``"lbfgs"``: always the L-BFGS loop with exact gradients,
-    verified by the gradient and Hessian at the result. ``"bobyqa"``: always BOBYQA, derivative-free and unchecked,
+    from its default (options of the loop, which BOBYQA does not read). ``"lbfgs"``: always the L-BFGS loop with
+    exact gradients, verified by the gradient and Hessian at the result. ``"bobyqa"``: always BOBYQA, derivative-free and unchecked,
     as in MixedModels.jl). ``m.optsum.optimizer`` says which one ran.
     """
     unknown = sorted(set(options) - set(_OPTIONS))
