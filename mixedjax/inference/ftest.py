@@ -11,10 +11,10 @@ from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ArgumentError
 from .kenward_roger import KenwardRogerParts, kr_ddf, kr_test
+from .lazy import scipy_module as _scipy
 from .satterthwaite import contrast_df
 
 
@@ -69,7 +69,7 @@ def t_test(l, beta, parts, rhs=0.0) -> TTest:
         df = contrast_df(parts, l)
     se = float(np.sqrt(var))
     t = (est - rhs) / se
-    return TTest(est, se, df, t, float(2 * stats.t.sf(abs(t), df)))
+    return TTest(est, se, df, t, float(2 * _scipy('stats').t.sf(abs(t), df)))
 
 
 def _fstat_ddf(nu: np.ndarray) -> float:
@@ -100,7 +100,7 @@ def f_test(L, beta, parts, rhs=None) -> FTest:
         if rhs is not None and keep.sum() < L.shape[0]:
             raise ArgumentError("the hypothesis matrix has dependent rows; with rhs give independent rows only")
         r = kr_test(parts, Lr, beta, None if rhs is None else rhs)
-        return FTest(r.F, r.ndf, r.ddf, float(stats.f.sf(r.F, r.ndf, r.ddf)))
+        return FTest(r.F, r.ndf, r.ddf, float(_scipy('stats').f.sf(r.F, r.ndf, r.ddf)))
     d = L @ beta - (0.0 if rhs is None else np.asarray(rhs, float))
     VL = L @ parts.vcov @ L.T
     w, P = np.linalg.eigh(VL)
@@ -114,4 +114,4 @@ def f_test(L, beta, parts, rhs=None) -> FTest:
     g = np.einsum("mi,kij,mj->mk", PtL, parts.jac, PtL)
     nu = 2 * w[:q] ** 2 / np.einsum("mk,kl,ml->m", g, parts.A, g)
     dendf = _fstat_ddf(nu)
-    return FTest(F, q, dendf, float(stats.f.sf(F, q, dendf)))
+    return FTest(F, q, dendf, float(_scipy('stats').f.sf(F, q, dendf)))

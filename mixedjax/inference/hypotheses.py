@@ -14,8 +14,8 @@ from itertools import product
 
 import numpy as np
 
-from .coding import FixedCoding
 from ..errors import ArgumentError
+from .coding import FixedCoding
 
 
 def type1(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:

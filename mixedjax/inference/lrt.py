@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ArgumentError, DataError
+from .lazy import scipy_module as _scipy
 
 
 def _same_data(a, b) -> bool:
@@ -52,7 +52,7 @@ def anova(*models, refit: bool = True) -> pd.DataFrame:
     chisq = np.concatenate([[np.nan], np.maximum(0.0, -np.diff(dev))])
     df = np.concatenate([[np.nan], np.diff(npar)]).astype(float)
     with np.errstate(invalid="ignore"):
-        p = np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
+        p = np.where(df > 0, _scipy('stats').chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
     p[0] = np.nan
     names = [m.formula for m in ms]
     if len(set(names)) < len(names):

@@ -6,16 +6,17 @@ Kenward–Roger's derivatives, the profile) are computed once per model on first
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ArgumentError
-from .ftest import DDF, ddf_method, f_test, t_test
 from .coding import fixed_coding
+from .ftest import DDF, ddf_method, f_test, t_test
 from .hypotheses import type1, type3
+from .lazy import scipy_module as _scipy
 
 _TYPES = {1: 1, 3: 3, "I": 1, "III": 3, "1": 1, "3": 3}
 
@@ -93,7 +94,7 @@ class InferenceMethods:
         if ddf is None:
             se = self.stderror
             z = beta / se
-            return CoefTable({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * stats.norm.sf(np.abs(z))},
+            return CoefTable({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": _normal_p(z)},
                              index=beta.index)
         parts = self._parts(ddf)
         p = len(beta)
@@ -167,11 +168,11 @@ class InferenceMethods:
             raise ArgumentError(f"level must be between 0 and 1, not {level!r}")
         method = str(method).lower()
         if method == "wald":
-            z = stats.norm.ppf((1 + level) / 2)
+            z = _scipy('stats').norm.ppf((1 + level) / 2)
             b, se = self.fixef, self.stderror
             return pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=b.index)
         if method == "profile":
-            return self.profile(threshold=max(4.0, stats.norm.ppf((1 + level) / 2) + 0.5)).confint(level)
+            return self.profile(threshold=max(4.0, _scipy('stats').norm.ppf((1 + level) / 2) + 0.5)).confint(level)
         if method in ("bootstrap", "boot"):
             return self._bootstrap_confint(level, **options)
         raise ArgumentError(f"method must be 'profile', 'wald' or 'bootstrap', not {method!r}")
@@ -258,3 +259,8 @@ def _as_matrix(L, names) -> np.ndarray:
     if not np.all(np.isfinite(M)):
         raise ArgumentError("L must be finite")
     return M
+
+
+def _normal_p(z) -> np.ndarray:
+    """Two-sided normal p-values, erfc(|z|/√2), without importing scipy.stats for the first printout."""
+    return np.array([math.erfc(abs(float(v)) / math.sqrt(2.0)) for v in np.asarray(z)])

@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 from ..core.derived import estimates
 from ..core.objective import deviance, fixed_sigma_objective
 from ..errors import ArgumentError
+from .lazy import scipy_module as _scipy
 from .names import parameter_names
 
 
@@ -140,7 +140,7 @@ class _Evaluator:
 
         best = None
         for start in _starts(x0, self._sd_free(free)):
-            res = optimize.minimize(fg, start, jac=True, method="L-BFGS-B", bounds=bnds,
+            res = _scipy('optimize').minimize(fg, start, jac=True, method="L-BFGS-B", bounds=bnds,
                                     options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
             if best is None or res.fun < best.fun:
                 best = res
@@ -169,7 +169,7 @@ class _Evaluator:
                 diag[t.theta_offset + i] = r == c
         best = None
         for start in _starts(np.asarray(x0, float), diag):
-            res = optimize.minimize(fg, start, jac=True, method="L-BFGS-B",
+            res = _scipy('optimize').minimize(fg, start, jac=True, method="L-BFGS-B",
                                     options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
             if best is None or res.fun < best.fun:
                 best = res
@@ -217,7 +217,7 @@ class Profile:
         grid points (NaN where ζ does not reach it before the parameter's bound, which is then reported)."""
         if not (0 < level < 1):
             raise ArgumentError(f"level must be between 0 and 1, not {level!r}")
-        z = stats.norm.ppf((1 + level) / 2)
+        z = _scipy('stats').norm.ppf((1 + level) / 2)
         rows = []
         for name in self.parameters:
             block = self.table[self.table["parameter"] == name].sort_values("value")
@@ -237,7 +237,7 @@ class Profile:
             return float(x[i])
         a, b = sorted((x[i], x[j]))
         try:
-            return float(optimize.brentq(lambda v: self.zeta(name, v) - target, a, b, xtol=1e-10 * max(1, abs(b)),
+            return float(_scipy('optimize').brentq(lambda v: self.zeta(name, v) - target, a, b, xtol=1e-10 * max(1, abs(b)),
                                          rtol=1e-12))
         except ValueError:
             return float(np.interp(target, sorted((zeta[i], zeta[j])), [x[i], x[j]] if zeta[i] < zeta[j] else

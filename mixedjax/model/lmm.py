@@ -14,7 +14,6 @@ import pandas as pd
 
 from ..diagnostics.methods import DiagnosticsMethods
 from ..inference.methods import InferenceMethods
-from ..display.tables import CoefTable
 from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
 from ..fitting.options import OPTIMIZERS, FitOptions
