@@ -95,7 +95,7 @@ def _singular_seed():
 def test_vector_term_singular_covariance(formula):
     d = _no_slope_variation(_singular_seed())
     m = mj.lmm(formula, d)
-    lam = m._solution["lams"][0]
+    lam = m._solution.lams[0]
     assert lam[1, 1] == 0.0, f"expected a zero diagonal in λ, got {lam}"
     assert m.is_singular
     text = _no_nan(m)

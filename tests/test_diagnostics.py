@@ -55,7 +55,7 @@ def test_cooks_formula_on_lme4_quantities(case):
 def _dense_hat(m):
     """diag([ZΛ X] M⁻¹ [ZΛ X]') with M = [ZΛ X]'[ZΛ X] + diag(I, 0), from dense matrices."""
     d = m.problem.design
-    lams = m._solution["lams"]
+    lams = m._solution.lams
     blocks = []
     for t, lam in zip(d.terms, lams):
         Z = np.zeros((d.n, t.nlevels * t.s))

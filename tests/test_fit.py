@@ -81,7 +81,8 @@ def test_verbose_prints_every_evaluation(sleep_data, capsys):
 def test_optsum(sleep_fit):
     os_ = sleep_fit.optsum
     assert os_.converged
-    assert isinstance(os_.status, str) and "converged" in os_.status and "not converged" not in os_.status
+    assert isinstance(os_.status, str) and os_.converged
+    assert os_.result in (mj.RESULTS.gradient_zero, mj.RESULTS.objective_stalled)
     assert len(os_.fitlog) == os_.feval
     np.testing.assert_array_equal(os_.fitlog[0][0], os_.initial)
     # the default start is the method-of-moments estimate (tests/test_start.py)
@@ -98,9 +99,8 @@ def test_optsum(sleep_fit):
 
 def test_maxiter_not_converged(sleep_data):
     m = mj.lmm(SLEEP, sleep_data, maxiter=2, theta0="identity")  # the default start is already at the optimum
-    assert not m.optsum.converged
-    assert "not converge" in m.optsum.status
-    assert "not converge" in str(m)
+    assert not m.optsum.converged and m.optsum.result == mj.RESULTS.max_iterations
+    assert "not converge" in str(m)  # the printout says so in words
     assert m.optsum.iterations <= 2
 
 
@@ -170,7 +170,7 @@ def test_convergence_check_hessian_is_close_to_the_exact_one(sleep_data):
     m = mj.lmm(SLEEP, sleep_data, theta0=[0.5, 0.1, 0.5])
     exact = np.linalg.eigvalsh(m.hessian(profiled=True))
     np.testing.assert_allclose(m.optsum.hessian_eigenvalues, exact, rtol=1e-4)
-    assert "positive definite" in m.optsum.status
+    assert m.optsum.converged and np.all(m.optsum.hessian_eigenvalues > 0)
 
 
 @pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
@@ -183,7 +183,7 @@ def test_bobyqa_option_reaches_the_lbfgs_optimum(sleep_data, reml):
         m = mj.lmm(formula, data, reml=reml, optimizer="bobyqa")
         assert m.objective == pytest.approx(ref.objective, rel=1e-9, abs=1e-7)
         np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-4, atol=1e-5)
-        assert m.optsum.converged and "BOBYQA" in m.optsum.status and "not checked" in m.optsum.status
+        assert m.optsum.converged and m.optsum.result == mj.RESULTS.tolerance_reached  # derivative-free: unverified
         assert m.optsum.optimizer.startswith("NLopt LN_BOBYQA")
         assert m.optsum.feval == len(m.optsum.fitlog) > 3
         assert min(f for _, f in m.optsum.fitlog) == pytest.approx(m.optsum.fmin, abs=1e-7)
@@ -195,7 +195,7 @@ def test_bobyqa_singular_fit_and_verbose(capsys):
     verbose prints one line per evaluation."""
     pytest.importorskip("nlopt")
     m = mj.lmm("yield ~ 1 + (1 | batch)", mj.dataset("dyestuff2"), optimizer="bobyqa", verbose=True)
-    assert m.theta[0] == 0.0 and m.is_singular and "boundary" in m.optsum.status
+    assert m.theta[0] == 0.0 and m.is_singular and m.optsum.converged
     assert m.objective == pytest.approx(162.87303665382575, rel=1e-9)  # MixedModels.jl's value
     out = capsys.readouterr().out
     assert len(re.findall(r"^f_\d+: ", out, flags=re.M)) == m.optsum.feval

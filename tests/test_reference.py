@@ -338,7 +338,7 @@ def test_mm_ranef(mm):
         np.testing.assert_allclose(b[last].iloc[-1, 0], f["ranef_last"], rtol=1e-4)
     # b = Λ u level by level
     for t in terms:
-        lam = np.asarray(m._solution["lams"][terms.index(t)])
+        lam = np.asarray(m._solution.lams[terms.index(t)])
         np.testing.assert_allclose(b[t.name].to_numpy(), u[t.name].to_numpy() @ lam.T, rtol=1e-12, atol=1e-12)
 
 

@@ -22,7 +22,8 @@ class Estimates(NamedTuple):
 
     beta: β̂ (p,); sigma2: σ̂² (ML: r²/n, REML: r²/(n − p)); vcov: Cov(β̂) = σ̂² (L_XX L_XX')⁻¹ (p, p);
     u: spherical conditional modes û per term (ℓ_k, s_k); b: b̂ = Λ û per term; lams: λ_k per term (s_k, s_k);
-    r2: the penalised residual sum of squares (y's own scale).
+    r2: the penalised residual sum of squares (y's own scale); cov: each term's covariance σ̂² λ_k λ_k' (s_k, s_k),
+    the variance-component table's numbers.
     """
 
     beta: jax.Array
@@ -32,6 +33,7 @@ class Estimates(NamedTuple):
     b: tuple
     lams: tuple
     r2: jax.Array
+    cov: tuple
 
 
 def xx_factor(f, layout: Layout):
@@ -58,7 +60,8 @@ def estimates(theta, arrays, layout: Layout, reml: bool = False) -> Estimates:
     us = tuple(u * c for u in us)
     lams = tuple(f.lams)
     bs = tuple(u @ lam.T for u, lam in zip(us, lams))
-    return Estimates(beta * c, sigma2, vcov_from_factor(xx_factor(f, layout), sigma2), us, bs, lams, r2)
+    cov = tuple(sigma2 * lam @ lam.T for lam in lams)
+    return Estimates(beta * c, sigma2, vcov_from_factor(xx_factor(f, layout), sigma2), us, bs, lams, r2, cov)
 
 
 def vcov_beta(theta, sigma, arrays, layout: Layout):

@@ -70,7 +70,7 @@ class Term:
 
         λ's row j scales by 1 / column_scale[j] when z's column j is multiplied by it, so θ / theta_scale() is
         free of the units of the columns: the fit of a slope on a covariate of size 1e50 is the fit on the
-        covariate of size 1 (DESIGN.md section 4: an optimiser should run in these coordinates).
+        covariate of size 1 (docs/design.md, section 4: the optimiser runs in these coordinates).
         """
         rms = np.sqrt(np.mean(self.z**2, axis=0)) if len(self.z) else np.ones(self.s)
         ordinary = (rms >= 1e-2) & (rms <= 1e2) | (rms == 0) | ~np.isfinite(rms)
@@ -94,7 +94,7 @@ class Design:
     X: np.ndarray
     xnames: tuple[str, ...]
     dropped_columns: tuple[str, ...]
-    terms: tuple[Term, ...]  # in the order of DESIGN.md section 3: ℓ_k s_k descending
+    terms: tuple[Term, ...]  # in the order of docs/design.md section 3: ℓ_k s_k descending
     n_dropped: int  # rows dropped for missing values
     rows: np.ndarray  # index labels of the rows used
     offset: np.ndarray | None = None  # (n,) the formula's offset(...) terms plus offset=, rows as y; None without

@@ -2,7 +2,7 @@
 
 The fitted values of a linear mixed model are the solution of the penalised least-squares problem
 min ‖y − ZΛu − Xβ‖² + ‖u‖², whose hat matrix is H = [ZΛ X] M⁻¹ [ZΛ X]' with M = L L' the matrix the objective
-factors (DESIGN.md section 2). So h_i = ‖L⁻¹ [Λ'z_i; x_i]‖², lme4's ``hatvalues`` (the columns of
+factors (docs/design.md, section 2). So h_i = ‖L⁻¹ [Λ'z_i; x_i]‖², lme4's ``hatvalues`` (the columns of
 ``solve(L, Λ'Z')`` and of ``solve(R_X', X' − R_ZX' C_L)``, squared and summed). The forward substitution is done
 for all rows at once: in the structured (nested) blocks row i touches one level per term, so its solution there is
 one s_k-vector per term; in the dense block it is a dense vector, solved for a chunk of rows at a time.

@@ -36,7 +36,7 @@ class DiagnosticsMethods:
 
     def _fitted_values(self) -> np.ndarray:
         design = self.problem.design
-        return linear_predictor(fitted_rows(design), self._solution["beta"], self._solution["b"],
+        return linear_predictor(fitted_rows(design), self._solution.beta, self._solution.b,
                                 select_terms(design, None))
 
     def residuals(self, type: str = "response", *, scaled: bool = False) -> pd.Series:  # noqa: A002 - lme4's name
@@ -79,7 +79,7 @@ class DiagnosticsMethods:
             raise ArgumentError("this model's offset was given as an array, which has no values for new rows; write "
                                 "it in the formula as offset(expr) to predict on new data")
         check_new_levels(rows, sel, new_levels)
-        eta = linear_predictor(rows, self._solution["beta"], self._solution["b"], sel)
+        eta = linear_predictor(rows, self._solution.beta, self._solution.b, sel)
         return pd.Series(eta, index=rows.index, name="predict")
 
     # ---- influence --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The penalised weighted system of PIRLS, factored by blocks (pure JAX; DESIGN.md section 3 in small).
+"""The penalised weighted system of PIRLS, factored by blocks (pure JAX; docs/design.md section 3 in small).
 
 The unknowns are ordered [u_0 | u_rest | β_free]: term 0's modes (ℓ_0 blocks of s_0), the other terms' modes and,
 when β is solved for too, the fixed effects. With a = the rows of Z Λ and x = those of X,

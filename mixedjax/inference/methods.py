@@ -66,7 +66,7 @@ class InferenceMethods:
     def _satterthwaite_parts(self):
         from .satterthwaite import satterthwaite_parts
 
-        return satterthwaite_parts(self.theta, self.sigma, self._solution["vcov"], self.problem.arrays,
+        return satterthwaite_parts(self.theta, self.sigma, self._solution.vcov, self.problem.arrays,
                                    self.problem.layout, self.reml)
 
     @cached_property
@@ -211,7 +211,7 @@ class InferenceMethods:
         ``uscale=True`` gives the spherical modes û (b = Λ û). ``condvar=True`` adds a column ``condsd_<column>`` per
         column: the conditional standard deviation of b given y (on b's scale; with uscale, of û).
         """
-        vals = self._solution["u" if uscale else "b"]
+        vals = (self._solution.u if uscale else self._solution.b)
         out = {}
         cv = self.condvar() if condvar else None
         for k, (t, v) in enumerate(zip(self.problem.design.terms, vals)):
@@ -219,7 +219,7 @@ class InferenceMethods:
             if cv is not None:
                 var = cv[t.name]
                 if uscale:  # Var(û | y) = λ⁻¹ Var(b | y) λ⁻ᵀ
-                    lam = self._solution["lams"][k]
+                    lam = self._solution.lams[k]
                     li = np.linalg.pinv(lam)
                     var = li @ var @ li.T
                 sd = np.sqrt(np.maximum(np.diagonal(var, axis1=1, axis2=2), 0.0))

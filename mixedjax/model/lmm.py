@@ -215,40 +215,38 @@ class LinearMixedModel(InferenceMethods, DiagnosticsMethods):
 
     # ---- the solution at θ ------------------------------------------------------------------------------------
     @cached_property
-    def _solution(self):
-        """The reported quantities at θ̂, from one jitted call (core.derived.estimates), as read-only numpy."""
+    def _solution(self) -> Estimates:
+        """The reported quantities at θ̂ (core.derived.Estimates), computed in the fit's compiled program (or by one
+        jitted call), as read-only numpy."""
         est = self._estimates
         if est is None:
             est = jax.device_get(estimates_jit(self.theta, self.problem.arrays, self.problem.layout, self.reml))
-        ro = _readonly
-        return {"beta": ro(est.beta), "sigma2": float(est.sigma2), "vcov": ro(est.vcov),
-                "u": [ro(u) for u in est.u], "b": [ro(b) for b in est.b], "lams": [ro(l) for l in est.lams]}
+        return jax.tree_util.tree_map(_readonly, est)
 
     @property
     def sigma(self) -> float:
-        return math.sqrt(self._solution["sigma2"])
+        return math.sqrt(float(self._solution.sigma2))
 
     @property
     def fixef(self) -> pd.Series:
-        return pd.Series(self._solution["beta"], index=list(self.problem.design.xnames), name="fixef")
+        return pd.Series(self._solution.beta, index=list(self.problem.design.xnames), name="fixef")
 
     @property
     def vcov(self) -> pd.DataFrame:
         names = list(self.problem.design.xnames)
-        return pd.DataFrame(self._solution["vcov"], index=names, columns=names)
+        return pd.DataFrame(self._solution.vcov, index=names, columns=names)
 
     @property
     def stderror(self) -> pd.Series:
         return pd.Series(
-            np.sqrt(np.diag(self._solution["vcov"])), index=list(self.problem.design.xnames), name="stderror"
+            np.sqrt(np.diag(self._solution.vcov)), index=list(self.problem.design.xnames), name="stderror"
         )
 
     @property
     def varcorr(self) -> VarCorr:
         sigma = self.sigma
         groups = []
-        for t, lam in zip(self.problem.design.terms, self._solution["lams"]):
-            cov = sigma**2 * lam @ lam.T
+        for t, cov in zip(self.problem.design.terms, self._solution.cov):
             sd = np.sqrt(np.diag(cov))
             corr = None
             if t.s > 1 and len(t.pattern) > t.s:
