@@ -31,12 +31,15 @@ from .fitting.loop import FitOptions, OptSummary  # noqa: E402
 from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
 from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
+from .batch.many import FitBatch, fit_many  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "lmm",
     "fit",
+    "fit_many",
+    "FitBatch",
     "Problem",
     "LinearMixedModel",
     "OptSummary",

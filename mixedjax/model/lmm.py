@@ -17,6 +17,7 @@ from ..fitting.loop import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices,
 from ..core.derived import estimates_jit
 from ..core.objective import deviance, fixed_sigma_objective
 from .problem import Problem
+from ..batch.methods import BatchMethods
 from ..model.varcorr import VarCorr, VarCorrGroup
 
 
@@ -108,7 +109,7 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(BatchMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
