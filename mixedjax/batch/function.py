@@ -96,16 +96,45 @@ def _implicit_theta_jvp(layout, reml, primals, tangents):
     return th, dth
 
 
+class Reported(NamedTuple):
+    """The explicit functions of (θ, y) a fit reports: β̂, σ̂, b̂ per term and d."""
+
+    beta: jax.Array
+    sigma: jax.Array
+    b: tuple
+    objective: jax.Array
+
+
+def _reported(theta, y, ctx: Context, layout: Layout, reml: bool) -> Reported:
+    arrays = with_response(ctx.rplan, ctx.arrays, layout, y)
+    est = estimates(theta, arrays, layout, reml)
+    return Reported(est.beta, jnp.sqrt(est.sigma2), tuple(est.b), deviance(theta, arrays, layout, reml))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def reported(theta, y, ctx: Context, layout: Layout, reml: bool) -> Reported:
+    """β̂, σ̂, b̂ and d at (θ, y). The objective's dense Cholesky has a reverse-mode rule only (core/cholesky.py), so
+    the forward derivative is the transpose of the reverse one (jax.linear_transpose of the VJP): exact, and what
+    jax.jacfwd and jax.jvp need."""
+    return _reported(theta, y, ctx, layout, reml)
+
+
+@reported.defjvp
+def _reported_jvp(layout, reml, primals, tangents):
+    theta, y, ctx = primals
+    out, vjp = jax.vjp(lambda t, yy: _reported(t, yy, ctx, layout, reml), theta, y)
+    (tan,) = jax.linear_transpose(vjp, out)((tangents[0], tangents[1]))
+    return out, tan
+
+
 def fit_at(y, ctx: Context, layout: Layout, reml: bool, opts: FitOptions) -> tuple[Estimates, Solution]:
     """The fit at response y (pure JAX): the solve on y without derivatives, then θ̂ re-attached to y implicitly."""
     y = jnp.asarray(y, dtype=jnp.float64)
     sol = solve(ctx.theta0, with_response(ctx.rplan, ctx.arrays, layout, jax.lax.stop_gradient(y)), layout, reml,
                 opts, ctx.scale)
     theta = implicit_theta(jax.lax.stop_gradient(sol.theta), y, ctx, layout, reml)
-    arrays = with_response(ctx.rplan, ctx.arrays, layout, y)
-    est = estimates(theta, arrays, layout, reml)
-    objective = deviance(theta, arrays, layout, reml)
-    return Estimates(theta, est.beta, jnp.sqrt(est.sigma2), tuple(est.b), objective, sol.converged, sol.result), sol
+    r = reported(theta, y, ctx, layout, reml)
+    return Estimates(theta, r.beta, r.sigma, r.b, r.objective, sol.converged, sol.result), sol
 
 
 TRACES = {"fit_at": 0}  # times the single-fit program was traced (tests count recompilations with it)

@@ -115,20 +115,21 @@ def _readonly(a, dtype=None):
     return a
 
 
-def run_chunks(Y: np.ndarray, ctx: Context, layout, reml: bool, opts: FitOptions, batch_size: int, on_chunk=None):
-    """The fits of every row of Y, chunk by chunk (the last padded with copies of row 0, so one program serves every
-    chunk); returns the concatenated Fitted as numpy. ``on_chunk(rows_done)`` is called after each chunk."""
+def run_chunks(rows: np.ndarray, call, batch_size: int, on_chunk=None):
+    """``call`` (a compiled vmapped fit) on every chunk of ``rows`` (responses, or random keys' data), the last chunk
+    padded with copies of row 0 so one program serves every chunk; returns the concatenated Fitted as numpy.
+    ``on_chunk(rows_done)`` is called after each chunk. With several devices each chunk is split across them."""
     sharding = batch_sharding()
-    B = Y.shape[0]
+    B = rows.shape[0]
     size = round_up(min(batch_size, B), sharding)
     parts = []
     for start in range(0, B, size):
-        chunk = Y[start : start + size]
+        chunk = rows[start : start + size]
         real = chunk.shape[0]
         if real < size:
-            chunk = np.concatenate([chunk, np.broadcast_to(Y[:1], (size - real, Y.shape[1]))])
-        est = _fit_chunk(put(chunk, sharding), ctx, layout, reml, opts)
-        parts.append(jax.tree.map(lambda a: np.asarray(a)[:real], est))
+            chunk = np.concatenate([chunk, np.broadcast_to(rows[:1], (size - real,) + rows.shape[1:])])
+        out = call(put(chunk, sharding))
+        parts.append(jax.tree.map(lambda a: np.asarray(a)[:real], out))
         if on_chunk is not None:
             on_chunk(start + real)
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
@@ -170,17 +171,27 @@ def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, o
     check_weights(weights, model.nobs)
     Y = as_responses(Y, model.nobs)
     layout, opts = model.problem.layout, FitOptions()
-    if batch_size is None:
-        batch_size = default_batch_size(model.nobs, layout.ntheta, layout.p, opts)
-    elif isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, not {batch_size!r}")
+    batch_size = checked_batch_size(batch_size, model, opts)
     ctx = model._batch_context
     t0 = time.perf_counter()
-    est = run_chunks(Y, ctx, layout, reml, opts, int(batch_size), on_chunk)
-    seconds = time.perf_counter() - t0
+    est = run_chunks(Y, lambda chunk: _fit_chunk(chunk, ctx, layout, reml, opts), int(batch_size), on_chunk)
+    return batch_of(est, model, reml, time.perf_counter() - t0)
+
+
+def checked_batch_size(batch_size, model, opts: FitOptions) -> int:
+    layout = model.problem.layout
+    if batch_size is None:
+        return default_batch_size(model.nobs, layout.ntheta, layout.p, opts)
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ArgumentError(f"batch_size must be a positive integer, not {batch_size!r}")
+    return int(batch_size)
+
+
+def batch_of(est: Fitted, model, reml: bool, seconds: float) -> FitBatch:
+    """A FitBatch of the host arrays ``est``."""
     ro = _readonly
     return FitBatch(theta=ro(est.theta), beta=ro(est.beta), sigma=ro(est.sigma), objective=ro(est.objective),
                     converged=ro(est.converged, bool), result=ro(est.result, np.int32),
                     iterations=ro(est.iterations, np.int32), feval=ro(est.feval, np.int32),
                     fixef_names=tuple(model.problem.design.xnames), theta_names=theta_names(model), reml=reml,
-                    seconds=seconds)
+                    seconds=float(seconds))
