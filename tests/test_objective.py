@@ -344,11 +344,14 @@ def test_merge_sums_rows_sharing_keys():
     ref = {}
     for o, lv, v in zip(outer, level, values):
         ref[(o, lv)] = ref.get((o, lv), 0.0) + v
-    got_o, got_l, got_v = _merge(outer, level, 4, values)
+    got_o, got_l, got_v, index = _merge(outer, level, 4, values)
     assert list(zip(got_o, got_l)) == sorted(ref)
     np.testing.assert_allclose(got_v, np.array([ref[k] for k in sorted(ref)]), rtol=1e-12)
-    e_o, e_l, e_v = _merge(np.zeros(0, int), np.zeros(0, int), 4, np.zeros((0, 3)))
-    assert e_o.size == e_l.size == 0 and e_v.shape == (0, 3)
+    # each input row's output row holds its key, so a segment sum by ``index`` re-creates the sums
+    assert all((got_o[i], got_l[i]) == (o, lv) for i, o, lv in zip(index, outer, level))
+    np.testing.assert_allclose(np.stack([np.bincount(index, values[:, a]) for a in range(3)], 1), got_v, rtol=1e-12)
+    e_o, e_l, e_v, e_i = _merge(np.zeros(0, int), np.zeros(0, int), 4, np.zeros((0, 3)))
+    assert e_o.size == e_l.size == e_i.size == 0 and e_v.shape == (0, 3)
 
 
 @pytest.mark.parametrize("vector", [False, True])
@@ -367,11 +370,11 @@ def test_pairs_merged_over_levels_with_equal_gram(vector):
     formula = "y ~ 1 + x + (1 + x | a) + (1 | b)" if vector else "y ~ 1 + x + (1 | a) + (1 | b)"
     problem = mj.Problem.build(formula, df, fill="pairs")
     lay, arr = problem.layout, problem.arrays
-    f = arr["fill"][0]
-    assert 0 < len(f["pcol"]) < lay.npairs[0]
-    assert lay.products and 0 < len(arr["Q0col"]) < len(arr["Drow"][0])
-    assert np.all(np.diff(np.asarray(arr["Q0row"])) >= 0)
-    assert np.all(np.diff(np.asarray(f["seg"])) >= 0)  # still sorted by slot
+    f = arr.fill[0]
+    assert 0 < len(f.pcol) < lay.npairs[0]
+    assert lay.products and 0 < len(arr.Q0col) < len(arr.Drow[0])
+    assert np.all(np.diff(np.asarray(arr.Q0row)) >= 0)
+    assert np.all(np.diff(np.asarray(f.seg)) >= 0)  # still sorted by slot
     assert_matches_dense(problem, random_thetas(problem, seed=3)[:3])
 
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 import scipy.sparse as sp
 
 from ..design.build import Design
+from .types import Arrays, Fill, Plan
 
 
 @dataclass(frozen=True)
@@ -138,31 +140,36 @@ def _heavy_columns(counts: np.ndarray, dz: int, fill: str) -> np.ndarray:
 
 
 def _merge(outer: np.ndarray, level: np.ndarray, nlevels: int, values: np.ndarray):
-    """Sum the rows of ``values`` that share (outer, level): returns the sorted distinct outer and level indices and
-    the sums, one row each (a sort and a segmented sum: about 25 bytes per row besides ``values``' own copy)."""
+    """Sum the rows of ``values`` that share (outer, level): returns the sorted distinct outer and level indices, the
+    sums (one row each) and, for each input row, the output row it went to (a sort and a segmented sum: about 33
+    bytes per row besides ``values``' own copy)."""
     key = outer.astype(np.int64) * nlevels + level
     order = np.argsort(key, kind="stable")
     key = key[order]
-    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else np.zeros(0, np.int64)
+    first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
     sums = np.add.reduceat(values[order], starts, axis=0) if len(key) else values[:0]
+    index = np.empty(len(key), np.int64)
+    index[order] = np.cumsum(first) - 1
     key = key[starts]
-    return key // nlevels, key % nlevels, sums
+    return key // nlevels, key % nlevels, sums, index
 
 
-def build_blocks(design: Design, fill: str = "auto"):
-    """Return (layout, arrays, yscale) for the design; ``fill`` picks the fill-in method (see _heavy_columns)."""
-    if fill not in FILL_MODES:
-        raise ValueError(f"fill must be one of {FILL_MODES}, not {fill!r}")
-    terms = design.terms
-    K = len(terms)
-    n, p = design.n, design.p
-    yscale = float(np.std(design.y)) or 1.0
-    Xy = np.column_stack([design.X, design.y / yscale])
+def _weighted(design: Design, weights, offset):
+    """The rows as the blocks see them: z, X and y − offset multiplied by √wᵢ (residual variance σ²/wᵢ)."""
+    n = design.n
+    w = np.ones(n) if weights is None else np.asarray(weights, float)
+    off = np.zeros(n) if offset is None else np.asarray(offset, float)
+    sw = np.sqrt(w)
+    zs = [sw[:, None] * t.z for t in design.terms]
+    return zs, sw[:, None] * design.X, sw * (design.y - off), w, off
 
-    # structured prefix: each later term must contain every earlier one
+
+def _structured_prefix(terms):
+    """The number m of structured terms and the nesting maps maps[(j, k)] (level of j holding each level of k)."""
     maps: dict[tuple[int, int], np.ndarray] = {}
     m = 1
-    for j in range(1, K):
+    for j in range(1, len(terms)):
         found = {}
         for k in range(j):
             mp = _nested(terms[k].codes, terms[j].codes, terms[k].nlevels)
@@ -173,18 +180,11 @@ def build_blocks(design: Design, fill: str = "auto"):
             break
         maps.update(found)
         m = j + 1
+    return m, maps
 
-    toff, tl = 0, []
-    for t in terms:
-        tl.append(TermLayout(t.s, t.nlevels, toff, t.pattern))
-        toff += t.ntheta
-    d_terms = terms[m:]
-    d_off = []
-    dz = 0
-    for t in d_terms:
-        d_off.append(dz)
-        dz += t.nlevels * t.s
-    Dn = dz + p + 1  # rows of the dense block
+
+def _check_dense_size(d_terms, dz: int, p: int) -> None:
+    Dn = dz + p + 1
     if Dn > MAX_DENSE:
         from ..errors import DataError
 
@@ -193,55 +193,87 @@ def build_blocks(design: Design, fill: str = "auto"):
                         f"effects of {parts} go there (every term from the first one that an earlier term is not "
                         f"nested in), together with the {p} fixed-effect columns, and mixedjax supports at most "
                         f"{MAX_DENSE:,} rows. Fit fewer or smaller crossed terms.")
+
+
+def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=None, merge: bool = True):
+    """Plan the blocked problem of ``design`` and assemble its blocks on the host.
+
+    Returns (layout, arrays, plan, yscale): the static :class:`Layout`, the :class:`~mixedjax.blocks.types.Arrays`
+    the objective reads (numpy), the :class:`~mixedjax.blocks.types.Plan` that re-assembles them on the device
+    (:mod:`mixedjax.blocks.assembly`) and the scale the weighted response was divided by. ``fill`` picks the fill-in
+    method (see _heavy_columns). ``weights`` are prior weights (residual variance σ²/wᵢ), ``offset`` is subtracted
+    from y.
+
+    ``merge``: sum term 0's pair products over levels with equal Gram blocks A_cc (they share V_c). That grouping
+    depends on the z values and the weights, not on y: a merged plan re-assembles a new response
+    (``with_response``) but not new weights. ``merge=False`` keeps term 0's pairs one by one (more memory), which is
+    what a plan for traced weights needs (``assemble``).
+    """
+    if fill not in FILL_MODES:
+        raise ValueError(f"fill must be one of {FILL_MODES}, not {fill!r}")
+    terms = design.terms
+    n, p = design.n, design.p
+    zs, Xw, yw, w, off = _weighted(design, weights, offset)
+    yscale = float(np.std(yw)) or 1.0
+    Xy = np.column_stack([Xw, yw / yscale])
+
+    m, maps = _structured_prefix(terms)
+    toff, tl = 0, []
+    for t in terms:
+        tl.append(TermLayout(t.s, t.nlevels, toff, t.pattern))
+        toff += t.ntheta
+    d_terms, d_z = terms[m:], zs[m:]
+    d_off, dz = [], 0
+    for t in d_terms:
+        d_off.append(dz)
+        dz += t.nlevels * t.s
+    _check_dense_size(d_terms, dz, p)
+    Dn = dz + p + 1  # rows of the dense block
     # the first row of each D row's level block (a vector term's level spans s rows)
     rowblock = np.concatenate([o + np.repeat(np.arange(t.nlevels) * t.s, t.s) for t, o in zip(d_terms, d_off)]
                               + [np.zeros(0, np.int64)])
+    # each row's D row for each column of the terms in D
+    drow = np.stack([o + td.codes * td.s + a for td, o in zip(d_terms, d_off) for a in range(td.s)], axis=1) \
+        if d_terms else np.zeros((n, 0), np.int64)
+    zD = np.column_stack(d_z) if d_terms else np.zeros((n, 0))
 
-    arrays: dict = {"Akk": [], "Ajk": {}, "maps": {}, "AX": [], "AD": [], "Drow": [], "Dcol": [], "tgt": {},
-                    "fill": []}
+    Akk, AX, AD, Drow, Dcol, fills, ad_entry = [], [], [], [], [], [], []
+    Ajk = [[None] * j for j in range(m)]
+    mapsT = [[maps[(j, k)] for k in range(j)] for j in range(m)]
+    tgt = [[None] * k for k in range(m)]
     for k in range(m):
         t = terms[k]
-        arrays["Akk"].append(_gram_by_level(t.codes, t.z, t.z, t.nlevels))
-        arrays["AX"].append(_gram_by_level(t.codes, Xy, t.z, t.nlevels))  # (ℓ_k, p+1, s_k)
+        Akk.append(_gram_by_level(t.codes, zs[k], zs[k], t.nlevels))
+        AX.append(_gram_by_level(t.codes, Xy, zs[k], t.nlevels))  # (ℓ_k, p+1, s_k)
         for j in range(k + 1, m):
-            arrays["Ajk"][f"{j}_{k}"] = _gram_by_level(t.codes, terms[j].z, t.z, t.nlevels)
-            arrays["maps"][f"{j}_{k}"] = maps[(j, k)]
+            Ajk[j][k] = _gram_by_level(t.codes, zs[j], zs[k], t.nlevels)
 
     # sparse Z part of D in each structured column block, with fill from earlier blocks
     entry_keys: list[np.ndarray] = []
     nheavy, npairs, products = [], [], False
+    q0_index = p0 = None
+    stride = max(dz, 1)
     for k in range(m):
         t = terms[k]
-        keys, vals = [], []
-        for td, o in zip(d_terms, d_off):
-            key = td.codes * t.nlevels + t.codes
-            uk, inv = np.unique(key, return_inverse=True)
-            inv = inv.reshape(-1)
-            G = _gram_by_level(inv, td.z, t.z, len(uk))  # (E_t, s_d, s_k)
-            lev_d, c = uk // t.nlevels, uk % t.nlevels
-            for a in range(td.s):
-                r = o + lev_d * td.s + a
-                keys.append(c * max(dz, 1) + r)
-                vals.append(G[:, a, :])
-        akeys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-        avals = np.concatenate(vals) if vals else np.zeros((0, t.s))
-        allkeys = [akeys]
+        keys = (t.codes[:, None] * stride + drow).reshape(-1)  # (row i, D column) -> its entry's key
+        allkeys = [keys]
         for i in range(k):
             ki = entry_keys[i]
-            r_i, c_i = ki % max(dz, 1), ki // max(dz, 1)
-            allkeys.append(maps[(k, i)][c_i] * max(dz, 1) + r_i)
+            allkeys.append(maps[(k, i)][ki // stride] * stride + ki % stride)
         ukeys = np.unique(np.concatenate(allkeys))
-        AD = np.zeros((len(ukeys), t.s))
-        AD[np.searchsorted(ukeys, akeys)] = avals
+        ent = np.searchsorted(ukeys, keys)
+        ad_entry.append(ent.reshape(n, -1))
+        contrib = (zD[:, :, None] * zs[k][:, None, :]).reshape(-1, t.s)
+        ADk = np.stack([np.bincount(ent, weights=contrib[:, a], minlength=len(ukeys)) for a in range(t.s)], axis=1) \
+            if len(ukeys) else np.zeros((0, t.s))
         for i in range(k):
             ki = entry_keys[i]
-            r_i, c_i = ki % max(dz, 1), ki // max(dz, 1)
-            arrays["tgt"][f"{i}_{k}"] = np.searchsorted(ukeys, maps[(k, i)][c_i] * max(dz, 1) + r_i)
+            tgt[k][i] = np.searchsorted(ukeys, maps[(k, i)][ki // stride] * stride + ki % stride)
         entry_keys.append(ukeys)
-        rows, cols = ukeys % max(dz, 1), ukeys // max(dz, 1)  # sorted by (column, row)
-        arrays["AD"].append(AD)
-        arrays["Drow"].append(rows)
-        arrays["Dcol"].append(cols)
+        rows, cols = ukeys % stride, ukeys // stride  # sorted by (column, row)
+        AD.append(ADk)
+        Drow.append(rows)
+        Dcol.append(cols)
 
         # fill-in L_Dk L_Dk' of D's Z part, split by column: heavy columns as a dense product W W' (W = their
         # entries scattered into D × (columns · s_k)), the others as a segment sum over pairs of entries that share
@@ -261,65 +293,72 @@ def build_blocks(design: Design, fill: str = "auto"):
         uslot, seg = np.unique(slot, return_inverse=True)
         f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
         npairs.append(int(len(slot)))
-        del order, seg, slot
+        del order, slot
         if k == 0:
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
             # A_D0[e1] V_c A_D0[e2]' with V_c = λ (λ' A_cc λ + I)^{-1} λ', linear in the s × s matrix V_c of the
-            # column: the products of A's entries are fixed and prepared here, and the objective gathers V.
-            # V_c depends on the level only through A_cc, so levels with equal A_cc share it (InstEval: 2,972
-            # students, 86 distinct counts): the pairs of one slot whose columns share A_cc are summed here into one
+            # column: the products of A's entries are prepared here, and the objective gathers V.
+            # V_c depends on the level only through A_cc, so with ``merge`` levels with equal A_cc share it (InstEval:
+            # 2,972 students, 86 distinct counts): the pairs of one slot whose columns share A_cc are summed into one
             # product, gathered from the first such level (InstEval: 1,286,575 pairs become 831,629).
             s2 = t.s * t.s
-            _, first, same = np.unique(arrays["Akk"][0].reshape(t.nlevels, -1), axis=0, return_index=True,
-                                       return_inverse=True)
-            rep = first[same.reshape(-1)]  # per level: the first level with its A_cc
-            P = (AD[e1][:, :, None] * AD[e2][:, None, :]).reshape(-1, s2)
+            if merge:
+                _, first, same = np.unique(Akk[0].reshape(t.nlevels, -1), axis=0, return_index=True,
+                                           return_inverse=True)
+                rep = first[same.reshape(-1)]  # per level: the first level with its A_cc
+            else:
+                rep = np.arange(t.nlevels)
+            P = (ADk[e1][:, :, None] * ADk[e2][:, None, :]).reshape(-1, s2)
             pcol = rep[cols[e1]]
-            del e1, e2  # not kept for term 0: free them before the merge's temporaries (ml1m: 25 million pairs)
-            f["seg"], f["pcol"], f["P"] = _merge(f.pop("seg"), pcol, t.nlevels, P)
+            if merge:
+                del e1, e2  # not kept: free them before the merge's temporaries (ml1m: 25 million pairs)
+            f["seg"], f["pcol"], f["P"], pidx = _merge(f.pop("seg"), pcol, t.nlevels, P)
+            p0 = None if merge else (e1, e2, pidx)
             del P, pcol
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]', summed per row of D over the entries whose
             # columns share A_cc (InstEval: 73,421 entries become 28,474)
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
-                AX = arrays["AX"][0]
-                Q = (AX[cols][:, :, :, None] * AD[:, None, None, :]).reshape(len(rows), (p + 1) * s2)
-                qrow, qcol, Q = _merge(rows, rep[cols], t.nlevels, Q)
-                arrays["Q0"], arrays["Q0row"], arrays["Q0col"] = Q.reshape(-1, p + 1, s2), qrow, qcol
+                Q = (AX[0][cols][:, :, :, None] * ADk[:, None, None, :]).reshape(len(rows), (p + 1) * s2)
+                qrow, qcol, Q, q0_index = _merge(rows, rep[cols], t.nlevels, Q)
+                Q0 = (Q.reshape(-1, p + 1, s2), qrow, qcol)
                 products = True
+            del seg
         else:
             f["e1"], f["e2"] = e1, e2
-        arrays["fill"].append(f)
+            del seg
+        fills.append(Fill(**f))
         nheavy.append(int(heavy.sum()))
 
     # the dense block D = [Z_D X y]'[Z_D X y]
     if dz:
-        ri, ci, vi = [], [], []
-        for td, o in zip(d_terms, d_off):
-            for a in range(td.s):
-                ri.append(np.arange(n))
-                ci.append(o + td.codes * td.s + a)
-                vi.append(td.z[:, a])
-        ZD = sp.csr_matrix((np.concatenate(vi), (np.concatenate(ri), np.concatenate(ci))), shape=(n, dz))
+        ri = np.repeat(np.arange(n), drow.shape[1])
+        ZD = sp.csr_matrix((zD.reshape(-1), (ri, drow.reshape(-1))), shape=(n, dz))
         ZZ = (ZD.T @ ZD).toarray()
         ZX = np.asarray(ZD.T @ Xy)
         ADD = np.block([[ZZ, ZX], [ZX.T, Xy.T @ Xy]])
     else:
         ADD = Xy.T @ Xy
-    arrays["ADD"] = ADD
     layout = Layout(terms=tuple(tl), m=m, nheavy=tuple(nheavy), npairs=tuple(npairs), products=products, dz=dz, p=p,
                     n=n, ntheta=toff)
-    arrays["log_yscale2"] = np.float64(2 * np.log(yscale))  # y was divided by this scale on the host
-    return layout, _int32(arrays), yscale
+    q0 = Q0 if products else (None, None, None)
+    arrays = Arrays(Akk=tuple(Akk), Ajk=tuple(tuple(r) for r in Ajk), maps=tuple(tuple(r) for r in mapsT),
+                    AX=tuple(AX), AD=tuple(AD), Drow=tuple(Drow), Dcol=tuple(Dcol), tgt=tuple(tuple(r) for r in tgt),
+                    fill=tuple(fills), ADD=ADD, Q0=q0[0], Q0row=q0[1], Q0col=q0[2],
+                    log_yscale2=np.float64(2 * np.log(yscale)),  # y was divided by this scale on the host
+                    log_wdet=np.float64(np.sum(np.log(w))))
+    plan = Plan(codes=tuple(terms[k].codes for k in range(m)), ad_entry=tuple(ad_entry), drow=drow,
+                p0_e1=None if p0 is None else p0[0], p0_e2=None if p0 is None else p0[1],
+                p0_index=None if p0 is None else p0[2], q0_index=q0_index if products else None)
+    return layout, _int32(arrays), _int32(plan), yscale
 
 
 def _int32(tree):
     """Every index array as int32 where its values fit (the objective gathers and scatters with them as they are;
-    see _objective), else int64 (the heavy columns' flat slots of a huge W)."""
-    if isinstance(tree, dict):
-        return {k: _int32(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_int32(v) for v in tree]
-    if isinstance(tree, np.ndarray) and tree.dtype.kind in "iu":
-        fits = not tree.size or (tree.min() >= 0 and tree.max() < 2**31)
-        return tree.astype(np.int32 if fits else np.int64)
-    return tree
+    see core/indexing.py), else int64 (the heavy columns' flat slots of a huge W)."""
+    def conv(x):
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iu":
+            fits = not x.size or (x.min() >= 0 and x.max() < 2**31)
+            return x.astype(np.int32 if fits else np.int64)
+        return x
+
+    return jax.tree_util.tree_map(conv, tree)

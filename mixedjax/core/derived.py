@@ -2,7 +2,7 @@
 
 Each function takes the prepared arrays and the static layout like the objective does, so it can be jitted, vmapped
 and differentiated in (θ, σ) (Satterthwaite's df differentiate ``vcov_beta``). Values are on the scale of the
-response as given (the arrays hold y divided by its scale; ``arrays["log_yscale2"]`` undoes it).
+response as given (the arrays hold y divided by its scale; ``arrays.log_yscale2`` undoes it).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Estimates(NamedTuple):
 def xx_factor(f, layout: Layout):
     """L_XX, the fixed-effects block of the factor (p × p, lower triangular)."""
     dz, p = layout.dz, layout.p
-    return f["LDD"][dz : dz + p, dz : dz + p]
+    return f.LDD[dz : dz + p, dz : dz + p]
 
 
 def vcov_from_factor(LXX, sigma2):
@@ -51,12 +51,12 @@ def estimates(theta, arrays, layout: Layout, reml: bool = False) -> Estimates:
     """All reported quantities at θ in one pass through the factor."""
     theta = jnp.asarray(theta)
     beta, us, r2, f = conditional_modes(theta, arrays, layout)
-    c = jnp.exp(arrays["log_yscale2"] / 2)  # the scale y was divided by
+    c = jnp.exp(arrays.log_yscale2 / 2)  # the scale y was divided by
     dof = layout.n - layout.p if reml else layout.n
     r2 = r2 * c**2
     sigma2 = r2 / dof
     us = tuple(u * c for u in us)
-    lams = tuple(f["lams"])
+    lams = tuple(f.lams)
     bs = tuple(u @ lam.T for u, lam in zip(us, lams))
     return Estimates(beta * c, sigma2, vcov_from_factor(xx_factor(f, layout), sigma2), us, bs, lams, r2)
 

@@ -1,6 +1,6 @@
-"""The profiled objective d(θ) as one pure JAX function of θ and the prepared arrays (DESIGN.md section 2).
+"""The profiled objective d(θ) as one pure JAX function of θ and the prepared arrays (docs/design.md, section 2).
 
-Blocked right-looking Cholesky of M(θ) = T'AT + diag(I_q, 0) over the block rows of :mod:`mixedjax._blocks`.
+Blocked right-looking Cholesky of M(θ) = T'AT + diag(I_q, 0) over the block rows of :mod:`mixedjax.blocks.plan`.
 The left factor Λ of each block row is kept out of the recursion: with L̃_jk defined by L_jk = Λ_j' L̃_jk,
 
     L̃_jk = (A_jk Λ_k − Σ_{i<k} L̃_ji L_ki') L_kk^{-T},      L_jj = chol(Λ_j' (A_jj − Σ_{k<j} L̃_jk L̃_jk') Λ_j + I)
@@ -10,7 +10,7 @@ so the fill-in products never see θ of the row block.
 
 from __future__ import annotations
 
-from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +21,23 @@ from jax.scipy.linalg import solve_triangular
 from ..blocks.plan import Layout
 from .cholesky import PANEL_ROWS, _minus_gram_panels, _panel_cuts, chol_diag, cholesky_from_upper
 from .indexing import _scatter_add, _segsum, _take
+
+
+class Factor(NamedTuple):
+    """The blocked Cholesky factor of M(θ), by block rows (the structured terms k < m, then the dense block D).
+
+    lams: λ_k per term (s_k, s_k). Lkk[k]: the diagonal blocks per level (ℓ_k, s_k, s_k). Lt[j][k] (k < j < m): the
+    left-unscaled L̃_jk by level of k (ℓ_k, s_j, s_k). LD[k]: L̃_Dk's entries (E_k, s_k) (None without a Z part in D).
+    LX[k]: the [X y] rows of block column k by level (ℓ_k, p + 1, s_k). LDD: the dense block's factor (lower; or
+    just its diagonal when the objective asked for that alone).
+    """
+
+    lams: tuple
+    Lkk: tuple
+    Lt: tuple
+    LD: tuple
+    LX: tuple
+    LDD: jax.Array
 
 
 def lambdas(theta, layout: Layout):
@@ -71,8 +88,8 @@ def _fill_into(S, k, d, LX, Lk, lam, arrays, layout: Layout):
     """S − [F G; · ·] for structured term k: F = L_Dk L_Dk' (Z part of D) and G = L_Dk L_Xk', from its entries
     d = L_Dk, written into the D × D block S where they belong (no block assembly, whose reverse pass would copy
     the whole block)."""
-    dz, tk, f = layout.dz, layout.terms[k], arrays["fill"][k]
-    rows, cols = arrays["Drow"][k], arrays["Dcol"][k]
+    dz, tk, f = layout.dz, layout.terms[k], arrays.fill[k]
+    rows, cols = arrays.Drow[k], arrays.Dcol[k]
     n = S.shape[0]
     products = k == 0
     if products:
@@ -81,18 +98,18 @@ def _fill_into(S, k, d, LX, Lk, lam, arrays, layout: Layout):
         V = (M @ jnp.swapaxes(M, -1, -2)).reshape(tk.nlevels, -1)
     if layout.npairs[k]:
         if products:
-            vals = jnp.sum(f["P"] * _take(V, f["pcol"]), axis=-1)
+            vals = jnp.sum(f.P * _take(V, f.pcol), axis=-1)
         else:
-            vals = jnp.sum(_take(d, f["e1"]) * _take(d, f["e2"]), axis=-1)
-        F = _segsum(vals, f["seg"], f["uslot"].shape[0], sorted_=True)
-        S = _scatter_add(S.reshape(-1), f["uslot"], -F, sorted_=True, unique=True).reshape(n, n)
+            vals = jnp.sum(_take(d, f.e1) * _take(d, f.e2), axis=-1)
+        F = _segsum(vals, f.seg, f.uslot.shape[0], sorted_=True)
+        S = _scatter_add(S.reshape(-1), f.uslot, -F, sorted_=True, unique=True).reshape(n, n)
     if layout.nheavy[k]:
         # W = the heavy columns' entries scattered into D × (columns · s_k), at host-computed flat rows
-        W = _scatter_add(jnp.zeros((n * layout.nheavy[k], tk.s), d.dtype), f["hslot"], _take(d, f["hent"]),
+        W = _scatter_add(jnp.zeros((n * layout.nheavy[k], tk.s), d.dtype), f.hslot, _take(d, f.hent),
                          unique=True)
         S = _minus_gram_panels(S, W.reshape(n, -1), _panel_cuts(layout, n))
     if products and layout.products:
-        G = _segsum(jnp.einsum("eqx,ex->eq", arrays["Q0"], _take(V, arrays["Q0col"])), arrays["Q0row"], dz,
+        G = _segsum(jnp.einsum("eqx,ex->eq", arrays.Q0, _take(V, arrays.Q0col)), arrays.Q0row, dz,
                     sorted_=True)
     else:
         G = _segsum(jnp.einsum("eps,es->ep", _take(LX, cols), d), rows, dz)
@@ -100,7 +117,7 @@ def _fill_into(S, k, d, LX, Lk, lam, arrays, layout: Layout):
 
 
 def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
-    """The blocked Cholesky factor of M(θ) as a dict of pieces; ``dense`` factors the last, dense block.
+    """The blocked Cholesky factor of M(θ) (a :class:`Factor`); ``dense`` factors the last, dense block.
 
     The dense block is built in its upper triangle only (its lower triangle holds nothing meaningful), so ``dense``
     must read the upper triangle alone.
@@ -108,40 +125,41 @@ def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
     theta = jnp.asarray(theta)
     lams = lambdas(theta, layout)
     m, dz, p = layout.m, layout.dz, layout.p
-    Lkk, Lt, LD, LX = [], {}, [], []
+    Lkk, LD, LX = [], [], []
+    Lt = [[None] * m for _ in range(m)]  # Lt[j][k], k < j
     for k in range(m):
         tk, lam = layout.terms[k], lams[k]
-        S = arrays["Akk"][k]
+        S = arrays.Akk[k]
         for i in range(k):
-            v = Lt[f"{k}_{i}"]
-            S = S - _segsum(v @ jnp.swapaxes(v, -1, -2), arrays["maps"][f"{k}_{i}"], tk.nlevels)
+            v = Lt[k][i]
+            S = S - _segsum(v @ jnp.swapaxes(v, -1, -2), arrays.maps[k][i], tk.nlevels)
         S = lam.T @ S @ lam + jnp.eye(tk.s)
         Lk = jnp.sqrt(S) if tk.s == 1 else jnp.linalg.cholesky(S)
         Lkk.append(Lk)
         # L_ki = λ_k' L̃_ki for i < k (the full factor block), used by the rows below
-        Lki = {i: jnp.einsum("ab,lac->lbc", lam, Lt[f"{k}_{i}"]) for i in range(k)}
+        Lki = {i: jnp.einsum("ab,lac->lbc", lam, Lt[k][i]) for i in range(k)}
         for j in range(k + 1, m):
-            T = arrays["Ajk"][f"{j}_{k}"] @ lam
+            T = arrays.Ajk[j][k] @ lam
             for i in range(k):
-                prod = Lt[f"{j}_{i}"] @ jnp.swapaxes(Lki[i], -1, -2)
-                T = T - _segsum(prod, arrays["maps"][f"{k}_{i}"], tk.nlevels)
-            Lt[f"{j}_{k}"] = _solve_right_lt(Lk, T)
+                prod = Lt[j][i] @ jnp.swapaxes(Lki[i], -1, -2)
+                T = T - _segsum(prod, arrays.maps[k][i], tk.nlevels)
+            Lt[j][k] = _solve_right_lt(Lk, T)
         if dz:
-            T = arrays["AD"][k] @ lam
+            T = arrays.AD[k] @ lam
             for i in range(k):
-                contrib = jnp.einsum("es,ets->et", LD[i], _take(Lki[i], arrays["Dcol"][i]))
-                T = T - _segsum(contrib, arrays["tgt"][f"{i}_{k}"], T.shape[0])
-            LD.append(_solve_right_lt(_take(Lk, arrays["Dcol"][k]), T[:, None, :])[:, 0, :])
+                contrib = jnp.einsum("es,ets->et", LD[i], _take(Lki[i], arrays.Dcol[i]))
+                T = T - _segsum(contrib, arrays.tgt[k][i], T.shape[0])
+            LD.append(_solve_right_lt(_take(Lk, arrays.Dcol[k]), T[:, None, :])[:, 0, :])
         else:
             LD.append(None)
-        TX = arrays["AX"][k] @ lam
+        TX = arrays.AX[k] @ lam
         for i in range(k):
             prod = LX[i] @ jnp.swapaxes(Lki[i], -1, -2)
-            TX = TX - _segsum(prod, arrays["maps"][f"{k}_{i}"], tk.nlevels)
+            TX = TX - _segsum(prod, arrays.maps[k][i], tk.nlevels)
         LX.append(_solve_right_lt(Lk, TX))
 
     # the dense block D = [Z_D X y] (upper triangle, and the diagonal level blocks of vector terms in D)
-    S = arrays["ADD"]
+    S = arrays.ADD
     for k in range(m):
         if dz:
             S = _fill_into(S, k, LD[k], LX[k], Lkk[k], lams[k], arrays, layout)
@@ -149,7 +167,7 @@ def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
     if dz:
         S = _scale_D(S, lams, layout)
         S = S + jnp.diag(jnp.concatenate([jnp.ones(dz), jnp.zeros(p + 1)]))
-    return {"lams": lams, "Lkk": Lkk, "Lt": Lt, "LD": LD, "LX": LX, "LDD": dense(S)}
+    return Factor(tuple(lams), tuple(Lkk), tuple(tuple(r) for r in Lt), tuple(LD), tuple(LX), dense(S))
 
 
 def pieces(theta, arrays, layout: Layout):
@@ -157,9 +175,9 @@ def pieces(theta, arrays, layout: Layout):
     f = factor(theta, arrays, layout, dense=chol_diag)  # only diag(L_DD) is needed
     dz, p = layout.dz, layout.p
     logdet = 0.0
-    for Lk in f["Lkk"]:
+    for Lk in f.Lkk:
         logdet = logdet + 2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1)))
-    dg = f["LDD"]
+    dg = f.LDD
     logdet = logdet + 2.0 * jnp.sum(jnp.log(dg[:dz]))
     logdetx = 2.0 * jnp.sum(jnp.log(dg[dz : dz + p]))
     r2 = dg[-1] ** 2
@@ -167,10 +185,11 @@ def pieces(theta, arrays, layout: Layout):
 
 
 def deviance(theta, arrays, layout: Layout, reml: bool = False):
-    """Profiled ML deviance, or the REML criterion, at θ (DESIGN.md section 2)."""
+    """Profiled ML deviance, or the REML criterion, at θ (docs/design.md, section 2)."""
     logdet, logdetx, r2 = pieces(theta, arrays, layout)
     dof = layout.n - layout.p if reml else layout.n
-    d = logdet + dof * (1.0 + jnp.log(2.0 * jnp.pi * r2 / dof)) + dof * arrays["log_yscale2"]
+    # the response was divided by its scale on the host; prior weights enter as lme4's −Σ log wᵢ
+    d = logdet + dof * (1.0 + jnp.log(2.0 * jnp.pi * r2 / dof)) + dof * arrays.log_yscale2 - arrays.log_wdet
     return d + logdetx if reml else d
 
 
@@ -178,8 +197,8 @@ def fixed_sigma_objective(theta, arrays, layout: Layout, sigma2, reml: bool = Fa
     """-2 log-likelihood with σ² held fixed (DESIGN.md 2.1); σ² on the original scale of y."""
     logdet, logdetx, r2 = pieces(theta, arrays, layout)
     dof = layout.n - layout.p if reml else layout.n
-    s2 = sigma2 / jnp.exp(arrays["log_yscale2"])  # σ² on the host's scale of y
-    f = dof * jnp.log(2.0 * jnp.pi * s2) + logdet + r2 / s2 + dof * arrays["log_yscale2"]
+    s2 = sigma2 / jnp.exp(arrays.log_yscale2)  # σ² on the host's scale of y
+    f = dof * jnp.log(2.0 * jnp.pi * s2) + logdet + r2 / s2 + dof * arrays.log_yscale2 - arrays.log_wdet
     return f + logdetx if reml else f
 
 
@@ -190,29 +209,29 @@ def conditional_modes(theta, arrays, layout: Layout):
     """
     f = factor(theta, arrays, layout)
     m, dz = layout.m, layout.dz
-    LDD = f["LDD"]
+    LDD = f.LDD
     # [u_D; β] solves L_DD[:-1,:-1]' x = L_DD[-1, :-1]
     xD = solve_triangular(LDD[:-1, :-1], LDD[-1, :-1], lower=True, trans="T")
     beta = xD[dz:]
     # w = Λ_D x_D (the Z part of D scaled back), used with the left-unscaled L̃_Dk
     uD = []
     wz = xD[:dz]
-    for t, lam, o in zip(layout.terms[m:], f["lams"][m:], layout.d_offsets):
+    for t, lam, o in zip(layout.terms[m:], f.lams[m:], layout.d_offsets):
         u = xD[o : o + t.nlevels * t.s].reshape(t.nlevels, t.s)
         uD.append(u)
         wz = wz.at[o : o + t.nlevels * t.s].set((u @ lam.T).reshape(-1))
     us = [None] * m
     for k in reversed(range(m)):
         tk = layout.terms[k]
-        rhs = f["LX"][k][:, -1, :]  # y row of L_Xk (Λ = I there)
-        rhs = rhs - jnp.einsum("cps,p->cs", f["LX"][k][:, :-1, :], beta)
+        rhs = f.LX[k][:, -1, :]  # y row of L_Xk (Λ = I there)
+        rhs = rhs - jnp.einsum("cps,p->cs", f.LX[k][:, :-1, :], beta)
         if dz:
-            rhs = rhs - _segsum(f["LD"][k] * _take(wz, arrays["Drow"][k])[:, None], arrays["Dcol"][k], tk.nlevels,
+            rhs = rhs - _segsum(f.LD[k] * _take(wz, arrays.Drow[k])[:, None], arrays.Dcol[k], tk.nlevels,
                                 sorted_=True)
         for j in range(k + 1, m):
-            Ljk = jnp.einsum("ab,cas->cbs", f["lams"][j], f["Lt"][f"{j}_{k}"])  # (ℓ_k, s_j, s_k)
-            uj = _take(us[j], arrays["maps"][f"{j}_{k}"])  # (ℓ_k, s_j)
+            Ljk = jnp.einsum("ab,cas->cbs", f.lams[j], f.Lt[j][k])  # (ℓ_k, s_j, s_k)
+            uj = _take(us[j], arrays.maps[j][k])  # (ℓ_k, s_j)
             rhs = rhs - jnp.einsum("cbs,cb->cs", Ljk, uj)
-        Lk = f["Lkk"][k]
+        Lk = f.Lkk[k]
         us[k] = solve_triangular(Lk, rhs[..., None], lower=True, trans="T")[..., 0]
     return beta, us + uD, jnp.diagonal(LDD)[-1] ** 2, f

@@ -14,6 +14,9 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError, mark_formula, mark_position
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
+from .weights import check_offset, check_weights, row_values
+
+_HIDDEN = "\x00mixedjax:"  # prefix of columns carried alongside the data's (no user column starts with NUL)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +78,8 @@ class Design:
     terms: tuple[Term, ...]  # in the order of DESIGN.md section 3: ℓ_k s_k descending
     n_dropped: int  # rows dropped for missing values
     rows: np.ndarray  # index labels of the rows used
+    weights: np.ndarray | None = None  # prior weights (residual variance σ²/wᵢ), None for all ones
+    offset: np.ndarray | None = None  # known part of the linear predictor (formula offsets and offset=), or None
 
     @property
     def n(self) -> int:
@@ -318,7 +323,9 @@ def _confounded(term: "Term", Q: np.ndarray) -> bool:
     return bool(np.all(resid2 <= 1e-10 * np.maximum(znorm2, 1e-300)))
 
 
-def build_design(formula, data) -> Design:
+def build_design(formula, data, *, weights=None, offset=None) -> Design:
+    """The design of an lme4 formula on the data; ``weights`` and ``offset``: None, a column name or one value per
+    row (see design/weights.py). Rows with zero weight carry no information and are dropped with the missing ones."""
     pf = parse_formula(formula)
     text = pf.text
     rhs0 = text.find("~") + 1  # mark parts of the right-hand side there, not in the response
@@ -368,6 +375,11 @@ def build_design(formula, data) -> Design:
     df = data.loc[:, [c for c in data.columns if str(c) in set(used)]]
     df.columns = [str(c) for c in df.columns]
     df = df[used]
+    # prior weights and offset given as arguments: carried as hidden columns so missing values drop their rows
+    extra = {"weights": row_values(weights, data, "weights"), "offset": row_values(offset, data, "offset")}
+    for key, values in extra.items():
+        if values is not None:
+            df = df.assign(**{_HIDDEN + key: values.to_numpy()})
 
     # missing values: drop the rows, count them
     na = df.isna()
@@ -380,6 +392,16 @@ def build_design(formula, data) -> Design:
             f"uses (missing per column: {per}).\nFill in or drop the columns with missing values."
         )
     df = df.loc[complete]
+    w_arg = df.pop(_HIDDEN + "weights").to_numpy(float) if extra["weights"] is not None else None
+    off_arg = df.pop(_HIDDEN + "offset").to_numpy(float) if extra["offset"] is not None else None
+    if w_arg is not None:
+        check_weights(w_arg)
+        if (w_arg == 0).any():  # zero weight: no information; dropped and counted with the missing rows
+            keep = w_arg > 0
+            df, w_arg, n_dropped = df.loc[keep], w_arg[keep], n_dropped + int((~keep).sum())
+            off_arg = off_arg[keep] if off_arg is not None else None
+    if off_arg is not None:
+        check_offset(off_arg)
     # levels that no longer occur (or never did) are not levels of the model
     grouping_only = set(used) - set().union(*(cols for _, _, cols, _, grp in parts if not grp))
     for c in df.columns:
@@ -550,4 +572,6 @@ def build_design(formula, data) -> Design:
         terms=tuple(terms),
         n_dropped=n_dropped,
         rows=np.asarray(labels),
+        weights=w_arg,
+        offset=off_arg,
     )

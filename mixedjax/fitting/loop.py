@@ -59,7 +59,7 @@ def _loop(theta0, scale, arrays, layout: Layout, reml: bool, opts: FitOptions):
     # optimise over φ = θ / scale (scale is 1 except for random-effects columns of extreme size)
     theta0 = theta0 / scale
     dof = layout.n - layout.p if reml else layout.n
-    shift = dof * arrays["log_yscale2"]  # d's dependence on the units of y; tolerances ignore it
+    shift = dof * arrays.log_yscale2 - arrays.log_wdet  # d's dependence on the units of y; tolerances ignore it
 
     def plain(phi):
         return deviance(phi * scale, arrays, layout, reml)

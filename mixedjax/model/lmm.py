@@ -35,8 +35,14 @@ def _check_x64():
         )
 
 
-def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedModel":
+def lmm(formula, data, *, reml=False, verbose=False, weights=None, offset=None, **options) -> "LinearMixedModel":
     """Fit a linear mixed-effects model given by an lme4 formula (ML by default, like MixedModels.jl).
+
+    ``weights``: prior weights, a column name or one value per row (lme4's meaning: the residual variance of row i
+    is σ²/wᵢ, and the objective is lme4's deviance or REML criterion of the weighted fit). ``offset``: a column name
+    or one value per row, a known term added to the linear predictor (as ``offset(...)`` in the formula; the two
+    add up). Rows with a missing weight or offset are dropped and counted like any missing value; weights that are
+    negative, infinite or all zero are a DataError.
 
     Options: ``maxiter`` (500), ``gtol`` (1e-8, relative gradient tolerance), ``ftol`` (1e-12, relative change of
     the objective), ``theta0`` (the starting θ: ``"moments"``, the default, a method-of-moments estimate from least-
@@ -49,7 +55,7 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
     if unknown:
         raise ArgumentError(
             f"unknown keyword argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for lmm; "
-            f"valid ones are reml, verbose, {', '.join(_OPTIONS)}"
+            f"valid ones are reml, verbose, weights, offset, {', '.join(_OPTIONS)}"
         )
     for name, val in (("reml", reml), ("verbose", verbose)):
         if not isinstance(val, (bool, np.bool_)):
@@ -79,7 +85,7 @@ def lmm(formula, data, *, reml=False, verbose=False, **options) -> "LinearMixedM
         if not np.all(np.isfinite(theta0)):
             raise ArgumentError(f"theta0 must be finite, got {theta0.tolist()}")
     _check_x64()
-    problem = Problem.build(formula, data)
+    problem = Problem.build(formula, data, weights=weights, offset=offset)
     return fit(problem, reml=bool(reml), verbose=bool(verbose), opts=opts, theta0=theta0)
 
 
@@ -228,7 +234,7 @@ class LinearMixedModel(BatchMethods):
         out = d.X @ self._solution["beta"]
         for t, b in zip(d.terms, self._solution["b"]):
             out = out + np.sum(t.z * b[t.codes], axis=1)
-        return out
+        return out if d.offset is None else out + d.offset
 
     def residuals(self) -> np.ndarray:
         return self.problem.design.y - self.fitted()

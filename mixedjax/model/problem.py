@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from ..blocks.plan import FILL_MODES, Layout, build_blocks
+from ..blocks.types import Arrays, ModelData, Plan
 from ..design.build import Design, build_design
 from ..errors import ArgumentError
 from ..fitting.start import moment_start
@@ -15,12 +16,21 @@ from ..fitting.start import moment_start
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """Everything about a model that does not depend on θ: the design, the static layout and the device arrays."""
+    """Everything about a model that does not depend on θ: the design, the static layout, the plan that assembles
+    the blocks from the data, the data on the device and the assembled arrays (docs/design.md, section 5)."""
 
     design: Design
     layout: Layout
-    arrays: dict
+    arrays: Arrays
     yscale: float
+    plan: Plan
+    data: ModelData
+    merged: bool = True  # term-0 levels with equal Gram blocks share their products (see blocks.plan.build_blocks)
+
+    def __repr__(self) -> str:
+        d = self.design
+        terms = ", ".join(f"{t.name} ({t.nlevels} levels × {t.s})" for t in d.terms)
+        return f"Problem({d.formula.text!r}: {d.n} observations, {d.p} fixed effects, random effects {terms})"
 
     @property
     def theta_scale(self) -> np.ndarray:
@@ -29,7 +39,7 @@ class Problem:
 
     def start(self, kind: str = "moments") -> np.ndarray:
         """A starting θ: "moments" (the default of a fit: a method-of-moments estimate of each term's covariance from
-        least-squares residuals, see mixedjax/_start.py) or "identity" (λ = I, lme4's and MixedModels.jl's start)."""
+        least-squares residuals, see fitting/start.py) or "identity" (λ = I, lme4's and MixedModels.jl's start)."""
         if kind == "identity":
             return np.concatenate([t.theta0() for t in self.design.terms])
         if kind == "moments":
@@ -37,13 +47,31 @@ class Problem:
         raise ArgumentError(f"the start must be 'moments' or 'identity', not {kind!r}")
 
     @classmethod
-    def build(cls, formula, data, *, fill: str = "auto") -> "Problem":
-        """Parse, build the design and the blocked layout. ``fill`` (a tuning and testing knob): how the fill-in
-        of the dense block is computed, "auto" (per column by cost), "pairs", "dense" or "mixed"."""
+    def build(cls, formula, data, *, weights=None, offset=None, fill: str = "auto", merge: bool = True) -> "Problem":
+        """Parse, build the design and plan the blocks. ``weights`` and ``offset``: None, a column name or one value
+        per row (lme4's meaning: residual variance σ²/wᵢ; a known term of the linear predictor, added to any
+        ``offset(...)`` in the formula). ``fill`` (a tuning and testing knob): how the fill-in of the dense block is
+        computed, "auto" (per column by cost), "pairs", "dense" or "mixed". ``merge=False`` plans for weights that
+        change after the build (``blocks.assembly.assemble``): see blocks.plan.build_blocks."""
         if fill not in FILL_MODES:
             raise ArgumentError(f"fill must be one of {', '.join(map(repr, FILL_MODES))}, not {fill!r}")
-        design = build_design(formula, data)
-        layout, arrays, yscale = build_blocks(design, fill)
-        # device_put, not jnp.asarray: the latter compiles a small program per array shape (a cold-start cost)
-        return cls(design, layout, jax.device_put(jax.tree_util.tree_map(np.asarray, arrays)), yscale)
+        design = build_design(formula, data, weights=weights, offset=offset)
+        return cls.from_design(design, fill=fill, merge=merge)
 
+    @classmethod
+    def from_design(cls, design: Design, *, fill: str = "auto", merge: bool = True) -> "Problem":
+        """Plan and assemble the blocks of a built design."""
+        layout, arrays, plan, yscale = build_blocks(design, fill, weights=design.weights, offset=design.offset,
+                                                    merge=merge)
+        data = model_data(design)
+        # device_put, not jnp.asarray: the latter compiles a small program per array shape (a cold-start cost)
+        arrays, plan, data = jax.device_put((arrays, plan, data))
+        return cls(design, layout, arrays, yscale, plan, data, merge)
+
+
+def model_data(design: Design) -> ModelData:
+    """The design's numbers as the assembly takes them (numpy; unit weights and a zero offset when none)."""
+    n = design.n
+    return ModelData(z=tuple(t.z for t in design.terms), X=design.X, y=design.y,
+                     weights=np.ones(n) if design.weights is None else design.weights,
+                     offset=np.zeros(n) if design.offset is None else design.offset)
