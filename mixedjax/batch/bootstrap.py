@@ -20,7 +20,7 @@ from .simulate import as_key, simulate_one, sim_design
 
 def _replicate(key_data, theta, beta, sigma, d, ctx, layout, reml, opts):
     y = simulate_one(jax.random.wrap_key_data(key_data), theta, beta, sigma, d, layout)
-    return _fit_slim(y, ctx, layout, reml, opts)
+    return _fit_slim(y, None, ctx, layout, reml, opts)
 
 
 _boot_chunk = jax.jit(jax.vmap(_replicate, in_axes=(0,) + (None,) * 8), static_argnums=(6, 7, 8))
@@ -192,7 +192,7 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None) -> Bootstr
     th = jax.numpy.asarray(model.theta)
     be = jax.numpy.asarray(model.fixef.to_numpy())
     sg = jax.numpy.float64(model.sigma)
-    d, ctx, layout, reml = sim_design(model.problem.design), model._batch_context, model.problem.layout, bool(model.reml)
+    d, ctx, layout, reml = sim_design(model.problem), model._batch_context, model.problem.layout, bool(model.reml)
     bar = None
     if progress:
         from tqdm.auto import tqdm

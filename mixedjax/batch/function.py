@@ -24,7 +24,8 @@ from ..core.derived import estimates
 from ..core.objective import deviance
 from ..errors import ArgumentError
 from ..fitting.loop import FitOptions, diagonal_indices
-from .response import ResponsePlan, response_plan, with_response
+from ..blocks.assembly import assemble, with_response
+from ..blocks.types import Arrays, ModelData, Plan
 from .solve import Solution, free_mask, solve
 
 
@@ -46,11 +47,12 @@ class Estimates(NamedTuple):
 
 
 class Context(NamedTuple):
-    """The device data a fit function reads besides y: the model's arrays, how y enters them, the start and the
-    units of θ."""
+    """The device data a fit function reads besides y (and the weights): the plan, the arrays and the data of the
+    model's problem (for new weights a plan that keeps term 0's pairs, ``merge=False``), the start and θ's units."""
 
-    arrays: dict
-    rplan: ResponsePlan
+    plan: Plan
+    arrays: Arrays
+    data: ModelData
     theta0: jax.Array
     scale: jax.Array
 
@@ -65,30 +67,37 @@ def start_theta(theta, layout: Layout, scale) -> np.ndarray:
     return th
 
 
-def context(model) -> Context:
-    """The Context of a fitted model (host planning, once per model)."""
-    p = model.problem
+def context(model, problem=None) -> Context:
+    """The Context of a fitted model (host planning, once per model); ``problem``: another plan of its design."""
+    p = model.problem if problem is None else problem
     scale = np.asarray(p.theta_scale, float)
-    return Context(p.arrays, response_plan(p), jax.device_put(start_theta(model.theta, p.layout, scale)),
+    return Context(p.plan, p.arrays, p.data, jax.device_put(start_theta(model.theta, p.layout, scale)),
                    jax.device_put(scale))
 
 
-def _gradient_in_theta(theta, y, ctx: Context, layout: Layout, reml: bool):
-    return jax.grad(deviance)(theta, with_response(ctx.rplan, ctx.arrays, layout, y), layout, reml)
+def arrays_at(ctx: Context, layout: Layout, y, weights=None) -> Arrays:
+    """The arrays for response y: only its rows re-assembled, or, with weights, every block (blocks/assembly.py)."""
+    if weights is None:
+        return with_response(ctx.plan, ctx.arrays, ctx.data, y, layout)
+    return assemble(ctx.plan, ctx.arrays, ctx.data._replace(y=y, weights=weights), layout)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def implicit_theta(theta_star, y, ctx: Context, layout: Layout, reml: bool):
-    """θ̂(y) given the solver's θ̂ (``theta_star``): the value is θ̂ itself, the derivative the implicit one."""
+def _gradient_in_theta(theta, y, w, ctx: Context, layout: Layout, reml: bool):
+    return jax.grad(deviance)(theta, arrays_at(ctx, layout, y, w), layout, reml)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(4, 5))
+def implicit_theta(theta_star, y, w, ctx: Context, layout: Layout, reml: bool):
+    """θ̂(y, w) given the solver's θ̂ (``theta_star``): the value is θ̂ itself, the derivative the implicit one."""
     return theta_star
 
 
 @implicit_theta.defjvp
 def _implicit_theta_jvp(layout, reml, primals, tangents):
-    th, y, ctx = primals
-    dy = tangents[1]
-    H = jax.jacfwd(_gradient_in_theta)(th, y, ctx, layout, reml)
-    _, cross = jax.jvp(lambda yy: _gradient_in_theta(th, yy, ctx, layout, reml), (y,), (dy,))
+    th, y, w, ctx = primals
+    _, dy, dw, _ = tangents
+    H = jax.jacfwd(_gradient_in_theta)(th, y, w, ctx, layout, reml)
+    _, cross = jax.jvp(lambda yy, ww: _gradient_in_theta(th, yy, ww, ctx, layout, reml), (y, w), (dy, dw))
     free = free_mask(th, layout)
     both = free[:, None] & free[None, :]
     Hf = jnp.where(both, H, jnp.eye(th.size, dtype=H.dtype))  # held-at-zero entries: an identity row, zero rhs
@@ -105,54 +114,66 @@ class Reported(NamedTuple):
     objective: jax.Array
 
 
-def _reported(theta, y, ctx: Context, layout: Layout, reml: bool) -> Reported:
-    arrays = with_response(ctx.rplan, ctx.arrays, layout, y)
+def _reported(theta, y, w, ctx: Context, layout: Layout, reml: bool) -> Reported:
+    arrays = arrays_at(ctx, layout, y, w)
     est = estimates(theta, arrays, layout, reml)
     return Reported(est.beta, jnp.sqrt(est.sigma2), tuple(est.b), deviance(theta, arrays, layout, reml))
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def reported(theta, y, ctx: Context, layout: Layout, reml: bool) -> Reported:
+@partial(jax.custom_jvp, nondiff_argnums=(4, 5))
+def reported(theta, y, w, ctx: Context, layout: Layout, reml: bool) -> Reported:
     """β̂, σ̂, b̂ and d at (θ, y). The objective's dense Cholesky has a reverse-mode rule only (core/cholesky.py), so
     the forward derivative is the transpose of the reverse one (jax.linear_transpose of the VJP): exact, and what
     jax.jacfwd and jax.jvp need."""
-    return _reported(theta, y, ctx, layout, reml)
+    return _reported(theta, y, w, ctx, layout, reml)
 
 
 @reported.defjvp
 def _reported_jvp(layout, reml, primals, tangents):
-    theta, y, ctx = primals
-    out, vjp = jax.vjp(lambda t, yy: _reported(t, yy, ctx, layout, reml), theta, y)
-    (tan,) = jax.linear_transpose(vjp, out)((tangents[0], tangents[1]))
+    theta, y, w, ctx = primals
+    out, vjp = jax.vjp(lambda t, yy, ww: _reported(t, yy, ww, ctx, layout, reml), theta, y, w)
+    (tan,) = jax.linear_transpose(vjp, out)(tangents[:3])
     return out, tan
 
 
-def fit_at(y, ctx: Context, layout: Layout, reml: bool, opts: FitOptions) -> tuple[Estimates, Solution]:
-    """The fit at response y (pure JAX): the solve on y without derivatives, then θ̂ re-attached to y implicitly."""
+def fit_at(y, w, ctx: Context, layout: Layout, reml: bool, opts: FitOptions) -> tuple[Estimates, Solution]:
+    """The fit at response y and weights w (None: the model's; pure JAX): the solve without derivatives, then θ̂
+    re-attached to (y, w) implicitly."""
     y = jnp.asarray(y, dtype=jnp.float64)
-    sol = solve(ctx.theta0, with_response(ctx.rplan, ctx.arrays, layout, jax.lax.stop_gradient(y)), layout, reml,
-                opts, ctx.scale)
-    theta = implicit_theta(jax.lax.stop_gradient(sol.theta), y, ctx, layout, reml)
-    r = reported(theta, y, ctx, layout, reml)
+    w = None if w is None else jnp.asarray(w, dtype=jnp.float64)
+    sg = jax.lax.stop_gradient
+    sol = solve(ctx.theta0, arrays_at(ctx, layout, sg(y), None if w is None else sg(w)), layout, reml, opts,
+                ctx.scale)
+    theta = implicit_theta(sg(sol.theta), y, w, ctx, layout, reml)
+    r = reported(theta, y, w, ctx, layout, reml)
     return Estimates(theta, r.beta, r.sigma, r.b, r.objective, sol.converged, sol.result), sol
 
 
 TRACES = {"fit_at": 0}  # times the single-fit program was traced (tests count recompilations with it)
 
 
-def _fit_one(y, ctx, layout, reml, opts):
+def _fit_one(y, w, ctx, layout, reml, opts):
     TRACES["fit_at"] += 1
-    return fit_at(y, ctx, layout, reml, opts)
+    return fit_at(y, w, ctx, layout, reml, opts)
 
 
 fit_one_jit = jax.jit(_fit_one, static_argnames=("layout", "reml", "opts"))
 
 
 def check_weights(weights, n: int):
-    """Weights need the engine's weighted assembly (issue 13), which this branch does not have yet."""
-    if weights is not None:
-        raise ArgumentError("weights are not supported by fit_function/fit_many yet: they need the engine's weighted "
-                            "assembly (blocks/assembly.py); fit weighted models one at a time")
+    """None, or n finite non-negative weights (not all zero) as float64."""
+    if weights is None:
+        return None
+    if isinstance(weights, jax.core.Tracer):
+        return weights
+    try:
+        w = np.asarray(weights, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ArgumentError(f"weights must be {n} numbers, one per observation, not {type(weights).__name__}") from err
+    if w.shape[-1:] != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.all(w.reshape(-1, n).sum(1) > 0):
+        raise ArgumentError(f"weights must be {n} finite non-negative numbers per response (not all zero), got "
+                            f"shape {w.shape}")
+    return w
 
 
 def make_fit_function(model, reml=None, opts: FitOptions = FitOptions()):
@@ -160,13 +181,21 @@ def make_fit_function(model, reml=None, opts: FitOptions = FitOptions()):
     if reml is not None and not isinstance(reml, (bool, np.bool_)):
         raise ArgumentError(f"reml must be True, False or None (the model's own), not {reml!r}")
     reml = bool(model.reml if reml is None else reml)
-    ctx, layout, n = context(model), model.problem.layout, model.nobs
+    layout, n = model.problem.layout, model.nobs
+    ctx, wctx = model._batch_context, None
 
     def f(y, weights=None) -> Estimates:
-        check_weights(weights, n)
+        nonlocal wctx
         if jnp.shape(y) != (n,):
             raise ArgumentError(f"y must be a vector of the model's {n} observations, not shape {jnp.shape(y)}; "
                                 "for many responses use jax.vmap(f) or mj.fit_many")
-        return fit_at(y, ctx, layout, reml, opts)[0]
+        if weights is None:
+            return fit_at(y, None, ctx, layout, reml, opts)[0]
+        if jnp.shape(weights) != (n,):
+            raise ArgumentError(f"weights must be a vector of the model's {n} observations, not shape "
+                                f"{jnp.shape(weights)}")
+        if wctx is None:
+            wctx = model._weights_context
+        return fit_at(y, check_weights(weights, n), wctx, model._weights_problem.layout, reml, opts)[0]
 
     return f

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import ArgumentError
 from ..fitting.loop import FitOptions
-from .function import Context, _fit_one, check_weights, context
+from .function import _fit_one, check_weights
 from .sharding import batch_sharding, put, round_up
 from .solve import Result
 
@@ -34,12 +34,19 @@ class Fitted(NamedTuple):
     feval: jax.Array
 
 
-def _fit_slim(y, ctx, layout, reml, opts) -> Fitted:
-    est, sol = _fit_one(y, ctx, layout, reml, opts)
+def _fit_slim(y, w, ctx, layout, reml, opts) -> Fitted:
+    est, sol = _fit_one(y, w, ctx, layout, reml, opts)
     return Fitted(est.theta, est.beta, est.sigma, est.objective, est.converged, est.result, sol.iterations, sol.feval)
 
 
-_fit_chunk = jax.jit(jax.vmap(_fit_slim, in_axes=(0, None, None, None, None)), static_argnums=(2, 3, 4))
+def _fit_rows(rows, ctx, layout, reml, opts) -> Fitted:
+    """One response per row (rows (n,)), or a response and its weights (rows (2, n))."""
+    if rows.ndim == 1:
+        return _fit_slim(rows, None, ctx, layout, reml, opts)
+    return _fit_slim(rows[0], rows[1], ctx, layout, reml, opts)
+
+
+_fit_chunk = jax.jit(jax.vmap(_fit_rows, in_axes=(0, None, None, None, None)), static_argnums=(2, 3, 4))
 
 # per replicate, bytes of the loop's state and its evaluation log besides the design (8 bytes a number)
 MEMORY_TARGET = 256e6  # default chunk memory: about this many bytes of per-replicate state
@@ -153,7 +160,8 @@ def as_responses(Y, n: int) -> np.ndarray:
 
 def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, on_chunk=None) -> FitBatch:
     """Fit the design of a model (or of a Problem, which is fitted once first) to every row of Y (B × nobs) in one
-    compiled program: ``fit_function`` under ``jax.vmap``. Each row equals ``m.refit(Y[i])``. ``batch_size``: rows
+    compiled program: ``fit_function`` under ``jax.vmap``. Each row equals ``m.refit(Y[i])``. ``weights``: prior
+    weights, (nobs,) for every response or (B, nobs) one row each (None: the model's own). ``batch_size``: rows
     per compiled chunk (default: about 256 MB of per-fit state); with several devices each chunk is split across
     them. ``reml``: None fits as the model was fitted (ML for a Problem)."""
     from ..model.lmm import LinearMixedModel, Problem, fit
@@ -168,13 +176,19 @@ def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, o
     if reml is not None and not isinstance(reml, (bool, np.bool_)):
         raise ArgumentError(f"reml must be True, False or None (the model's own), not {reml!r}")
     reml = bool(model.reml if reml is None else reml)
-    check_weights(weights, model.nobs)
     Y = as_responses(Y, model.nobs)
-    layout, opts = model.problem.layout, FitOptions()
+    layout, opts, ctx, rows = model.problem.layout, FitOptions(), model._batch_context, Y
+    w = check_weights(weights, model.nobs)
+    if w is not None:
+        if w.ndim == 1:
+            w = np.broadcast_to(w, Y.shape)
+        if w.shape != Y.shape:
+            raise ArgumentError(f"weights must have shape ({model.nobs},) (the same for every response) or "
+                                f"{Y.shape} (one row per response), not {w.shape}")
+        layout, ctx, rows = model._weights_problem.layout, model._weights_context, np.stack([Y, w], axis=1)
     batch_size = checked_batch_size(batch_size, model, opts)
-    ctx = model._batch_context
     t0 = time.perf_counter()
-    est = run_chunks(Y, lambda chunk: _fit_chunk(chunk, ctx, layout, reml, opts), int(batch_size), on_chunk)
+    est = run_chunks(rows, lambda chunk: _fit_chunk(chunk, ctx, layout, reml, opts), int(batch_size), on_chunk)
     return batch_of(est, model, reml, time.perf_counter() - t0)
 
 

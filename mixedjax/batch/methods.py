@@ -15,6 +15,21 @@ class BatchMethods:
 
         return context(self)
 
+    @cached_property
+    def _weights_problem(self):
+        """The problem on a plan that re-assembles every block for new weights (merge=False)."""
+        from ..model.problem import Problem
+
+        p = self.problem
+        return p if not p.merged else Problem.from_design(p.design, merge=False)
+
+    @cached_property
+    def _weights_context(self):
+        """As _batch_context, on _weights_problem."""
+        from .function import context
+
+        return context(self, self._weights_problem)
+
     def simulate(self, nsim=1, seed=None, *, theta=None, beta=None, sigma=None):
         """``nsim`` responses drawn from the fitted model, shape (nsim, nobs): new random effects for every level
         plus noise (lme4's ``simulate``). ``seed``: None, an integer or a ``jax.random`` key. ``theta``, ``beta``,

@@ -10,11 +10,10 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ..fitting.loop import FitOptions, OptSummary, diagonal_indices
-from .function import fit_one_jit
-from .response import with_response
+from .function import arrays_at, fit_one_jit
 from .solve import Result
 
-_with_response_jit = jax.jit(with_response, static_argnames="layout")
+_arrays_at_jit = jax.jit(arrays_at, static_argnames="layout")
 
 WORDS = {
     Result.CONVERGED_GRADIENT: "converged{b}: the gradient is zero to tolerance",
@@ -64,10 +63,11 @@ def refit(model, y, ctx, opts: FitOptions = FitOptions()):
     problem, layout = model.problem, model.problem.layout
     v = response_vector(y, model.nobs)
     yd = jax.device_put(v)
-    est, sol = fit_one_jit(yd, ctx, layout, bool(model.reml), opts)
-    arrays = _with_response_jit(ctx.rplan, problem.arrays, layout, yd)
+    est, sol = fit_one_jit(yd, None, ctx, layout, bool(model.reml), opts)
+    arrays = _arrays_at_jit(ctx, layout, yd)
     v.setflags(write=False)
-    new = dataclasses.replace(problem, design=dataclasses.replace(problem.design, y=v), arrays=arrays)
+    new = dataclasses.replace(problem, design=dataclasses.replace(problem.design, y=v), arrays=arrays,
+                              data=problem.data._replace(y=yd))
     theta = np.asarray(est.theta, float)
     theta.setflags(write=False)
     return LinearMixedModel(problem=new, reml=bool(model.reml), theta=theta, objective=float(est.objective),

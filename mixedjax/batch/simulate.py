@@ -1,5 +1,5 @@
 """Responses drawn from a fitted model (lme4's and MixedModels.jl's ``simulate``): new random effects for every
-level of every term plus noise, y = Xβ + Σ_k Z_k b_k + σ ε with b_k's rows ~ N(0, σ² λ_k λ_k') and ε ~ N(0, I)."""
+level of every term plus noise, y = offset + Xβ + Σ_k Z_k b_k + σ ε / √w with b_k's rows ~ N(0, σ² λ_k λ_k') and ε ~ N(0, I)."""
 
 from __future__ import annotations
 
@@ -15,28 +15,33 @@ from ..errors import ArgumentError
 
 
 class SimDesign(NamedTuple):
-    """The model's design on the device: X (n, p), and per term its rows' levels (n,) and columns (n, s_k)."""
+    """The model's design on the device: X (n, p), per term its rows' levels (n,) and columns (n, s_k), the prior
+    weights (n,) (residual variance σ²/wᵢ) and the offset (n,)."""
 
     X: jax.Array
     codes: tuple
     z: tuple
+    weights: jax.Array
+    offset: jax.Array
 
 
-def sim_design(design) -> SimDesign:
-    return SimDesign(jax.device_put(np.asarray(design.X, float)),
-                     tuple(jax.device_put(t.codes.astype(np.int32)) for t in design.terms),
-                     tuple(jax.device_put(np.asarray(t.z, float)) for t in design.terms))
+def sim_design(problem) -> SimDesign:
+    design, data = problem.design, problem.data
+    return SimDesign(data.X, tuple(jax.device_put(t.codes.astype(np.int32)) for t in design.terms), data.z,
+                     data.weights, data.offset)
 
 
 def simulate_one(key, theta, beta, sigma, d: SimDesign, layout: Layout):
     """One response (n,), a pure function of the key and the parameters (θ relative to σ, as in the fit)."""
     keys = jax.random.split(key, len(layout.terms) + 1)
-    eta = d.X @ beta
+    eta = d.offset + d.X @ beta
     for k, (t, lam) in enumerate(zip(layout.terms, lambdas(theta, layout))):
         u = jax.random.normal(keys[k], (t.nlevels, t.s), dtype=jnp.float64)
         b = sigma * u @ lam.T  # rows ~ N(0, σ² λ λ')
         eta = eta + jnp.sum(d.z[k] * b[d.codes[k]], axis=1)
-    return eta + sigma * jax.random.normal(keys[-1], eta.shape, dtype=jnp.float64)
+    noise = jax.random.normal(keys[-1], eta.shape, dtype=jnp.float64)
+    # a zero weight has infinite residual variance; its row does not enter the fit, so it gets no noise
+    return eta + jnp.where(d.weights > 0, sigma * noise / jnp.sqrt(jnp.where(d.weights > 0, d.weights, 1.0)), 0.0)
 
 
 simulate_many = jax.jit(jax.vmap(simulate_one, in_axes=(0, None, None, None, None, None)), static_argnames="layout")
@@ -85,7 +90,7 @@ def simulate(model, nsim=1, seed=None, *, theta=None, beta=None, sigma=None) -> 
         raise ArgumentError(f"nsim must be a positive integer, not {nsim!r}")
     th, be, s = parameters(model, theta, beta, sigma)
     keys = jax.random.split(as_key(seed), int(nsim))
-    Y = simulate_many(keys, jnp.asarray(th), jnp.asarray(be), jnp.float64(s), sim_design(model.problem.design),
+    Y = simulate_many(keys, jnp.asarray(th), jnp.asarray(be), jnp.float64(s), sim_design(model.problem),
                       model.problem.layout)
     out = np.asarray(Y)
     out.setflags(write=False)
