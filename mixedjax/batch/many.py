@@ -124,11 +124,13 @@ def _readonly(a, dtype=None):
 
 def run_chunks(rows: np.ndarray, call, batch_size: int, on_chunk=None):
     """``call`` (a compiled vmapped fit) on every chunk of ``rows`` (responses, or random keys' data), the last chunk
-    padded with copies of row 0 so one program serves every chunk; returns the concatenated Fitted as numpy.
+    padded with copies of row 0 so one program serves every chunk (and, the chunk size being a power of two, batches
+    of similar sizes); returns the concatenated Fitted as numpy.
     ``on_chunk(rows_done)`` is called after each chunk. With several devices each chunk is split across them."""
     sharding = batch_sharding()
     B = rows.shape[0]
-    size = round_up(min(batch_size, B), sharding)
+    # chunk rows: a power of two (at most batch_size), so batches of other sizes reuse the compiled programs
+    size = round_up(min(batch_size, 1 << (B - 1).bit_length()), sharding)
     parts = []
     for start in range(0, B, size):
         chunk = rows[start : start + size]

@@ -38,14 +38,15 @@ class BatchMethods:
 
         return simulate(self, nsim, seed, theta=theta, beta=beta, sigma=sigma)
 
-    def refit(self, y):
-        """A new fitted model of the same design and options for the response ``y`` (in the model's row order).
+    def refit(self, y, weights=None):
+        """A new fitted model of the same design and options for the response ``y`` (in the model's row order);
+        ``weights``: new prior weights (None keeps the model's).
 
         One compiled program serves every refit of a model of this shape; only the y row of A is recomputed. The fit
         starts at this model's θ̂ and runs the L-BFGS loop (whatever optimiser fitted this model)."""
         from .refit import refit
 
-        return refit(self, y, self._batch_context)
+        return refit(self, y, weights)
 
     def fit_function(self, reml=None):
         """A pure JAX function ``f(y, weights=None) -> Estimates`` (theta, beta, sigma, b, objective, converged,

@@ -56,18 +56,29 @@ def summary_of(sol, theta0, layout) -> OptSummary:
         gradient=np.asarray(sol.gradient, float), hessian_eigenvalues=eig)
 
 
-def refit(model, y, ctx, opts: FitOptions = FitOptions()):
-    """A new LinearMixedModel for response y (same design, reml, start at the fitted θ̂; L-BFGS)."""
+def refit(model, y, weights=None, opts: FitOptions = FitOptions()):
+    """A new LinearMixedModel for response y (same design, reml, start at the fitted θ̂; L-BFGS); ``weights``: new
+    prior weights (None: the model's)."""
     from ..model.lmm import LinearMixedModel
+    from .function import check_weights
 
-    problem, layout = model.problem, model.problem.layout
     v = response_vector(y, model.nobs)
-    yd = jax.device_put(v)
-    est, sol = fit_one_jit(yd, None, ctx, layout, bool(model.reml), opts)
-    arrays = _arrays_at_jit(ctx, layout, yd)
+    w = check_weights(weights, model.nobs)
+    if w is not None and w.shape != (model.nobs,):
+        raise ArgumentError(f"weights must be a vector of the model's {model.nobs} observations, not shape {w.shape}")
+    problem, ctx = (model.problem, model._batch_context) if w is None else (model._weights_problem,
+                                                                             model._weights_context)
+    layout = problem.layout
+    yd, wd = jax.device_put(v), None if w is None else jax.device_put(w)
+    est, sol = fit_one_jit(yd, wd, ctx, layout, bool(model.reml), opts)
+    arrays = _arrays_at_jit(ctx, layout, yd, wd)
     v.setflags(write=False)
-    new = dataclasses.replace(problem, design=dataclasses.replace(problem.design, y=v), arrays=arrays,
-                              data=problem.data._replace(y=yd))
+    design = dataclasses.replace(problem.design, y=v)
+    data = problem.data._replace(y=yd)
+    if w is not None:
+        w.setflags(write=False)
+        design, data = dataclasses.replace(design, weights=w), data._replace(weights=wd)
+    new = dataclasses.replace(problem, design=design, arrays=arrays, data=data)
     theta = np.asarray(est.theta, float)
     theta.setflags(write=False)
     return LinearMixedModel(problem=new, reml=bool(model.reml), theta=theta, objective=float(est.objective),
