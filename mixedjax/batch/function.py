@@ -195,7 +195,8 @@ def make_fit_function(model, reml=None, opts: FitOptions = FitOptions()):
             raise ArgumentError(f"weights must be a vector of the model's {n} observations, not shape "
                                 f"{jnp.shape(weights)}")
         if wctx is None:
-            wctx = model._weights_context
+            with jax.ensure_compile_time_eval():  # host planning, even when f is first called inside a trace
+                wctx = model._weights_context
         return fit_at(y, check_weights(weights, n), wctx, model._weights_problem.layout, reml, opts)[0]
 
     return f
