@@ -57,7 +57,7 @@ def test_confint(dye2):
 
 
 def test_plot(dye2):
-    import matplotlib
+    matplotlib = pytest.importorskip("matplotlib")
 
     matplotlib.use("Agg")
     fig = dye2.bootstrap(8, seed=4, progress=False).plot()
