@@ -24,13 +24,15 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.append(str(Path(__file__).resolve().parent))  # appended: this folder's profile.py must not hide the stdlib's
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's mixedjax
 
 import numpy as np  # noqa: E402
 
 import mixedjax as mj  # noqa: E402
 import models  # noqa: E402
-from mixedjax.fitting import loop as _fit  # noqa: E402
+from mixedjax.fitting import bobyqa as _fit  # noqa: E402
+from mixedjax.fitting.solve import lmm_objective  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -53,8 +55,8 @@ def main(argv=None) -> None:
             for r in range(args.starts):
                 z = np.random.default_rng(r).standard_normal(start.size)
                 th0 = start * (1 + 1e-9 * z) if r else start
-                _, f, _, _, log = _fit._bobyqa(th0, problem.arrays, problem.layout, False, opts,
-                                               problem.theta_scale, False)
+                _, f, _, _, log = _fit.bobyqa(lmm_objective(problem.layout, False), th0, problem.arrays, opts,
+                                              problem.theta_scale, False)
                 evals.append(len(log))
                 fs.append(f)
             print(f"  step {step:g}, xtol {xtol:g}: evaluations {sorted(evals)} (median {np.median(evals):g}); "

@@ -27,7 +27,7 @@ for th, v in zip(np.asarray(grid[:, 0]), np.asarray(curve)):
 # -- sleepstudy: the pure function with explicit arrays -------------------------------------------------------------
 problem = mj.Problem.build("reaction ~ 1 + days + (1 + days | subj)", mj.dataset("sleepstudy"))
 arrays, layout = problem.arrays, problem.layout
-print("\nsleepstudy: θ has", layout.ntheta, "entries; arrays:", sorted(arrays))
+print("\nsleepstudy: θ has", layout.ntheta, "entries; arrays:", ", ".join(arrays._fields))
 
 
 @jax.jit

@@ -26,10 +26,14 @@ if _cache and not _jax.config.jax_compilation_cache_dir:
     _jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 from .datasets import dataset, datasets  # noqa: E402
-from .errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxError  # noqa: E402
-from .fitting.loop import FitOptions, OptSummary  # noqa: E402
+from .errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxError, UnknownFunctionError  # noqa: E402
+from .fitting.options import FitOptions  # noqa: E402
+from .fitting.solve import RESULTS, Solution, solve  # noqa: E402
+from .fitting.summary import OptSummary  # noqa: E402
 from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
 from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
+from .inference.lrt import anova  # noqa: E402
+from .inference.profile import Profile  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
 from .batch.many import FitBatch, fit_many  # noqa: E402
 
@@ -40,10 +44,15 @@ __all__ = [
     "fit",
     "fit_many",
     "FitBatch",
+    "anova",
+    "Profile",
     "Problem",
     "LinearMixedModel",
     "OptSummary",
     "FitOptions",
+    "RESULTS",
+    "Solution",
+    "solve",
     "VarCorr",
     "VarCorrGroup",
     "deviance",
@@ -55,4 +64,5 @@ __all__ = [
     "DataError",
     "FitError",
     "ArgumentError",
+    "UnknownFunctionError",
 ]

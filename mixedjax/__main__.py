@@ -24,7 +24,7 @@ def _load(data: str):
         import pandas as pd
 
         try:
-            df = pd.read_csv(data)
+            df = pd.read_csv(data, keep_default_na=False, na_values=["NA", ""])  # R's read.csv: only NA is missing
         except Exception as err:  # pandas raises many kinds
             raise mj.DataError(f"cannot read CSV file {data!r}: {err}") from err
         for col in df.columns:

@@ -58,3 +58,7 @@ def mark_formula(formula: str, part: str, start: int = 0) -> str:
 def mark_position(formula: str, i: int, width: int = 1) -> str:
     """Return ``formula`` with a second line marking ``width`` characters from index ``i``."""
     return f"{formula}\n{' ' * i}{'^' * max(width, 1)}"
+
+
+class UnknownFunctionError(FormulaError, DataError):
+    """A formula calls a function outside the allow-list (a FormulaError; also a DataError, as an unknown name is)."""

@@ -5,7 +5,6 @@ The simulated data have the shapes of tests/test_inputs.py (n = 60, 6 groups), s
 """
 
 import math
-import warnings
 
 import jax
 import numpy as np

@@ -181,10 +181,14 @@ def test_varcorr_str_and_repr():
 
 def test_varcorr_to_frame():
     df = sleepstudy_model().varcorr.to_frame()
-    assert list(df.columns) == ["group", "column", "variance", "stddev"]
-    assert list(df["group"]) == ["subj", "subj", "Residual"]
+    assert list(df.columns) == ["group", "column", "variance", "stddev", "column2", "corr"]
+    assert list(df["group"]) == ["subj", "subj", "subj", "Residual"]
     assert list(df["column"])[:2] == ["(Intercept)", "days"]
-    assert df["variance"].iloc[2] == pytest.approx(654.94145)
+    assert df["variance"].iloc[3] == pytest.approx(654.94145)
+    # the correlation row, as lme4's as.data.frame(VarCorr(m)): the given correlation and its covariance
+    assert (df["column"].iloc[2], df["column2"].iloc[2]) == ("(Intercept)", "days")
+    assert df["corr"].iloc[2] == 0.081
+    assert df["variance"].iloc[2] == pytest.approx(df["corr"].iloc[2] * df["stddev"].iloc[0] * df["stddev"].iloc[1])
 
 
 def test_coeftable_rule_width_matches_table():
@@ -358,10 +362,10 @@ def test_negative_zero_correlation_shows_dot():
     )
     lines = format_varcorr(vc).split("\n")
     assert lines[1].endswith("  Corr.")
-    assert lines[2] == "g        (Intercept)  4.0 2.0"
-    assert lines[3] == "         x            1.0 1.0 +0.50"
-    assert lines[4] == "         z            0.4 0.6   .     .  "
-    assert lines[5] == "Residual              1.0 1.0"
+    assert lines[2] == "g        (Intercept)       4.0     2.0"
+    assert lines[3] == "         x                 1.0     1.0 +0.50"
+    assert lines[4] == "         z                 0.4     0.6   .     .  "
+    assert lines[5] == "Residual                   1.0     1.0"
     # a genuine (non-structural) zero correlation is printed as a number
     vc0 = VarCorr(
         groups=(VarCorrGroup("g", ("a", "b"), (1.0, 1.0), (1.0, 1.0), ((1.0, 0.0), (0.0, 1.0))),),
@@ -379,4 +383,82 @@ def test_uncorrelated_term_has_no_corr_column():
     )
     txt = format_varcorr(vc)
     assert "Corr." not in txt
-    assert txt.split("\n")[3] == "         x            1.0 1.0"
+    assert txt.split("\n")[3] == "         x                 1.0     1.0"
+
+
+# ---------------------------------------------------------------------------
+# (f) REPL and notebook representations of models, problems and tables
+# ---------------------------------------------------------------------------
+
+
+def _fitted_sleepstudy():
+    import mixedjax as mj
+
+    return mj.lmm("reaction ~ 1 + days + (1 + days | subj)", mj.dataset("sleepstudy"))
+
+
+def test_model_and_problem_repr_are_short():
+    m = _fitted_sleepstudy()
+    r = repr(m)
+    assert "\n" not in r and len(r) < 200
+    assert r.startswith("<LinearMixedModel reaction ~ 1 + days + (1 + days | subj)")
+    assert "180 obs" in r and "subj: 18" in r
+    assert str(m) == summary_text(m) and str(m).count("\n") > 10
+    p = repr(m.problem)
+    assert "\n" not in p and len(p) < 200 and p.startswith("<Problem reaction ~")
+
+
+def test_notebook_renderings():
+    m = _fitted_sleepstudy()
+    assert m._repr_html_().startswith('<div class="mixedjax-summary">')
+    md = m._repr_markdown_()
+    assert md.startswith("**Linear mixed model fit by maximum likelihood**")
+    # the correlation is in the markdown variance table
+    assert "| Corr. |" in md and "+0.08" in md
+    ct = m.coeftable()
+    assert isinstance(ct, pd.DataFrame)
+    assert str(ct) == format_coeftable(ct)
+    assert ct._repr_html_().startswith('<table class="mixedjax-coeftable">')
+    assert ct._repr_markdown_().splitlines()[0] == "|  | Coef. | Std. Error | z | Pr(>\\|z\\|) |"
+    assert type(ct * 2) is pd.DataFrame  # derived tables are plain DataFrames
+    vc = m.varcorr
+    assert vc._repr_markdown_().splitlines()[2].startswith("| subj | (Intercept) |")
+
+
+def test_small_variances_keep_header_apart():
+    vc = VarCorr(groups=(VarCorrGroup("g", ("(Intercept)",), (0.0,), (0.0,)),), residual_variance=0.04,
+                 residual_sd=0.2)
+    lines = format_varcorr(vc).split("\n")
+    assert "Variance Std.Dev." in lines[1]
+    # the numbers end under the ends of their headers
+    assert lines[2].rstrip().endswith("0.0") and len(lines[2]) == len(lines[1])
+
+
+def test_tidy_layout():
+    m = _fitted_sleepstudy()
+    t = m.tidy()
+    assert list(t.columns) == ["effect", "group", "term", "estimate", "std_error", "statistic", "df", "p_value"]
+    assert list(t["term"]) == ["(Intercept)", "days", "sd__(Intercept)", "sd__days", "cor__(Intercept).days",
+                               "sd__Observation"]
+    assert list(t["effect"]) == ["fixed"] * 2 + ["ran_pars"] * 4
+    np.testing.assert_allclose(t["estimate"].iloc[:2], m.fixef.to_numpy())
+    np.testing.assert_allclose(t["std_error"].iloc[:2], m.stderror.to_numpy())
+    vc = m.varcorr
+    np.testing.assert_allclose(t["estimate"].iloc[2:], [*vc.groups[0].stddevs, vc.groups[0].corr[1][0], m.sigma])
+    assert t["df"].isna().all()
+
+
+def test_tidy_takes_df_and_t_from_a_ddf_coeftable():
+    # the inference issue's coeftable(ddf=...) layout: Coef., Std. Error, df, t, Pr(>|t|)
+    from mixedjax.display.tables import tidy_frame
+
+    ct = pd.DataFrame({"Coef.": [1.5, -2.0], "Std. Error": [0.5, 1.0], "df": [17.0, 17.0], "t": [3.0, -2.0],
+                       "Pr(>|t|)": [0.008, 0.06]}, index=["(Intercept)", "x"])
+    vc = VarCorr(groups=(VarCorrGroup("g", ("(Intercept)",), (4.0,), (2.0,)),), residual_variance=1.0,
+                 residual_sd=1.0)
+    t = tidy_frame(ct, vc)
+    assert list(t["df"].iloc[:2]) == [17.0, 17.0]
+    assert list(t["statistic"].iloc[:2]) == [3.0, -2.0]
+    assert list(t["p_value"].iloc[:2]) == [0.008, 0.06]
+    assert list(t["term"].iloc[2:]) == ["sd__(Intercept)", "sd__Observation"]
+    assert list(t["estimate"].iloc[2:]) == [2.0, 1.0]

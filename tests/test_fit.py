@@ -15,6 +15,7 @@ import pytest
 
 import mixedjax as mj
 import mixedjax.fitting.loop as _fitmod
+import mixedjax.fitting.solve as _solvemod
 
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
 
@@ -37,7 +38,7 @@ def test_second_fit_of_same_shape_does_not_recompile(sleep_fit, sleep_data, capl
     rng = np.random.default_rng(1)
     df2 = sleep_data.copy()
     df2["reaction"] = df2["reaction"] * 1.5 + rng.normal(scale=5.0, size=len(df2))
-    loop = _fitmod.loop_for(sleep_fit.problem.layout)  # the jitted loop this model's fits use
+    loop = _solvemod._solve_jit_quick() if _fitmod.use_quick(sleep_fit.problem.layout) else _solvemod._solve_jit
     size_before = loop._cache_size() if hasattr(loop, "_cache_size") else None
     caplog.clear()
     with caplog.at_level(logging.DEBUG), jax.log_compiles():
@@ -224,31 +225,32 @@ def test_quick_loop_drops_compile_options_this_xla_does_not_know(monkeypatch):
     known = dict(_fitmod.QUICK_OPTIONS)
     monkeypatch.setattr(_fitmod, "QUICK_OPTIONS", {**known, "xla_no_such_option_here": True,
                                                    "xla_backend_optimization_level": "not a number"})
-    _fitmod._quick_options.cache_clear()
-    _fitmod._loop_jit_quick.cache_clear()
+    _fitmod.quick_options.cache_clear()
+    _solvemod._solve_jit_quick.cache_clear()
     try:
-        kept = _fitmod._quick_options()
+        kept = _fitmod.quick_options()
         assert kept == {k: v for k, v in known.items() if k != "xla_backend_optimization_level"}
         data = mj.dataset("dyestuff")
         problem = mj.Problem.build("yield ~ 1 + (1 | batch)", data)
-        assert _fitmod.loop_for(problem.layout) is _fitmod._loop_jit_quick()
+        assert _fitmod.use_quick(problem.layout)
         m = mj.fit(problem)
         assert m.optsum.converged
         assert m.objective == pytest.approx(327.3270598811, rel=1e-10)  # MixedModels.jl's value
     finally:
-        _fitmod._quick_options.cache_clear()
-        _fitmod._loop_jit_quick.cache_clear()
+        _fitmod.quick_options.cache_clear()
+        _solvemod._solve_jit_quick.cache_clear()
 
 
-def test_fit_loop_inside_jit_and_vmap(sleep_fit):
-    """fit_loop, the pure loop, runs inside a user's jax.jit (where the small-model loop's compiler options are not
+def test_solve_inside_jit_and_vmap(sleep_fit):
+    """solve, the pure fit, runs inside a user's jax.jit (where the small-model loop's compiler options are not
     allowed), whether θ₀ or the arrays are traced, and under jax.vmap, and reaches the fit's optimum."""
     p = sleep_fit.problem
     th0 = jnp.asarray(p.start())
-    f_jit = jax.jit(lambda t: _fitmod.fit_loop(t, p.arrays, p.layout)["f"])(th0)
-    f_vmap = jax.vmap(lambda t: _fitmod.fit_loop(t, p.arrays, p.layout)["f"])(jnp.stack([th0, 0.9 * th0]))
+    f = _solvemod.lmm_objective(p.layout, False)
+    f_jit = jax.jit(lambda t: mj.solve(f, t, p.arrays, p.layout).value)(th0)
+    f_vmap = jax.vmap(lambda t: mj.solve(f, t, p.arrays, p.layout).value)(jnp.stack([th0, 0.9 * th0]))
     # traced arrays with a concrete start (e.g. a jitted refit over responses)
-    f_arrays = jax.jit(lambda a: _fitmod.fit_loop(th0, a, p.layout)["f"])(p.arrays)
+    f_arrays = jax.jit(lambda a: mj.solve(f, th0, a, p.layout).value)(p.arrays)
     np.testing.assert_allclose(float(f_jit), sleep_fit.objective, rtol=1e-10)
     np.testing.assert_allclose(np.asarray(f_vmap), sleep_fit.objective, rtol=1e-10)
     np.testing.assert_allclose(float(f_arrays), sleep_fit.objective, rtol=1e-10)

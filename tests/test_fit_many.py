@@ -49,7 +49,7 @@ def test_fit_many_equals_refits(dye, Y):
     b = mj.fit_many(dye, Y)
     assert isinstance(b, mj.FitBatch) and len(b) == 8
     assert b.theta.shape == (8, 1) and b.beta.shape == (8, 1) and b.sigma.shape == (8,)
-    assert b.converged.all() and set(b.result) <= {Result.CONVERGED_GRADIENT, Result.CONVERGED_OBJECTIVE}
+    assert b.converged.all() and set(b.result) <= {Result.gradient_zero, Result.objective_stalled}
     for i in range(8):
         r = dye.refit(Y[i])
         np.testing.assert_allclose(b.objective[i], r.objective, rtol=1e-10)
@@ -74,7 +74,7 @@ def test_to_frame(dye, Y):
     f = mj.fit_many(dye, Y).to_frame()
     assert isinstance(f, pd.DataFrame) and len(f) == 8
     assert list(f.columns) == ["objective", "(Intercept)", "sigma", "batch:(Intercept)", "converged", "result"]
-    assert set(f["result"]) <= {"CONVERGED_GRADIENT", "CONVERGED_OBJECTIVE"}
+    assert set(f["result"]) <= {"gradient_zero", "objective_stalled"}
 
 
 @pytest.mark.slow

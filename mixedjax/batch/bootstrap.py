@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentError
-from ..fitting.loop import FitOptions, diagonal_indices
+from ..fitting.options import FitOptions
+from ..fitting.solve import diagonal_indices
 from .many import FitBatch, _fit_slim, batch_of, checked_batch_size, run_chunks
 from .simulate import as_key, simulate_one, sim_design
 

@@ -23,7 +23,8 @@ from ..blocks.plan import Layout
 from ..core.derived import estimates
 from ..core.objective import deviance
 from ..errors import ArgumentError
-from ..fitting.loop import FitOptions, diagonal_indices
+from ..fitting.options import FitOptions
+from ..fitting.solve import diagonal_indices
 from ..blocks.assembly import assemble, with_response
 from ..blocks.types import Arrays, ModelData, Plan
 from .solve import Solution, free_mask, solve

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentError
-from ..fitting.loop import FitOptions
+from ..fitting.options import FitOptions
 from .function import _fit_one, check_weights
 from .sharding import batch_sharding, put, round_up
 from .solve import Result

@@ -9,22 +9,12 @@ import jax
 import numpy as np
 
 from ..errors import ArgumentError
-from ..fitting.loop import FitOptions, OptSummary, diagonal_indices
+from ..fitting.options import FitOptions
+from ..fitting.solve import diagonal_indices
+from ..fitting.summary import summarize
 from .function import arrays_at, fit_one_jit
-from .solve import Result
 
 _arrays_at_jit = jax.jit(arrays_at, static_argnames="layout")
-
-WORDS = {
-    Result.CONVERGED_GRADIENT: "converged{b}: the gradient is zero to tolerance",
-    Result.CONVERGED_OBJECTIVE: "converged{b}: the objective stopped decreasing",
-    Result.MAXITER: "not converged: the iteration limit was reached",
-    Result.LINESEARCH: "not converged: the line search could not decrease the objective",
-    Result.MAXEVAL: "not converged: the evaluation limit was reached",
-    Result.SADDLE: "not converged: the optimiser stopped where the Hessian has a negative eigenvalue",
-    Result.NONFINITE: "not converged: the objective, gradient or Hessian at the result is not finite",
-}
-
 
 def response_vector(y, n: int) -> np.ndarray:
     try:
@@ -38,22 +28,6 @@ def response_vector(y, n: int) -> np.ndarray:
     if not np.all(np.isfinite(v)):
         raise ArgumentError(f"y must be finite; position {int(np.argmax(~np.isfinite(v)))} is missing or infinite")
     return v
-
-
-def summary_of(sol, theta0, layout) -> OptSummary:
-    """An OptSummary from a traced fit's Solution (host numpy)."""
-    sol = jax.device_get(sol)
-    th = np.asarray(sol.theta, float)
-    code = Result(int(sol.result))
-    boundary = " on the boundary (singular fit)" if any(th[i] == 0 for i in diagonal_indices(layout)) else ""
-    ne = int(sol.feval)
-    H = np.asarray(sol.hessian)
-    eig = np.linalg.eigvalsh(H) if np.all(np.isfinite(H)) else np.zeros(0)
-    return OptSummary(
-        initial=np.asarray(theta0, float), final=th, fmin=float(sol.objective), feval=ne,
-        iterations=int(sol.iterations), status=WORDS[code].format(b=boundary), converged=bool(sol.converged),
-        fitlog=tuple((np.asarray(sol.log_theta[i]), float(sol.log_f[i])) for i in range(min(ne, len(sol.log_f)))),
-        gradient=np.asarray(sol.gradient, float), hessian_eigenvalues=eig)
 
 
 def refit(model, y, weights=None, opts: FitOptions = FitOptions()):
@@ -82,4 +56,4 @@ def refit(model, y, weights=None, opts: FitOptions = FitOptions()):
     theta = np.asarray(est.theta, float)
     theta.setflags(write=False)
     return LinearMixedModel(problem=new, reml=bool(model.reml), theta=theta, objective=float(est.objective),
-                            optsum=summary_of(sol, ctx.theta0, layout))
+                            optsum=summarize(jax.device_get(sol), layout))

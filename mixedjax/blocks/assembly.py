@@ -26,7 +26,9 @@ def _rows(data: ModelData, y=None):
     sw = jnp.sqrt(data.weights)
     zs = tuple(sw[:, None] * z for z in data.z)
     yw = sw * ((data.y if y is None else y) - data.offset)
-    c = jnp.std(yw)
+    big = jnp.max(jnp.abs(yw))
+    big = jnp.where(big > 0, big, 1.0)
+    c = big * jnp.std(yw / big)  # as the host path: no squares of huge values
     c = jnp.where(c > 0, c, 1.0)
     return zs, sw[:, None] * data.X, yw / c, 2 * jnp.log(c)
 

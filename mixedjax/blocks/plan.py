@@ -1,7 +1,8 @@
-"""The blocked matrix A = [Z X y]'[Z X y], its symbolic factorisation and index maps (DESIGN.md section 3).
+"""The plan of the blocked matrix A = [Z X y]'[Z X y] and its host assembly (docs/design.md, sections 3 and 5).
 
-Everything is numpy on the host, computed once per model. The result is a static :class:`Layout` (hashable; it
-decides the traced program) and a pytree of arrays (the data the traced objective reads).
+Computed once per design on the host, in numpy: the static :class:`Layout` (hashable; it decides the traced program),
+the :class:`~mixedjax.blocks.types.Plan` (index maps for the device assembly in assembly.py) and the
+:class:`~mixedjax.blocks.types.Arrays` the traced objective reads, assembled here without compiling anything.
 
 Block rows, in order: the *structured* terms 0..m-1, then one *dense* block D = [Z_D | X | y] holding the remaining
 terms (stored dense, scalar rows) and the fixed effects and response.
@@ -214,7 +215,8 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
     terms = design.terms
     n, p = design.n, design.p
     zs, Xw, yw, w, off = _weighted(design, weights, offset)
-    yscale = float(np.std(yw)) or 1.0
+    big = float(np.max(np.abs(yw))) or 1.0
+    yscale = big * float(np.std(yw / big)) or 1.0  # std without squaring huge values
     Xy = np.column_stack([Xw, yw / yscale])
 
     m, maps = _structured_prefix(terms)

@@ -14,12 +14,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax import lax
 from jax.scipy.linalg import solve_triangular
 
 from ..blocks.plan import Layout
-from .cholesky import PANEL_ROWS, _minus_gram_panels, _panel_cuts, chol_diag, cholesky_from_upper
+from .cholesky import _minus_gram_panels, _panel_cuts, chol_diag, cholesky_from_upper
 from .indexing import _scatter_add, _segsum, _take
 
 
@@ -194,7 +192,7 @@ def deviance(theta, arrays, layout: Layout, reml: bool = False):
 
 
 def fixed_sigma_objective(theta, arrays, layout: Layout, sigma2, reml: bool = False):
-    """-2 log-likelihood with σ² held fixed (DESIGN.md 2.1); σ² on the original scale of y."""
+    """-2 log-likelihood with σ² held fixed (docs/design.md, section 2); σ² on the original scale of y."""
     logdet, logdetx, r2 = pieces(theta, arrays, layout)
     dof = layout.n - layout.p if reml else layout.n
     s2 = sigma2 / jnp.exp(arrays.log_yscale2)  # σ² on the host's scale of y

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError, mark_formula, mark_position
+from ..formula.evaluate import run
+from ..formula.expand import expand
+from ..formula.language import Checked, compile_expression, names_used
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
+from ..formula.terms import Atoms, ModelFormula, read_model
+from ..formula.values import Factor, Matrix, level_name
+from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
+from .input import as_frame
 from .weights import check_offset, check_weights, row_values
 
 _HIDDEN = "\x00mixedjax:"  # prefix of columns carried alongside the data's (no user column starts with NUL)
@@ -33,10 +42,18 @@ class Term:
     columns: tuple[str, ...]
     pattern: tuple[tuple[int, int], ...]
     correlated: bool  # False when λ has structurally-zero off-diagonal entries everywhere (``||``)
+    # the levels as the data hold them (integers stay integers), for ranef's index and for matching new data by
+    # value; a combination of several variables is its ``levels`` text ("A:a"). Empty: use ``levels``.
+    values: tuple = ()
 
     @property
     def s(self) -> int:
         return self.z.shape[1]
+
+    @property
+    def level_values(self) -> tuple:
+        """The levels as values of the data's column (see ``values``)."""
+        return self.values if self.values else self.levels
 
     @property
     def nlevels(self) -> int:
@@ -78,8 +95,10 @@ class Design:
     terms: tuple[Term, ...]  # in the order of DESIGN.md section 3: ℓ_k s_k descending
     n_dropped: int  # rows dropped for missing values
     rows: np.ndarray  # index labels of the rows used
-    weights: np.ndarray | None = None  # prior weights (residual variance σ²/wᵢ), None for all ones
-    offset: np.ndarray | None = None  # known part of the linear predictor (formula offsets and offset=), or None
+    offset: np.ndarray | None = None  # (n,) the formula's offset(...) terms plus offset=, rows as y; None without
+    encoding: Encoding | None = None  # how the fit encoded its data, to encode new data alike (design.encode_new)
+    weights: np.ndarray | None = None  # (n,) prior weights (residual variance σ²/wᵢ); None for all ones
+    offset_given: bool = False  # offset= was passed (new data cannot have it: predict refuses)
 
     @property
     def n(self) -> int:
@@ -90,15 +109,7 @@ class Design:
         return self.X.shape[1]
 
 
-def _lme4_name(col: str) -> str:
-    """formulaic column names to lme4's: 'Intercept' -> '(Intercept)', 'dept[T.D02]' -> 'deptD02'."""
-    if col == "Intercept":
-        return "(Intercept)"
-    return re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", col)
-
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*m|[\u29da\u29db]")
-_NAME = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)")
 
 
 def _clean(err: BaseException) -> str:
@@ -107,62 +118,138 @@ def _clean(err: BaseException) -> str:
     return msg.splitlines()[0] if msg else type(err).__name__
 
 
-def _names_in(spec: str) -> tuple[set[str], set[str]]:
-    """Identifiers in ``spec``: (used as variables, used as functions ``f(``)."""
-    variables, functions = set(), set()
-    for m in _NAME.finditer(spec):
-        if m.group(1) is not None:
-            variables.add(m.group(1))
-        else:
-            rest = spec[m.end() :].lstrip()
-            (functions if rest.startswith("(") else variables).add(m.group(2))
-    return variables, functions
+class _Parts(NamedTuple):
+    """The formula read by the formula language, before any data are touched."""
+
+    atoms: Atoms
+    response: Checked
+    fixed: ModelFormula
+    random: tuple[ModelFormula, ...]  # one per RandomTerm of the ParsedFormula
+    offsets: tuple[Checked, ...]
 
 
-def _required(spec: str, formula: str, part: str, columns: set[str], start: int = 0) -> tuple[set[str], set[str]]:
-    """(columns of the data that ``spec`` uses, names it needs that the data lack)."""
-    import formulaic
-
+@contextmanager
+def _reading(formula: str, part: str, start: int = 0):
+    """A FormulaError while reading ``part`` says where the part is in the formula."""
     try:
-        need = {str(v) for v in formulaic.Formula(spec).required_variables}
-    except Exception as err:  # formulaic's own parse errors
-        raise FormulaError(
-            f"cannot read '{spec}': {_clean(err)}\n{mark_formula(formula, part, start)}\n"
-            "Use lme4 syntax: terms joined by '+', interactions with '*' or ':', functions like I(x**2) or C(f)."
-        ) from err
-    # formulaic does not report the arguments of stateful transforms (scale(x), center(x), poly(x, 2)): add every
-    # name of the text that is a column
-    variables, _ = _names_in(spec)
-    need |= variables & columns
-    return need & columns, need - columns
+        yield
+    except (FormulaError, DataError) as err:
+        if "\n" in str(err) and formula in str(err):
+            raise  # already marked
+        # the same class (an unknown function is both a FormulaError and a DataError), the reason kept
+        raise type(err)(f"{err}\n{mark_formula(formula, part, start)}") from (err.__cause__ or err)
 
 
-def _model_matrix(spec: str, data: pd.DataFrame, formula: str, part: str, start: int = 0):
-    import formulaic
+def _read_parts(pf: ParsedFormula, rhs0: int) -> _Parts:
+    """Every expression of the formula through the allow-list (a FormulaError names what is not allowed)."""
+    text, atoms = pf.text, Atoms()
+    with _reading(text, pf.response):
+        response = compile_expression(pf.response)
 
-    try:
-        # ensure_full_rank: treatment contrasts for a factor after an intercept, as R's model.matrix
-        mm = formulaic.model_matrix(spec, data, ensure_full_rank=True, na_action="ignore")
-    except Exception as err:
-        msg = _clean(err)
-        name = re.search(r"name '([^']+)' is not defined|`([^`]+)` is not present", msg)
-        if name:
-            missing = name.group(1) or name.group(2)
-            raise DataError(
-                f"'{missing}' is neither a column of the data nor a known function (used in '{part}').\n"
-                f"{mark_formula(formula, part, start)}\nCheck the spelling against the data's columns."
+    def model(spec: str, part: str, where: str) -> ModelFormula:
+        with _reading(text, part, rhs0):
+            mf = read_model(spec, atoms, where)
+        try:
+            expand(mf.placeholder)
+        except FormulaError as err:
+            raise FormulaError(
+                f"cannot read '{spec}': {err}\n{mark_formula(text, part, rhs0)}\n"
+                "Use lme4 syntax: terms joined by '+', interactions with '*' or ':', functions like I(x^2) or "
+                "factor(f)."
             ) from err
-        raise FormulaError(
-            f"cannot build the model matrix for '{spec}': {msg}\n{mark_formula(formula, part, start)}\n"
-            "Check that the columns have the types the term needs (numbers for arithmetic, any type for a factor)."
-        ) from err
-    names = tuple(_lme4_name(c) for c in mm.columns)
-    return np.asarray(mm, dtype=np.float64).reshape(len(data), -1), names
+        return mf
+
+    fixed = model(pf.fixed, pf.fixed, "the fixed part")
+    random = tuple(model(rt.expr, rt.source, f"the random-effects term '{rt.source}'") for rt in pf.random)
+    offsets = []
+    for o in pf.offsets:
+        with _reading(text, f"offset({o})", rhs0):
+            offsets.append(compile_expression(o))
+    return _Parts(atoms, response, fixed, random, tuple(offsets))
+
+
+def _names(atoms: Atoms, model: ModelFormula) -> set[str]:
+    by_key = {a.key: a for a in atoms.all()}
+    return set().union(*(names_used(by_key[k].checked.tree) for k in model.atoms)) if model.atoms else set()
+
+
+def _model_matrix(model: ModelFormula, av, formula: str, part: str, start: int = 0):
+    """The model matrix of one part from the evaluated atoms: (values, lme4 column names, R's term codings)."""
+    with _reading(formula, part, start):
+        return part_matrix(model, av)
+
+
+def _evaluated(checked: Checked, full: pd.DataFrame, complete: np.ndarray, what: str, formula: str, part: str,
+               start: int = 0):
+    """A numeric expression (the response, an offset) on the rows used, with its recorded state."""
+    with _reading(formula, part, start):
+        value, recorded = run(checked, full)
+    if isinstance(value, Matrix) and value.values.shape[1] == 1:
+        value = value.values[:, 0]
+    if isinstance(value, Matrix):
+        raise DataError(
+            f"{what} '{part}' must be one numeric column; it gives {value.values.shape[1]} columns.\n"
+            f"{mark_formula(formula, part, start)}\nUse a numeric column or an arithmetic expression of one."
+        )
+    if isinstance(value, (Factor, str)) or (isinstance(value, np.ndarray) and value.dtype == bool):
+        kind = "text or a factor" if isinstance(value, (Factor, str)) else "logical"
+        dtype = f" (dtype {full[part].dtype})" if part in full.columns else ""
+        raise DataError(
+            f"{what} '{part}' must be numeric; it is {kind}{dtype}.\n{mark_formula(formula, part, start)}\n"
+            "Convert it with pandas.to_numeric, or choose a numeric column."
+        )
+    return np.asarray(value, dtype=np.float64)[complete], recorded
 
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a maximal set of linearly independent columns, keeping earlier columns first (as lme4 does),
-    and an orthonormal basis Q of their span (n × rank). Classical Gram-Schmidt with reorthogonalisation."""
+    and an orthonormal basis Q of their span (n × rank).
+
+    Fixed-effect matrices of factors have few distinct rows (InstEval's service * dept: 28 in 73,421), so the
+    columns are judged on the distinct rows, each scaled by √(its count): that matrix has the same inner products
+    between columns as X, hence the same dependencies and the same residual norms, exactly.
+    """
+    n, p = X.shape
+    groups = _row_groups(X) if n > 2 * p else None
+    if groups is None:
+        return _independent_columns_of(X, tol)
+    group, rep = groups
+    sw = np.sqrt(np.bincount(group, minlength=len(rep)))
+    keep, Qc = _independent_columns_of(sw[:, None] * X[rep], tol)
+    return keep, (Qc / sw[:, None])[group]
+
+
+def _row_groups(*blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows that are equal in every block (2-D arrays or 1-D codes, n rows each): (group of each row, one row of
+    each group), or None when the rows do not compress (more than n / 2 groups).
+
+    Rows are grouped by one random projection of their values and each group is then checked to hold equal rows
+    only, so a group never mixes different rows; equal rows split over two groups would only cost speed.
+    """
+    n = len(blocks[0])
+    rng = np.random.default_rng(20261201)
+    h = np.zeros(n)
+    for b in blocks:
+        b2 = b.reshape(n, -1)
+        h += b2 @ rng.uniform(1.0, 2.0, b2.shape[1])
+    group, uniq = pd.factorize(h)
+    k = len(uniq)
+    if k > n // 2:
+        return None
+    rep = np.empty(k, dtype=np.int64)
+    rep[group] = np.arange(n)  # any row of each group
+    for b in blocks:
+        b2 = b.reshape(n, -1)
+        u = b2[rep]
+        # column by column: a column gather is contiguous, a row gather of a Fortran-ordered X is not
+        if not all(np.array_equal(b2[:, j], u[:, j][group]) for j in range(b2.shape[1])):
+            return None  # two different rows projected to the same value: use the rows as they are
+    return group.astype(np.int64), rep
+
+
+def _independent_columns_of(X: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_independent_columns`` on the rows as given: classical Gram-Schmidt with reorthogonalisation, after a
+    Cholesky QR fast path for clearly independent columns."""
     n, p = X.shape
     norms = np.linalg.norm(X, axis=0)
     if 0 < p <= n and np.all(norms > 0):
@@ -197,24 +284,30 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, 
 
 
 def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
-    """Integer codes and level names of a grouping factor (a combination when several variables)."""
-    codes_list, levels_list = [], []
+    """Integer codes, level names and level values of a grouping factor (a combination when several variables)."""
+    codes_list, levels_list, values_list = [], [], []
     for v in group:
         col = data[v]
         if isinstance(col.dtype, pd.CategoricalDtype):
             col = col.cat.remove_unused_categories()
             codes_list.append(np.asarray(col.cat.codes, dtype=np.int64))
-            levels_list.append([str(c) for c in col.cat.categories])
+            values_list.append(list(col.cat.categories))
         else:
             c, u = pd.factorize(col, sort=True)
             codes_list.append(np.asarray(c, dtype=np.int64))
-            levels_list.append([str(x) for x in u])
+            values_list.append(list(u))
+        levels_list.append([level_name(x) for x in values_list[-1]])  # as R prints them: 5, not 5.0; TRUE
     if len(group) == 1:
-        return codes_list[0], tuple(levels_list[0])
+        return codes_list[0], tuple(levels_list[0]), tuple(_plain(x) for x in values_list[0])
     stacked = np.stack(codes_list, axis=1)
     uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
     levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq)
-    return codes.reshape(-1).astype(np.int64), levels
+    return codes.reshape(-1).astype(np.int64), levels, levels
+
+
+def _plain(x):
+    """A numpy scalar as the Python value (np.int64(3) -> 3), so an index of levels holds the data's values."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def _lower_pattern(offset: int, s: int) -> list[tuple[int, int]]:
@@ -231,24 +324,8 @@ def _mark_name(formula: str, part: str, start: int, name: str) -> str:
     return mark_formula(formula, part, start)
 
 
-def _as_frame(data) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    if data is None or np.isscalar(data):
-        raise DataError(
-            f"data must be a pandas DataFrame (or a dict of columns), not {type(data).__name__}.\n"
-            "Pass the table whose columns the formula names, e.g. lmm('y ~ x + (1 | g)', df)."
-        )
-    try:
-        return pd.DataFrame(data)
-    except Exception as err:
-        raise DataError(
-            f"data must be a pandas DataFrame (or something pandas.DataFrame() accepts, like a dict of columns), "
-            f"not {type(data).__name__}: {_clean(err)}"
-        ) from err
-
-
 _NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal")
+_CONSTANT_NAMES = {"pi", "T", "F"}  # names the formula language knows when no column has them
 _NUMERIC_KINDS = _NUMBER_KINDS + ("boolean",)
 
 
@@ -282,31 +359,69 @@ def _check_finite(values: np.ndarray, what: str, labels, formula: str, part: str
 
 
 def _span_residual(Q: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y − QQ'y for an orthonormal Q, projected twice so that the residual is accurate when it is tiny."""
     r = y - Q @ (Q.T @ y)
     return r - Q @ (Q.T @ r)
 
 
 def _sum_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int) -> np.ndarray:
     """S[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1])."""
+    import scipy.sparse
+
+    n = len(codes)
+    ptr = np.arange(n + 1)
     out = np.empty((nlev, left.shape[1], right.shape[1]))
     for a in range(left.shape[1]):
-        for b in range(right.shape[1]):
-            out[:, a, b] = np.bincount(codes, weights=left[:, a] * right[:, b], minlength=nlev)
+        # the level × row matrix with left[:, a] at (codes[i], i): one entry per column, so CSC needs no sorting
+        J = scipy.sparse.csc_array((left[:, a], codes, ptr), shape=(nlev, n))
+        out[:, a, :] = J @ right
     return out
 
 
 def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float) -> bool:
-    """Is y (numerically) in the span of [X Z_k]? Z_k is projected out level by level, then X."""
+    """Is y (numerically) in the span of [X Z_k]: ‖(I − P)y‖ ≤ tol ‖y‖ for the projection P on that span?
+
+    Rows equal in X, in the level and in z span the same group indicator, and [X Z_k] lies in the span of these
+    indicators; so ‖(I − P)y‖² = Σ (y − its group mean)² + the same residual for the group means (each row
+    scaled by √(its count)), and the first sum alone, cheap and exact, rules out most models.
+    """
+    ymax = np.max(np.abs(y))
+    if ymax == 0:
+        return True  # y = 0 lies in every span
+    y = y / ymax  # the decision does not depend on y's units; squares of 1e200 would overflow
+    bound = tol * np.linalg.norm(y)
+    groups = _row_groups(X, term.codes, term.z)
+    if groups is None:
+        return bool(np.linalg.norm(_fit_residual(term.codes, term.z, X, y, term.nlevels)) <= bound)
+    group, rep = groups
+    count = np.bincount(group, minlength=len(rep)).astype(float)
+    ybar = np.bincount(group, weights=y, minlength=len(rep)) / count
+    within = y - ybar[group]
+    within2 = float(within @ within)
+    if within2 > bound**2:
+        return False
+    sw = np.sqrt(count)
+    between = _fit_residual(term.codes[rep], sw[:, None] * term.z[rep], sw[:, None] * X[rep], sw * ybar,
+                            term.nlevels)
+    return bool(within2 + float(between @ between) <= bound**2)
+
+
+def _fit_residual(codes: np.ndarray, z: np.ndarray, X: np.ndarray, y: np.ndarray, nlev: int) -> np.ndarray:
+    """(I − P)y for the projection P on the span of [X Z]: Z (levels × columns of z) is projected out level by
+    level, then X."""
     Xy = np.column_stack([X, y])
-    G = _sum_by_level(term.codes, term.z, term.z, term.nlevels)
-    B = _sum_by_level(term.codes, term.z, Xy, term.nlevels)
-    W = np.linalg.pinv(G) @ B  # (ℓ, s, p+1)
+    G = _sum_by_level(codes, z, z, nlev)
+    B = _sum_by_level(codes, z, Xy, nlev)
+    if z.shape[1] == 1:  # the pseudo-inverse of a 1 × 1 Gram matrix, without a batched SVD
+        g = G[:, 0, 0]
+        W = np.divide(B, g[:, None, None], out=np.zeros_like(B), where=g[:, None, None] > 0)
+    else:
+        W = np.linalg.pinv(G) @ B  # (ℓ, s, p+1)
     R = Xy.copy()
-    for a in range(term.s):
-        R -= term.z[:, a : a + 1] * W[term.codes, a, :]
+    for a in range(z.shape[1]):
+        R -= z[:, a : a + 1] * W[codes, a, :]
     _, Q = _independent_columns(R[:, :-1])
-    r = _span_residual(Q, R[:, -1])
-    return bool(np.linalg.norm(r) <= tol * np.linalg.norm(y))
+    return _span_residual(Q, R[:, -1])
 
 
 def _confounded(term: "Term", Q: np.ndarray) -> bool:
@@ -329,7 +444,7 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
     pf = parse_formula(formula)
     text = pf.text
     rhs0 = text.find("~") + 1  # mark parts of the right-hand side there, not in the response
-    data = _as_frame(data)
+    data = as_frame(data)
     if data.shape[0] == 0:
         raise DataError("the data have no rows; pass the table of observations the model is fitted to")
 
@@ -338,32 +453,29 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
     # (what, part of the formula, columns, where to mark it, grouping factor?)
     parts: list[tuple[str, str, set[str], int, bool]] = []
 
-    def need(what, spec, part, extra=(), start=rhs0, grouping=False):
-        have, missing = _required(spec, text, part, columns, start) if spec is not None else (set(), set())
-        missing |= set(extra) - columns
-        have |= set(extra) & columns
+    read = _read_parts(pf, rhs0)
+
+    def need(what, names, part, extra=(), start=rhs0, grouping=False):
+        names = set(names) | set(extra)
+        have = names & columns
+        missing = {m for m in names - columns if m not in _CONSTANT_NAMES}
         if missing:
-            _, functions = _names_in(spec or "")
             miss = sorted(missing)
             avail = ", ".join(map(str, data.columns[:20])) + (", ..." if data.shape[1] > 20 else "")
-            fn = [m for m in miss if m in functions]
-            if fn == miss:
-                head = f"{', '.join(repr(m) for m in miss)} {'are' if len(miss) > 1 else 'is'} neither a column of "
-                head += "the data nor a known function"
-            else:
-                head = f"{'columns' if len(miss) > 1 else 'column'} {', '.join(repr(m) for m in miss)} "
-                head += f"{'are' if len(miss) > 1 else 'is'} not found in the data"
+            head = f"{'columns' if len(miss) > 1 else 'column'} {', '.join(repr(m) for m in miss)} "
+            head += f"{'are' if len(miss) > 1 else 'is'} not found in the data"
             raise DataError(
                 f"{head} (used in {what} '{part}').\n"
                 f"{_mark_name(text, part, start, miss[0])}\nAvailable columns: {avail}."
             )
         parts.append((what, part, have, start, grouping))
 
-    need("the response", pf.response, pf.response, start=0)
-    need("the fixed effects", pf.fixed, pf.fixed)
-    for rt in pf.random:
-        need("the random-effects term", rt.expr, rt.source)
-        need("the random-effects term", None, rt.source, rt.group, grouping=True)
+    need("the response", names_used(read.response.tree), pf.response, start=0)
+    need("the fixed effects", _names(read.atoms, read.fixed).union(*(names_used(o.tree) for o in read.offsets)),
+         pf.fixed)
+    for rt, mf in zip(pf.random, read.random):
+        need("the random-effects term", _names(read.atoms, mf), rt.source)
+        need("the random-effects term", (), rt.source, rt.group, grouping=True)
     used = sorted(set().union(*(cols for _, _, cols, _, _ in parts)))
     counts = pd.Index(map(str, data.columns)).value_counts()
     dup = [c for c in used if counts[c] > 1]
@@ -384,6 +496,10 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
     # missing values: drop the rows, count them
     na = df.isna()
     complete = ~na.any(axis=1).to_numpy()
+    if extra["weights"] is not None:
+        w_all = extra["weights"].to_numpy()
+        check_weights(w_all[complete])
+        complete &= w_all != 0  # zero weight: no information; dropped and counted with the missing rows
     n_dropped = int((~complete).sum())
     if not complete.any():
         per = ", ".join(f"{c}: {int(k)}" for c, k in na.sum().items() if k)
@@ -391,17 +507,14 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
             f"no rows left after dropping the {n_dropped} rows with a missing value in the columns the formula "
             f"uses (missing per column: {per}).\nFill in or drop the columns with missing values."
         )
-    df = df.loc[complete]
-    w_arg = df.pop(_HIDDEN + "weights").to_numpy(float) if extra["weights"] is not None else None
-    off_arg = df.pop(_HIDDEN + "offset").to_numpy(float) if extra["offset"] is not None else None
-    if w_arg is not None:
-        check_weights(w_arg)
-        if (w_arg == 0).any():  # zero weight: no information; dropped and counted with the missing rows
-            keep = w_arg > 0
-            df, w_arg, n_dropped = df.loc[keep], w_arg[keep], n_dropped + int((~keep).sum())
-            off_arg = off_arg[keep] if off_arg is not None else None
+    hidden = [_HIDDEN + key for key, values in extra.items() if values is not None]
+    w_arg = df.loc[complete, _HIDDEN + "weights"].to_numpy(float) if extra["weights"] is not None else None
+    off_arg = df.loc[complete, _HIDDEN + "offset"].to_numpy(float) if extra["offset"] is not None else None
     if off_arg is not None:
         check_offset(off_arg)
+    df = df.drop(columns=hidden)
+    full = df
+    df = df.loc[complete]
     # levels that no longer occur (or never did) are not levels of the model
     grouping_only = set(used) - set().union(*(cols for _, _, cols, _, grp in parts if not grp))
     for c in df.columns:
@@ -426,23 +539,11 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
                     "Remove or recode those rows; missing values (NaN, None) are dropped automatically."
                 )
 
+    # every atom of the terms, evaluated on all rows (state such as scale()'s centre as R computes it)
+    av, states = fit_atoms(read.atoms.all(), full, complete, lambda atom: _reading(text, atom.checked.text, rhs0))
+
     # response
-    if pf.response in df.columns:
-        ycol = df[pf.response]
-        y = _numeric_values(ycol)
-        if y is None:
-            raise DataError(
-                f"the response '{pf.response}' must be numeric; it has dtype {ycol.dtype}.\n"
-                f"{mark_formula(text, pf.response)}\nConvert it with pandas.to_numeric, or choose a numeric column."
-            )
-    else:
-        ym, _ = _model_matrix(f"0 + {pf.response}", df, text, pf.response)
-        if ym.shape[1] != 1:
-            raise DataError(
-                f"the response '{pf.response}' must be one numeric column; it gives {ym.shape[1]} columns.\n"
-                f"{mark_formula(text, pf.response)}\nUse a numeric column or an arithmetic expression of one."
-            )
-        y = ym[:, 0]
+    y, _ = _evaluated(read.response, full, complete, "the response", text, pf.response)
     _check_finite(y, f"the response '{pf.response}'", labels, text, pf.response)
     if np.ptp(y) == 0:
         raise DataError(
@@ -450,8 +551,16 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
             f"model.\n{mark_formula(text, pf.response)}\nChoose a response that varies."
         )
 
+    # offsets: they add up; not columns of X
+    offset, offset_states = None, []
+    for o, checked in zip(pf.offsets, read.offsets):
+        value, recorded = _evaluated(checked, full, complete, "the offset", text, f"offset({o})", rhs0)
+        _check_finite(value, f"the offset 'offset({o})'", labels, text, f"offset({o})", rhs0)
+        offset = value if offset is None else offset + value
+        offset_states.append((checked, recorded))
+
     # fixed effects
-    X, xnames = _model_matrix(pf.fixed, df, text, pf.fixed, rhs0)
+    X, xnames, xterms = _model_matrix(read.fixed, av, text, pf.fixed, rhs0)
     for j, name in enumerate(xnames):
         _check_finite(X[:, j], f"the fixed-effect column '{name}'", labels, text, pf.fixed, rhs0)
     if X.shape[1] > len(y):
@@ -461,6 +570,7 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
             "Simplify the fixed part (fewer terms or interactions), or use more data."
         )
     keep, Q = _independent_columns(X)
+    fixed_encoding = PartEncoding(read.fixed, xterms, np.array(keep))
     dropped = tuple(xnames[j] for j in range(len(xnames)) if j not in set(keep.tolist()))
     if dropped:
         warnings.warn(
@@ -475,7 +585,8 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
             f"{X.shape[1]} independent fixed-effect columns for {len(y)} observations leave no residual degrees of "
             f"freedom.\n{mark_formula(text, pf.fixed, rhs0)}\nSimplify the fixed part '{pf.fixed}', or use more data."
         )
-    if np.linalg.norm(_span_residual(Q, y)) <= 1e-12 * np.linalg.norm(y):
+    ys = y / np.max(np.abs(y))  # in y's own units: the squares of a response of 1e200 would overflow
+    if np.linalg.norm(_span_residual(Q, ys)) <= 1e-12 * np.linalg.norm(ys):
         raise DataError(
             f"the response '{pf.response}' is an exact linear combination of the fixed-effect columns "
             f"({', '.join(xnames)}): the residual variance would be zero.\n{mark_formula(text, pf.fixed, rhs0)}\n"
@@ -484,8 +595,10 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
 
     # random-effects terms, merged per grouping factor
     groups: dict[tuple[str, ...], list[tuple[RandomTerm, np.ndarray, tuple[str, ...]]]] = {}
-    for rt in pf.random:
-        z, znames = _model_matrix(rt.expr, df, text, rt.source, rhs0)
+    part_encodings: dict[tuple[str, ...], list[PartEncoding]] = {}
+    for rt, mf in zip(pf.random, read.random):
+        z, znames, zterms = _model_matrix(mf, av, text, rt.source, rhs0)
+        part_encodings.setdefault(rt.group, []).append(PartEncoding(mf, zterms, np.arange(z.shape[1])))
         if z.shape[1] == 0:
             raise FormulaError(
                 f"the random-effects term '{rt.source}' has no columns.\n{mark_formula(text, rt.source, rhs0)}\n"
@@ -496,7 +609,7 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
         groups.setdefault(rt.group, []).append((rt, z, znames))
     terms = []
     for group, members in groups.items():
-        codes, levels = _group_codes(df, group)
+        codes, levels, values = _group_codes(df, group)
         zs, names, pattern, off = [], [], [], 0
         for rt, z, znames in members:
             dup = set(znames) & set(names)
@@ -523,6 +636,7 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
                 columns=tuple(names),
                 pattern=tuple(pattern),
                 correlated=correlated,
+                values=values,
             )
         )
     sources = {}
@@ -563,6 +677,13 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
                 stacklevel=3,
             )
     terms.sort(key=lambda t: -t.nlevels * t.s)  # stable: ties keep formula order
+    by_name = {":".join(g): g for g in part_encodings}
+    encoding = Encoding(
+        atoms=states,
+        fixed=fixed_encoding,
+        terms=tuple(TermEncoding(tuple(part_encodings[by_name[t.name]]), by_name[t.name], t.levels) for t in terms),
+        offsets=tuple(offset_states),
+    )
     return Design(
         formula=pf,
         y=y,
@@ -572,6 +693,8 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
         terms=tuple(terms),
         n_dropped=n_dropped,
         rows=np.asarray(labels),
+        offset=offset if off_arg is None else (off_arg if offset is None else offset + off_arg),
+        encoding=encoding,
         weights=w_arg,
-        offset=off_arg,
+        offset_given=off_arg is not None,
     )

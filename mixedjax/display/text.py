@@ -48,6 +48,10 @@ __all__ = [
     "summary_markdown",
     "varcorr_html",
     "coeftable_html",
+    "varcorr_markdown",
+    "coeftable_markdown",
+    "model_repr",
+    "problem_repr",
 ]
 
 RULE = "\u2500"  # '─'
@@ -267,8 +271,10 @@ def format_varcorr(vc) -> str:
     cnmvec = [str(c) for g in vc.groups for c in g.columns]
     nmwd = max((textwidth(s) for s in nmvec), default=0) + 1
     cnmwd = max((textwidth(s) for s in cnmvec), default=0) + 1
-    varwd = max((textwidth(s) for s in showvar), default=0) + 1
-    stdwd = max((textwidth(s) for s in showsd), default=0) + 1
+    # the columns at least as wide as their headers (and "Variance" one blank wider), so narrow numbers (small
+    # variances) keep "Variance Std.Dev." apart and under their headers
+    varwd = max(max((textwidth(s) for s in showvar), default=0) + 1, len("Variance") + 1)
+    stdwd = max(max((textwidth(s) for s in showsd), default=0) + 1, len("Std.Dev."))
 
     out = ["Variance components:\n"]
     head = " " * nmwd + _cpad("Column", cnmwd) + _cpad("Variance", varwd) + _cpad("Std.Dev.", stdwd)
@@ -515,6 +521,47 @@ def _md_table(header, rows, align) -> str:
     return "\n".join(lines) + "\n"
 
 
+def varcorr_markdown(vc) -> str:
+    """Variance components as a Markdown table (correlations in the last columns)."""
+    showvar, showsd, has_resid = _varcorr_strings(vc)
+    hascorr = _has_corr(vc)
+    ncorr = max((len(g.columns) for g in vc.groups), default=1) - 1 if hascorr else 0
+    rows = []
+    ind = 0
+    for g in vc.groups:
+        for j, col in enumerate(g.columns):
+            corr = [(_corr_str(g.corr[j][k]).strip() if g.corr is not None and k < j else "") for k in range(ncorr)]
+            rows.append([str(g.name) if j == 0 else "", str(col), showvar[ind], showsd[ind]] + corr)
+            ind += 1
+    if has_resid:
+        rows.append(["Residual", "", showvar[ind], showsd[ind]] + [""] * ncorr)
+    head = ["", "Column", "Variance", "Std.Dev."] + (["Corr."] + [""] * (ncorr - 1) if ncorr else [])
+    return _md_table(head, rows, "llrr" + "r" * ncorr)
+
+
+def coeftable_markdown(df) -> str:
+    """Fixed-effects table as a Markdown table."""
+    rownames, cols = _coeftable_cells(df)
+    rows = [[rn] + [cells[i][0] for _, cells in cols] for i, rn in enumerate(rownames)]
+    return _md_table([""] + [n for n, _ in cols], rows, "l" + "r" * len(cols))
+
+
+def model_repr(m) -> str:
+    """One line for the REPL: the class, the formula, the criterion and the fit's size (``print`` gives all)."""
+    crit = "REML criterion" if m.reml else "ML, -2 logLik"
+    levels = ", ".join(f"{k}: {v}" for k, v in dict(m.ngroups).items())
+    return (f"<LinearMixedModel {m.formula} ({crit} {julia_float_str(m.objective, 6)}; {int(m.nobs)} obs; "
+            f"levels {levels})>")
+
+
+def problem_repr(p) -> str:
+    """One line for a model that is not fitted yet."""
+    d = p.design
+    levels = ", ".join(f"{t.name}: {t.nlevels}" for t in d.terms)
+    return (f"<Problem {d.formula.text} ({d.n} obs, {d.p} fixed-effect columns, {p.layout.ntheta} θ; "
+            f"levels {levels})>")
+
+
 def summary_markdown(m) -> str:
     """The summary as Markdown tables."""
     out = []
@@ -525,23 +572,11 @@ def summary_markdown(m) -> str:
     else:
         vals = [_fixed(v, 4) for v in (m.loglik, m.objective, m.aic, m.aicc, m.bic)]
         out.append(_md_table([lb.strip() for lb in _HEADER_LABELS], [vals], "rrrrr") + "\n")
-    vc = m.varcorr
-    showvar, showsd, has_resid = _varcorr_strings(vc)
-    rows = []
-    ind = 0
-    for g in vc.groups:
-        for j, col in enumerate(g.columns):
-            rows.append([str(g.name) if j == 0 else "", str(col), showvar[ind], showsd[ind]])
-            ind += 1
-    if has_resid:
-        rows.append(["Residual", "", showvar[ind], showsd[ind]])
     out.append("Variance components:\n\n")
-    out.append(_md_table(["", "Column", "Variance", "Std.Dev."], rows, "llrr") + "\n")
+    out.append(varcorr_markdown(m.varcorr) + "\n")
     out.append(f"Number of obs: {int(m.nobs)}; levels of grouping factors: {_levels_str(m.ngroups)}\n\n")
     for note in _notes(m):
         out.append(note.strip() + "\n\n")
-    rownames, cols = _coeftable_cells(m.coeftable())
-    rows = [[rn] + [cells[i][0] for _, cells in cols] for i, rn in enumerate(rownames)]
     out.append("Fixed-effects parameters:\n\n")
-    out.append(_md_table([""] + [n for n, _ in cols], rows, "l" + "r" * len(cols)))
+    out.append(coeftable_markdown(m.coeftable()))
     return "".join(out)

@@ -1,11 +1,13 @@
 """Parse lme4 formulas: ``y ~ fixed + (expr | g) + (expr || g) + (1 | a/b)``.
 
-Only the text is handled here; nothing touches data. The fixed part and each random-effects model expression are
-later handed to formulaic; the grouping expressions (``g``, ``a:b``, ``a/b``) are expanded here.
+Only the text is handled here; nothing touches data. The fixed part, the response, each random-effects model
+expression and each offset are later read by the formula language (mixedjax.formula.terms / language); the grouping
+expressions (``g``, ``a:b``, ``a/b``) are expanded here.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import ArgumentError, FormulaError, mark_formula, mark_position
@@ -15,7 +17,7 @@ from ..errors import ArgumentError, FormulaError, mark_formula, mark_position
 class RandomTerm:
     """One ``(expr | group)`` term as written, after ``/`` and ``||`` expansion."""
 
-    expr: str  # formulaic right-hand side for the term's model matrix, e.g. "1 + days" or "0 + days"
+    expr: str  # the model expression of the term, e.g. "1 + days" or "0 + days"
     group: tuple[str, ...]  # grouping variables; more than one means their combination (``a:b``)
     source: str  # the text of the term as the user wrote it, for messages
 
@@ -30,13 +32,25 @@ class ParsedFormula:
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()  # the arguments of the fixed part's offset(...) terms, which add up
+
+
+def _quoted_end(s: str, i: int) -> int:
+    """If a backquoted name or a string starts at ``i``, the index just after it, else ``i``."""
+    if s[i] in "`\"'":
+        j = s.find(s[i], i + 1)
+        return len(s) if j < 0 else j + 1
+    return i
 
 
 def _split_top(s: str, sep: str) -> list[str]:
-    """Split ``s`` on ``sep`` where it is not inside parentheses."""
+    """Split ``s`` on ``sep`` where it is not inside parentheses, a backquoted name or a string."""
     out, depth, start, i = [], 0, 0, 0
     while i < len(s):
         c = s[i]
+        if (j := _quoted_end(s, i)) != i:
+            i = j
+            continue
         if c in "([":
             depth += 1
         elif c in ")]":
@@ -56,6 +70,10 @@ def _canonical(text: str) -> str:
     out, i, call_depth, stack = [], 0, 0, []
     while i < len(text):
         c = text[i]
+        if (j := _quoted_end(text, i)) != i:  # names and strings are kept as written
+            out.append(text[i:j])
+            i = j
+            continue
         if c == "(":
             is_call = bool(out) and (out[-1][-1:].isalnum() or out[-1][-1:] in "_.")
             stack.append(is_call)
@@ -71,12 +89,32 @@ def _canonical(text: str) -> str:
         else:
             out.append(c)
         i += 1
-    return " ".join("".join(out).split()).replace("( ", "(").replace(" )", ")")
+    return _squeeze("".join(out))
+
+
+def _squeeze(s: str) -> str:
+    """Single spaces, none after '(' or before ')', outside backquoted names and strings."""
+    pieces, i, start = [], 0, 0
+    while i < len(s):
+        if (j := _quoted_end(s, i)) != i:
+            pieces += [(False, s[start:i]), (True, s[i:j])]
+            start = i = j
+            continue
+        i += 1
+    pieces.append((False, s[start:]))
+    plain = (re.sub(r"\s+", " ", p).replace("( ", "(").replace(" )", ")") for _, p in pieces)
+    return "".join(p if quoted else q for (quoted, p), q in zip(pieces, plain)).strip()
 
 
 def _check_parens(formula: str) -> None:
     opened: list[int] = []
+    skip = 0
     for i, c in enumerate(formula):
+        if i < skip:
+            continue
+        if (j := _quoted_end(formula, i)) != i:
+            skip = j
+            continue
         if c == "(":
             opened.append(i)
         elif c == ")":
@@ -137,29 +175,11 @@ def _expand_group(gtext: str, formula: str, source: str) -> list[tuple[str, ...]
 
 
 def _is_name(v: str) -> bool:
+    if "__" in v:
+        return False  # no dunder names, anywhere in a formula
     if len(v) > 2 and v[0] == v[-1] == "`":
         return "`" not in v[1:-1]
     return bool(v) and all(ch.isalnum() or ch in "_." for ch in v)
-
-
-def _splits_here(expr: str, i: int) -> bool:
-    """Is the '+' or '-' at ``i`` a term separator (not a sign after an operator, as in 'x * -1')?"""
-    before = expr[:i].rstrip()
-    return i == len(expr) or not before or before[-1] not in "*/:^"
-
-
-def _signed_pieces(expr: str) -> list[tuple[str, str]]:
-    """'1 + x - 1' -> [('+', '1'), ('+', 'x'), ('-', '1')]: top-level terms with their sign."""
-    out, depth, start, sign = [], 0, 0, "+"
-    for i, c in enumerate(expr + "+"):
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif depth == 0 and c in "+-" and _splits_here(expr, i):
-            out.append((sign, expr[start:i].strip()))
-            sign, start = c, i + 1
-    return [(sg, p) for sg, p in out if p or sg == "-"]
 
 
 def _split_columns(expr: str) -> list[str]:
@@ -168,33 +188,9 @@ def _split_columns(expr: str) -> list[str]:
     Like lme4's expandDoubleVerts, every term of the expanded expression is its own block: 'x * z' ->
     ['1', '0 + x', '0 + z', '0 + x:z'].
     """
-    try:
-        import formulaic
+    from .terms import split_double_bar
 
-        labels = [str(t) for t in formulaic.Formula(expr)]
-    except Exception:  # not readable here: split the text; the design reports formulaic's complaint with the place
-        labels = None
-    if labels is not None and labels:
-        return [("1" if t == "1" else f"0 + {t}") for t in labels]
-    has_int = True
-    out = []
-    for sign, p in _signed_pieces(expr):
-        if not p:
-            continue
-        if (sign == "+" and p == "0") or (sign == "-" and p == "1"):
-            has_int = False
-        elif sign == "+" and p == "1":
-            has_int = True
-        elif sign == "-":
-            raise FormulaError(
-                f"cannot read '- {p}' in the '||' term with model '{expr}'.\n"
-                "A '||' term lists the columns it keeps; remove the intercept with '0 + ...', e.g. '(0 + x || g)'."
-            )
-        else:
-            out.append(p)
-    terms = ["1"] if has_int else []
-    terms += [f"0 + {p}" for p in out]
-    return terms
+    return split_double_bar(expr)
 
 
 def parse_formula(formula) -> ParsedFormula:
@@ -239,7 +235,9 @@ def parse_formula(formula) -> ParsedFormula:
             "Add the fixed effects and at least one random-effects term, e.g. 'y ~ 1 + x + (1 | g)'."
         )
 
-    fixed, random = [], []
+    from .terms import offset_argument
+
+    fixed, random, offsets = [], [], []
     for piece in _split_top(rhs, "+"):
         p = piece.strip()
         if not p:
@@ -276,6 +274,10 @@ def parse_formula(formula) -> ParsedFormula:
                 f"'{p}' uses '|' outside parentheses.\n{mark_formula(text, p)}\n"
                 "Wrap each random-effects term in parentheses, e.g. '(1 | g)'."
             )
+        elif (arg := offset_argument(p)) is not None:
+            if not arg:
+                raise FormulaError(f"'{p}' has no argument.\n{mark_formula(text, p)}\nWrite e.g. 'offset(log(t))'.")
+            offsets.append(arg)
         else:
             fixed.append(p)
     if not random:
@@ -284,4 +286,4 @@ def parse_formula(formula) -> ParsedFormula:
             "Add one, e.g. 'y ~ 1 + x + (1 | g)', or fit a linear model with another package."
         )
     fixed_text = " + ".join(fixed) if fixed else "1"
-    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random))
+    return ParsedFormula(text=text, response=response, fixed=fixed_text, random=tuple(random), offsets=tuple(offsets))

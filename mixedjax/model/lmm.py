@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -11,9 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..display.text import summary_html, summary_text
+from ..diagnostics.methods import DiagnosticsMethods
+from ..inference.methods import InferenceMethods
+from ..display.tables import CoefTable
+from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
-from ..fitting.loop import OPTIMIZERS, FitOptions, OptSummary, diagonal_indices, fit_theta
+from ..fitting.options import OPTIMIZERS, FitOptions
+from ..fitting.solve import diagonal_indices
+from ..fitting.summary import OptSummary, fit_theta
 from ..core.derived import estimates_jit
 from ..core.objective import deviance, fixed_sigma_objective
 from .problem import Problem
@@ -111,11 +117,35 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
     if verbose:
         print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
     theta, fmin, optsum = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
-    return LinearMixedModel(problem=problem, reml=reml, theta=theta, objective=fmin, optsum=optsum)
+    model = LinearMixedModel(problem=problem, reml=reml, theta=_readonly(theta), objective=fmin, optsum=optsum)
+    _warn_status(model)
+    return model
+
+
+def _warn_status(model: "LinearMixedModel") -> None:
+    """Warn once per fit when it did not converge or is singular, as lme4 does (a loop over fits does not hide it)."""
+    if not model.optsum.converged:
+        warnings.warn(f"{model.formula}: the fit did not converge ({model.optsum.status})", UserWarning,
+                      stacklevel=_user_stacklevel())
+    elif model.is_singular:
+        warnings.warn(f"{model.formula}: boundary (singular) fit: a variance component is zero (see m.varcorr)",
+                      UserWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The warnings stacklevel of the first caller outside the mixedjax package (so the warning names user code)."""
+    import os
+    import sys
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel(BatchMethods):
+class LinearMixedModel(InferenceMethods, DiagnosticsMethods, BatchMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
@@ -207,38 +237,6 @@ class LinearMixedModel(BatchMethods):
             np.sqrt(np.diag(self._solution["vcov"])), index=list(self.problem.design.xnames), name="stderror"
         )
 
-    def coeftable(self) -> pd.DataFrame:
-        """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
-        from scipy.stats import norm
-
-        beta, se = self.fixef, self.stderror
-        z = beta / se
-        return pd.DataFrame(
-            {"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
-            index=beta.index,
-        )
-
-    def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns).
-
-        ``uscale=True`` gives the spherical modes û (b = Λ û).
-        """
-        vals = self._solution["u" if uscale else "b"]
-        return {
-            t.name: pd.DataFrame(v, index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
-            for t, v in zip(self.problem.design.terms, vals)
-        }
-
-    def fitted(self) -> np.ndarray:
-        d = self.problem.design
-        out = d.X @ self._solution["beta"]
-        for t, b in zip(d.terms, self._solution["b"]):
-            out = out + np.sum(t.z * b[t.codes], axis=1)
-        return out if d.offset is None else out + d.offset
-
-    def residuals(self) -> np.ndarray:
-        return self.problem.design.y - self.fitted()
-
     @property
     def varcorr(self) -> VarCorr:
         sigma = self.sigma
@@ -307,10 +305,13 @@ class LinearMixedModel(BatchMethods):
         return summary_text(self)
 
     def __repr__(self) -> str:
-        return summary_text(self)
+        return model_repr(self)
 
     def _repr_html_(self) -> str:
         return summary_html(self)
+
+    def _repr_markdown_(self) -> str:
+        return summary_markdown(self)
 
 
 _STATIC = ("layout", "reml")

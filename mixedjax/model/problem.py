@@ -28,9 +28,9 @@ class Problem:
     merged: bool = True  # term-0 levels with equal Gram blocks share their products (see blocks.plan.build_blocks)
 
     def __repr__(self) -> str:
-        d = self.design
-        terms = ", ".join(f"{t.name} ({t.nlevels} levels × {t.s})" for t in d.terms)
-        return f"Problem({d.formula.text!r}: {d.n} observations, {d.p} fixed effects, random effects {terms})"
+        from ..display.text import problem_repr
+
+        return problem_repr(self)
 
     @property
     def theta_scale(self) -> np.ndarray:

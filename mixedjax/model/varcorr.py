@@ -60,29 +60,41 @@ class VarCorr:
     def _repr_html_(self) -> str:
         return varcorr_html(self)
 
-    def to_frame(self):
-        """One row per (group, column), plus a ``Residual`` row.
+    def _repr_markdown_(self) -> str:
+        from ..display.text import varcorr_markdown
 
-        Columns: ``group``, ``column``, ``variance``, ``stddev``.
+        return varcorr_markdown(self)
+
+    def to_frame(self):
+        """One row per (group, column), one per correlation, and a ``Residual`` row (lme4's
+        ``as.data.frame(VarCorr(m))``).
+
+        Columns: ``group``, ``column``, ``variance``, ``stddev``, and ``column2`` and ``corr`` for the correlation
+        rows (whose ``variance`` is the covariance of ``column`` and ``column2``; ``stddev`` is missing there).
         """
+        import math
+
         import pandas as pd
 
+        nan = float("nan")
         rows = []
         for g in self.groups:
             for col, var, sd in zip(g.columns, g.variances, g.stddevs):
-                rows.append(
-                    {"group": g.name, "column": col, "variance": float(var), "stddev": float(sd)}
-                )
+                rows.append({"group": g.name, "column": col, "variance": float(var), "stddev": float(sd),
+                             "column2": None, "corr": nan})
+            if g.corr is not None:
+                for j in range(len(g.columns)):
+                    for i in range(j + 1, len(g.columns)):
+                        r = float(g.corr[i][j])
+                        if r == 0.0 and math.copysign(1.0, r) < 0:
+                            continue  # structurally zero: no parameter
+                        rows.append({"group": g.name, "column": g.columns[j], "column2": g.columns[i],
+                                     "variance": r * float(g.stddevs[i]) * float(g.stddevs[j]), "stddev": nan,
+                                     "corr": r})
         if self.residual_sd is not None:
             rv = self.residual_variance
             if rv is None:
                 rv = float(self.residual_sd) ** 2
-            rows.append(
-                {
-                    "group": "Residual",
-                    "column": "",
-                    "variance": float(rv),
-                    "stddev": float(self.residual_sd),
-                }
-            )
-        return pd.DataFrame(rows, columns=["group", "column", "variance", "stddev"])
+            rows.append({"group": "Residual", "column": "", "variance": float(rv), "stddev": float(self.residual_sd),
+                         "column2": None, "corr": nan})
+        return pd.DataFrame(rows, columns=["group", "column", "variance", "stddev", "column2", "corr"])

@@ -1,7 +1,7 @@
 """Per-stage timing of the objective and its gradient for one benchmark model.
 
-    python benchmarks/profile.py insteval_seed            # objective and value-and-gradient, top 25 XLA ops each
-    python benchmarks/profile.py d3 --top 40 --theta 0.5,0.1,0.3,0.5,0.1,0.3,0.5,0.1,0.3
+    python benchmarks/profile_stages.py insteval_seed            # objective and value-and-gradient, top 25 XLA ops each
+    python benchmarks/profile_stages.py d3 --top 40 --theta 0.5,0.1,0.3,0.5,0.1,0.3,0.5,0.1,0.3
 
 Runs with BLAS on one thread (like run.py), times `jax.jit(deviance)` and `jax.jit(jax.value_and_grad(deviance))`, then
 records a few calls of each with JAX's profiler and lists the compiled XLA operations that took the most time, each
@@ -30,6 +30,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's mixedjax
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

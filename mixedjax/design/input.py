@@ -1,0 +1,129 @@
+"""The user's table as a pandas DataFrame: pandas (numpy or pyarrow dtypes), polars, pyarrow, or a dict of arrays.
+
+Everything after this step reads one kind of frame. Other dataframe libraries go through narwhals (a small,
+dependency-free layer over pandas, polars, pyarrow and others), so a polars or pyarrow table keeps its column names,
+its categorical columns (as pandas categoricals with the same categories) and its missing values. Columns with
+pyarrow dtypes become numpy ones, so the formula language and the numeric checks see float, integer, boolean,
+object (text) or categorical columns only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+_HOW = "Pass a pandas or polars DataFrame, a pyarrow Table, or a dict of equal-length columns."
+
+
+def as_frame(data) -> pd.DataFrame:
+    """``data`` as a pandas DataFrame with numpy-backed (or categorical) columns; pandas input keeps its index."""
+    if isinstance(data, pd.DataFrame):
+        return _numpy_dtypes(data)
+    if data is None or np.isscalar(data):
+        raise DataError(f"data must be a table of columns, not {type(data).__name__}.\n{_HOW}\n"
+                        "e.g. lmm('y ~ x + (1 | g)', df).")
+    if isinstance(data, dict):
+        return _from_dict(data)
+    native = _via_narwhals(data)
+    if native is not None:
+        return _numpy_dtypes(native)
+    try:
+        return _numpy_dtypes(pd.DataFrame(data))
+    except Exception as err:
+        raise DataError(f"data must be a table of columns, not {type(data).__name__} ({err}).\n{_HOW}") from err
+
+
+def _from_dict(data: dict) -> pd.DataFrame:
+    lengths = {}
+    for k, v in data.items():
+        if np.isscalar(v) or v is None:
+            raise DataError(f"column '{k}' of the data dict is a single value ({v!r}), not an array of values.\n{_HOW}")
+        lengths[k] = len(v)
+    if len(set(lengths.values())) > 1:
+        desc = ", ".join(f"'{k}': {n}" for k, n in lengths.items())
+        raise DataError(f"the columns of the data dict have different lengths ({desc}), so they do not make a "
+                        "DataFrame.\nGive every column one value per observation.")
+    cols = {}
+    for k, v in data.items():
+        native = _via_narwhals_series(v)
+        cols[k] = native if native is not None else v
+    return _numpy_dtypes(pd.DataFrame(cols))
+
+
+def _via_narwhals(data) -> pd.DataFrame | None:
+    """A polars / pyarrow / other narwhals-supported frame as pandas, or None when narwhals does not know it."""
+    try:
+        import narwhals as nw
+    except ImportError:  # pragma: no cover - narwhals is a dependency
+        return None
+    try:
+        frame = nw.from_native(data, eager_only=True)
+    except TypeError:
+        return None
+    return frame.to_pandas()
+
+
+def _via_narwhals_series(values):
+    """A polars / pyarrow column as a pandas Series, else None (numpy arrays and lists are taken as they are)."""
+    if isinstance(values, (np.ndarray, list, tuple, pd.Series, pd.Categorical, range)):
+        return None
+    try:
+        import narwhals as nw
+
+        series = nw.from_native(values, series_only=True)
+    except (ImportError, TypeError):
+        return None
+    return series.to_pandas().reset_index(drop=True)
+
+
+def _numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns with pyarrow or pandas extension dtypes as numpy (float for numbers with missing values, object for
+    text) or categorical ones; a frame that has none is returned as it is (no copy)."""
+    convert = [j for j in range(df.shape[1]) if _needs_conversion(df.iloc[:, j])]  # by position: names may repeat
+    if not convert:
+        return df
+    out = df.copy(deep=False)
+    for j in convert:
+        out.isetitem(j, _to_numpy_column(df.iloc[:, j]))
+    return out
+
+
+def _needs_conversion(col: pd.Series) -> bool:
+    dt = col.dtype
+    if isinstance(dt, pd.CategoricalDtype):
+        return _needs_conversion(pd.Series(dt.categories)) if len(dt.categories) else False
+    return isinstance(dt, pd.api.extensions.ExtensionDtype) and not isinstance(dt, pd.CategoricalDtype)
+
+
+def _to_numpy_column(col: pd.Series) -> pd.Series:
+    dt = col.dtype
+    if isinstance(dt, pd.CategoricalDtype):
+        cats = _to_numpy_column(pd.Series(dt.categories)).tolist()
+        return pd.Series(pd.Categorical.from_codes(col.cat.codes.to_numpy(), categories=cats, ordered=dt.ordered),
+                         index=col.index, name=col.name)
+    arrow = getattr(dt, "pyarrow_dtype", None)
+    if arrow is not None:
+        import pyarrow as pa
+
+        if pa.types.is_dictionary(arrow):  # a pyarrow dictionary column is a factor
+            values = col.astype(object).where(col.notna(), None)
+            cats = pd.unique(values.dropna())
+            return pd.Series(pd.Categorical(values, categories=_sorted(cats)), index=col.index, name=col.name)
+    if pd.api.types.is_bool_dtype(dt) and not col.isna().any():
+        return pd.Series(col.to_numpy(dtype=bool), index=col.index, name=col.name)
+    if pd.api.types.is_integer_dtype(dt) and not col.isna().any():
+        return pd.Series(col.to_numpy(dtype=np.int64), index=col.index, name=col.name)
+    if pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
+        return pd.Series(col.to_numpy(dtype=np.float64, na_value=np.nan), index=col.index, name=col.name)
+    # text and anything else: Python objects, None for missing
+    values = col.astype(object)
+    return pd.Series(np.asarray(values.where(col.notna(), None), dtype=object), index=col.index, name=col.name)
+
+
+def _sorted(values) -> list:
+    try:
+        return sorted(values)
+    except TypeError:
+        return list(values)

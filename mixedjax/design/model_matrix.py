@@ -1,0 +1,112 @@
+"""R's model.matrix from evaluated atoms: which factor of a term gets contrasts and which full indicators.
+
+mixedjax.formula.expand expands the terms (``a*b``, ``(a + b)^2``, ``a/b``, ``-``); the coding follows R (stats:::model.matrix,
+TermCode in src/library/stats/src/model.c): in a term T, a factor F is coded by treatment contrasts when T without F
+is empty or is contained in a preceding term, else by indicators of all its levels; without an intercept, the first
+factor of the first term that has one gets all its indicators. Columns of an interaction vary fastest in its first
+variable, and are named as lme4 prints them ('DateNone:VarietyCossack', 'poly(x, 2)1', 'factor(days)3').
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import DataError, FormulaError
+from ..formula.expand import expand
+from ..formula.values import Factor, Matrix
+
+NUMERIC, CONTRASTS, INDICATORS = "numeric", "contrasts", "indicators"
+
+
+class TermCoding(NamedTuple):
+    """One term of the model matrix: its variables (atom keys, in the part's variable order) and their codings."""
+
+    keys: tuple[str, ...]  # () for the intercept
+    codings: tuple[str, ...]  # NUMERIC, CONTRASTS or INDICATORS per key
+
+
+def plan_terms(placeholder: str, values: dict, order: tuple[str, ...]) -> tuple[TermCoding, ...]:
+    """The terms of ``placeholder`` (R's term algebra over our placeholders) and R's coding of each factor."""
+    expanded = expand(placeholder, order)
+    rank = {k: i for i, k in enumerate(order)}
+    terms = ([()] if expanded.intercept else []) + list(expanded.terms)
+    intercept = expanded.intercept
+    is_factor = {k: isinstance(values[k], Factor) for t in terms for k in t}
+    codings = []
+    for j, keys in enumerate(terms):
+        cod = []
+        for k in keys:
+            if not is_factor[k]:
+                cod.append(NUMERIC)
+                continue
+            rest = set(keys) - {k}
+            earlier = any(rest <= set(terms[i]) for i in range(j))
+            cod.append(CONTRASTS if not rest or earlier else INDICATORS)
+        codings.append(cod)
+    if not intercept:  # R: the first factor (in variable order) of the first term holding one gets all indicators
+        done = False
+        for j, keys in enumerate(terms):
+            for k in sorted(keys, key=lambda k: rank.get(k, len(rank))):
+                if is_factor[k]:
+                    codings[j][keys.index(k)] = INDICATORS
+                    done = True
+                    break
+            if done:
+                break
+    return tuple(TermCoding(keys, tuple(c)) for keys, c in zip(terms, codings))
+
+
+def _variable_columns(value, coding: str, display: str, suffixes: tuple[str, ...], n: int):
+    """(n, k) columns and names of one variable in a term."""
+    if coding == NUMERIC:
+        if isinstance(value, Matrix):
+            return value.values, [display + s for s in suffixes]
+        return np.asarray(value, dtype=np.float64).reshape(n, 1), [display]
+    f: Factor = value
+    k = len(f.levels)
+    if k < 2 and coding == CONTRASTS:
+        raise DataError(f"the factor '{display}' has only {k} level in the rows used; a factor in a model term "
+                        "needs 2 or more (R: 'contrasts can be applied only to factors with 2 or more levels')")
+    first = 1 if coding == CONTRASTS else 0
+    ind = np.zeros((n, k - first))
+    rows = np.flatnonzero(f.codes >= first)
+    ind[rows, f.codes[rows] - first] = 1.0
+    ind[f.codes < 0] = np.nan  # missing (new data only: the fit drops those rows)
+    return ind, [display + lv for lv in f.levels[first:]]
+
+
+def _width(value, coding: str) -> int:
+    if coding == NUMERIC:
+        return value.values.shape[1] if isinstance(value, Matrix) else 1
+    return len(value.levels) - (coding == CONTRASTS)
+
+
+_MAX_CELLS = 50_000_000  # 400 MB of float64: a larger matrix with more columns than rows is refused unbuilt
+
+
+def build_columns(terms: tuple[TermCoding, ...], values: dict, displays: dict, suffixes: dict, n: int):
+    """The model matrix (n, p) and its column names."""
+    p = sum(int(np.prod([_width(values[k], c) for k, c in zip(t.keys, t.codings)])) for t in terms)
+    if p > n and p * n > _MAX_CELLS:
+        raise DataError(f"the terms give {p} model columns for {n} observations; simplify the interactions")
+    blocks, names = [], []
+    for t in terms:
+        if not t.keys:
+            blocks.append(np.ones((n, 1)))
+            names.append("(Intercept)")
+            continue
+        cols, nm = np.ones((n, 1)), [""]
+        for k, coding in zip(t.keys, t.codings):
+            c, cn = _variable_columns(values[k], coding, displays[k], suffixes[k], n)
+            # the first variable varies fastest: new columns are (old column j, this column i) in order i, j
+            cols = (cols[:, None, :] * c[:, :, None]).reshape(n, -1)
+            nm = [f"{a}:{b}" if a else b for b in cn for a in nm]
+        blocks.append(cols)
+        names.extend(nm)
+    X = np.column_stack(blocks) if blocks else np.zeros((n, 0))
+    if len(set(names)) != len(names):
+        dup = sorted({x for x in names if names.count(x) > 1})
+        raise FormulaError(f"the model matrix would have two columns named {dup[0]!r}; remove the repeated term")
+    return X, tuple(names)

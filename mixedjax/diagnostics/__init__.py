@@ -1,0 +1,1 @@
+"""Prediction, residuals and influence of fitted models (issue 17)."""

@@ -1,0 +1,84 @@
+"""NLopt's BOBYQA on the host: the derivative-free alternative to the compiled L-BFGS loop (MixedModels.jl's default).
+
+It evaluates the same jitted objective. No derivatives are taken, so its results are not checked against the
+gradient and Hessian (as in MixedModels.jl); ``LinearMixedModel.gradient()`` and ``hessian()`` give them exactly.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import numpy as np
+
+from .options import FitOptions
+
+
+@partial(jax.jit, static_argnames="objective")
+def _objective_jit(objective, theta, args):
+    return objective(theta, args)
+
+
+def print_eval(k: int, theta, f: float) -> None:
+    """One line of the verbose fit log, in MixedModels.jl's layout."""
+    print(f"f_{k}: {f:.5f}, [{', '.join(f'{x:.6g}' for x in theta)}]")
+
+
+BOBYQA_STEP = 0.1  # BOBYQA's first trust region: this fraction of each |θ| in the optimiser's units (at least 0.1)
+# BOBYQA's last trust region (NLopt's xtol_abs), in the optimiser's units. MixedModels.jl uses 1e-10, but steps below
+# about 1e-6 change InstEval's deviance (2.4e5, curvature about 2e4) by less than its rounding noise (about 1e-8), and
+# BOBYQA then samples noise until a lucky decrease meets ftol: the three-term model took 29 to 52 evaluations from
+# starts 1e-9 apart with 1e-10, 29 to 35 with 1e-7 (1e-6: 34 or 35), all at the same objective
+# (benchmarks/bobyqa_paths.py). lme4 stops far earlier (nloptr's default xtol_rel 1e-4).
+BOBYQA_XTOL = 1e-7
+
+# NLopt's return codes that mean BOBYQA stopped on one of its tolerances
+_NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached"}
+
+
+def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool):
+    """Minimise ``objective(theta, args)`` with NLopt's BOBYQA (Powell 2009; MixedModels.jl's default optimiser),
+    derivative-free, on the host: each evaluation calls the jitted objective. θ is unconstrained, in the units
+    ``scale``; tolerances on d as in MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8), on θ BOBYQA_XTOL; the first trust region is BOBYQA_STEP (a tenth)
+    of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation."""
+    try:
+        import nlopt
+    except ImportError as err:
+        from ..errors import ArgumentError
+
+        raise ArgumentError("optimizer='bobyqa' needs NLopt's Python package: pip install nlopt (or install "
+                            "mixedjax with its bobyqa extra: pip install 'mixedjax[bobyqa]')") from err
+    log = []
+
+    def evaluate(phi, grad):
+        th = phi * scale
+        v = float(_objective_jit(objective, th, args))  # numpy in: no separate device_put (0.1 ms a call)
+        log.append((th, v))
+        if verbose:
+            print_eval(len(log), th, v)
+        # a failed factorisation (NaN) is a very bad point, not a crash: BOBYQA's models cannot take NaN or inf
+        return v if np.isfinite(v) else 1e300
+
+    phi0 = np.asarray(theta0, float) / scale
+    o = nlopt.opt(nlopt.LN_BOBYQA, phi0.size)
+    o.set_min_objective(evaluate)
+    o.set_ftol_rel(1e-12)
+    o.set_ftol_abs(1e-8)
+    o.set_xtol_abs(BOBYQA_XTOL)
+    o.set_maxeval(opts.maxeval)
+    o.set_initial_step(BOBYQA_STEP * np.maximum(np.abs(phi0), 0.1))
+    try:
+        o.optimize(phi0)
+        code = int(o.last_optimize_result())
+    except nlopt.RoundoffLimited:
+        code = -4
+    except (RuntimeError, ValueError):  # NLopt's other failure codes come as exceptions
+        code = -1
+    finite = [(v, i) for i, (_, v) in enumerate(log) if np.isfinite(v)]
+    th, f = log[min(finite)[1]] if finite else (np.full(phi0.size, np.nan), np.nan)
+    words = {**_NLOPT_DONE, 5: "evaluation limit reached", 6: "time limit reached",
+             -4: "stopped by round-off"}.get(code, f"failed (NLopt return code {code})")
+    converged = code in _NLOPT_DONE or code == -4  # round-off: no further progress possible at float64
+    return np.asarray(th, float), float(f), converged, words, tuple(log)
+
+

@@ -1,0 +1,24 @@
+"""The fit's options (a frozen, hashable dataclass: it is a static argument of the compiled fit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """maxiter: L-BFGS iterations. gtol: stop when max|∇d| <= gtol · max(1, |d|). ftol: ... or when an iteration
+    lowers d by less than ftol · |d| (MixedModels.jl's ftol_rel; docs/performance.md says why not lower). memory:
+    L-BFGS pairs. maxeval: the fit log's size (the fit stops when it is full). max_linesearch: trials per line
+    search. optimizer: "lbfgs" (the compiled loop) or "bobyqa" (NLopt's derivative-free BOBYQA on the host)."""
+
+    maxiter: int = 500
+    gtol: float = 1e-8
+    ftol: float = 1e-12
+    memory: int = 10
+    maxeval: int = 2000
+    max_linesearch: int = 30
+    optimizer: str = "lbfgs"
+
+
+OPTIMIZERS = ("lbfgs", "bobyqa")

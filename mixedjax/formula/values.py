@@ -1,0 +1,117 @@
+"""The values an expression of a formula takes: numbers, logicals, factors, matrices (poly, cbind), strings.
+
+Numbers are float64 (integer columns too, so that ``x^2`` is a square and never an XOR), NaN where a value is missing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Union
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+
+class Factor(NamedTuple):
+    """A factor: a level index per row (-1 where missing) and the level names as R prints them."""
+
+    codes: np.ndarray  # (n,) int64
+    levels: tuple[str, ...]
+    from_text: bool  # True for a column of text (R's character vector): as.numeric() parses it, it has no codes
+
+
+class Matrix(NamedTuple):
+    """Several model columns from one expression (``poly(x, 2)``, ``cbind(a, b)``): suffix k names column k."""
+
+    values: np.ndarray  # (n, k) float64
+    suffixes: tuple[str, ...]
+
+
+Value = Union[np.ndarray, float, bool, str, Factor, Matrix]
+
+
+def level_name(v) -> str:
+    """A level as R prints it: 3 (not 3.0), 2.5, TRUE, text as is."""
+    if isinstance(v, (bool, np.bool_)):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e15 else f"{f:.15g}"
+    return str(v)
+
+
+_NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal", "boolean", "empty")
+
+
+def column_value(col: pd.Series) -> Value:
+    """A data column as a value: numbers (booleans as 0/1) as float64, anything else as a factor."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        levels = tuple(level_name(c) for c in col.cat.categories)
+        return Factor(np.asarray(col.cat.codes, dtype=np.int64), levels, False)
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        if pd.api.types.is_complex_dtype(col):
+            raise DataError(f"column '{col.name}' holds complex numbers; a formula needs real numbers")
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in _NUMBER_KINDS:
+        return pd.to_numeric(col).to_numpy(dtype=np.float64, na_value=np.nan)
+    # text (or anything else): a factor with levels in sorted order, as R's factor() of a character vector
+    codes, uniques = pd.factorize(col, sort=False)
+    names = [level_name(u) for u in uniques]
+    levels = tuple(sorted(set(names)))
+    return Factor(_codes_of(codes, names, levels), levels, True)
+
+
+def _codes_of(codes: np.ndarray, names: list[str], levels: tuple[str, ...]) -> np.ndarray:
+    """Codes into ``names`` (-1 missing) as codes into ``levels`` (-2 for a name not among them)."""
+    index = {lv: i for i, lv in enumerate(levels)}
+    lookup = np.array([index.get(nm, -2) for nm in names] + [-1], dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1)
+    return lookup[np.where(codes >= 0, codes, len(names))]
+
+
+def factor_of(v: Value, levels: tuple[str, ...] | None = None) -> Factor:
+    """``factor(v)``: levels sorted (numbers in numeric order), or the given ``levels`` (matched by name)."""
+    if isinstance(v, Factor):
+        if levels is None:
+            used = np.unique(v.codes[v.codes >= 0])
+            levels = tuple(v.levels[i] for i in used)
+        return recode(v, levels)
+    arr = np.asarray(v)
+    if arr.dtype == bool or arr.dtype.kind == "f":
+        vals = np.atleast_1d(arr.astype(np.float64))
+        missing = np.isnan(vals)
+        uniq, inv = np.unique(np.where(missing, 0.0, vals), return_inverse=True)
+        names = [level_name(bool(u)) if arr.dtype == bool else level_name(u) for u in uniq]
+        codes = np.where(missing, -1, inv.reshape(-1))
+        if levels is None:
+            levels = tuple(names[i] for i in np.unique(codes[codes >= 0]))
+        return Factor(_codes_of(codes, names, levels), levels, False)
+    raise TypeError(f"cannot make a factor of {type(v).__name__}")
+
+
+def recode(f: Factor, levels: tuple[str, ...]) -> Factor:
+    """The same values with the level set ``levels`` (matched by name; -2 for a value not among them)."""
+    if levels == f.levels:
+        return f
+    lookup = np.array([{lv: i for i, lv in enumerate(levels)}.get(lv, -2) for lv in f.levels] + [-1], dtype=np.int64)
+    codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
+    return Factor(codes, levels, f.from_text)
+
+
+def value_key(name: str) -> str:
+    """A level name compared by value: '3', '3.0' and 3 are one level; text stays as it is."""
+    try:
+        return level_name(float(name))
+    except ValueError:
+        return name
+
+
+def recode_by_value(f: Factor, levels: tuple[str, ...]) -> Factor:
+    """``recode`` matching level names by value (new data whose column has another dtype than the fit's)."""
+    index = {value_key(lv): i for i, lv in enumerate(levels)}
+    lookup = np.array([index.get(value_key(lv), -2) for lv in f.levels] + [-1], dtype=np.int64)
+    codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
+    return Factor(codes, levels, f.from_text)

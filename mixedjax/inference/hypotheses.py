@@ -1,0 +1,116 @@
+"""The hypothesis matrices of the F tests per term, as lmerTest builds them (Kuznetsova et al. 2017, section 3).
+
+Type I (sequential): the rows of the unit upper-triangular Doolittle factor U of X'X = U' D U that belong to the
+term's columns. Type III: the contrasts of each term's marginal means. Every column of the full, rank-deficient
+treatment-coded design (all level combinations of each term's factors) is expressed in X's columns; a term's
+columns of that coefficient matrix are orthogonalised against those of every term containing it (higher-order
+terms first), and the rows for X's own columns are kept. Under treatment coding this tests, e.g., a main effect
+averaged over the levels of the factors it interacts with, not the coefficient at their baseline.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+
+from .coding import FixedCoding
+from ..errors import ArgumentError
+
+
+def type1(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:
+    """Term -> its rows of the Doolittle factor of X'X (type I, sequential)."""
+    R = np.linalg.cholesky(X.T @ X).T  # X'X = R'R, R = D^½ U
+    U = R / np.diag(R)[:, None]
+    return {t: U[_columns(coding, t)] for t in coding.terms}
+
+
+def _columns(coding: FixedCoding, term: str) -> np.ndarray:
+    return np.array([j for j, t in enumerate(coding.column_terms) if t == term], dtype=int)
+
+
+def _key(factors) -> tuple:
+    """A column's identity: its categorical (variable, level) pairs and numeric variables, order-free."""
+    return (frozenset((v, l) for v, l in factors if l is not None), frozenset(v for v, l in factors if l is None))
+
+
+def _full_columns(coding: FixedCoding) -> tuple[list[str], np.ndarray]:
+    """The full treatment-coded design's columns (lmerTest's rdX), each as coefficients on X's columns (r, p)."""
+    p = len(coding.column_terms)
+    index = {_key(f): j for j, f in enumerate(coding.column_factors)}
+    levels = dict(coding.levels)
+    present = {(v, l) for f in coding.column_factors for v, l in f if l is not None}
+    names, rows = [], []
+
+    def expand(cat, numeric):
+        """Π I(f = l) Π numeric as a sum of X's columns: I(f = l) is X's own indicator when X has one, else
+        (l the baseline) 1 − Σ the other indicators."""
+        terms = [((), 1.0)]
+        for v, l in cat:
+            if (v, l) in present:
+                opts = [(((v, l),), 1.0)]
+            elif l == levels[v][0]:
+                opts = [((), 1.0)] + [(((v, o),), -1.0) for o in levels[v][1:]]
+            else:
+                return None
+            terms = [(a + b, ca * cb) for a, ca in terms for b, cb in opts]
+        row = np.zeros(p)
+        for pairs, coef in terms:
+            j = index.get((frozenset(pairs), frozenset(numeric)))
+            if j is None:
+                return None
+            row[j] += coef
+        return row
+
+    if coding.intercept:
+        names.append("(Intercept)")
+        rows.append(expand((), ()))
+    for term, variables in zip(coding.terms, coding.term_variables):
+        cats = [v for v in variables if v in levels]
+        numeric = tuple(v for v in variables if v not in levels)
+        for combo in product(*(levels[v] for v in cats)):
+            row = expand(tuple(zip(cats, combo)), numeric)
+            if row is None:
+                raise ArgumentError(
+                    f"type III hypotheses for the term '{term}' need the fixed part to contain every term marginal "
+                    f"to it (e.g. a*b, not a:b alone) with treatment coding; use anova(type=1) or contrast(L)")
+            names.append(":".join(f"{v}{l}" for v, l in zip(cats, combo)) if cats else term)
+            rows.append(row)
+    return names, np.array(rows)
+
+
+def _contains(coding: FixedCoding, inner: str, outer: str) -> bool:
+    vi = set(coding.term_variables[coding.terms.index(inner)])
+    vo = set(coding.term_variables[coding.terms.index(outer)])
+    return inner != outer and vi < vo
+
+
+def _residual(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """B minus its projection on the column space of A (R's resid(qr(A), B)); an SVD basis copes with a rank-deficient
+    A."""
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    U = U[:, s > 1e-10 * max(1.0, s.max(initial=0.0))]
+    return B - U @ (U.T @ B)
+
+
+def type3(coding: FixedCoding) -> dict[str, np.ndarray]:
+    """Term -> its type III hypothesis rows (on β)."""
+    _, M = _full_columns(coding)  # M[i, j]: coefficient of X column j in full column i
+    L = M.copy()
+    cols = {t: _columns(coding, t) for t in coding.terms}
+    order = sorted(coding.terms, key=lambda t: -len(coding.term_variables[coding.terms.index(t)]))
+    for term in order:
+        outer = [o for o in coding.terms if _contains(coding, term, o)]
+        if outer:
+            A = L[:, np.concatenate([cols[o] for o in outer])]
+            L[:, cols[term]] = _residual(A, L[:, cols[term]])
+    # the rows for X's own columns: the full column named as X's column j is X's column j itself
+    own = [int(np.flatnonzero(np.all(np.isclose(M, np.eye(M.shape[1])[j]), axis=1))[0])
+           for j in range(M.shape[1])]
+    L = L[own]
+    out = {}
+    for term in coding.terms:
+        Lt = L[:, cols[term]].T
+        Lt = np.where(np.abs(Lt) < 1e-12, 0.0, Lt)
+        out[term] = Lt[np.sum(np.abs(Lt), axis=1) > 1e-8]
+    return out

@@ -1,0 +1,1 @@
+"""Plots of fitted models (matplotlib, the optional extra ``pip install mixedjax[plot]``)."""

@@ -1,0 +1,101 @@
+"""The pure solve: result codes, the post-fit steps in JAX (rectification, zero snapping, the verdict) under vmap,
+and read-only results."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mixedjax as mj
+from mixedjax.blocks.assembly import with_response
+from mixedjax.fitting.solve import RESULTS, lmm_objective, units_shift, verdict
+
+SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return mj.lmm(SLEEP, mj.dataset("sleepstudy"))
+
+
+def test_result_codes_of_single_fits(sleep):
+    assert sleep.optsum.result in (RESULTS.gradient_zero, RESULTS.objective_stalled) and sleep.optsum.converged
+    with pytest.warns(UserWarning, match="did not converge"):
+        short = mj.fit(sleep.problem, opts=mj.FitOptions(maxiter=1), theta0="identity")
+    assert short.optsum.result == RESULTS.max_iterations and not short.optsum.converged
+
+
+def test_verdict_codes():
+    """A converged stop is downgraded when the derivatives are not finite or the Hessian has negative curvature in
+    a free direction; a direction on the boundary (θ_ii = 0) does not count."""
+    p = mj.Problem.build(SLEEP, mj.dataset("sleepstudy"))
+    lay, th, g = p.layout, jnp.array([0.9, 0.1, 0.2]), jnp.zeros(3)
+    ok = jnp.diag(jnp.array([2.0, 1.0, 3.0]))
+    saddle = ok.at[2, 2].set(-1.0)
+    nan = ok.at[0, 1].set(jnp.nan)
+    code = lambda H, t=th: int(verdict(jnp.int32(RESULTS.gradient_zero), t, g, H, lay)[0])  # noqa: E731
+    assert code(ok) == RESULTS.gradient_zero
+    assert code(saddle) == RESULTS.saddle_point
+    assert code(nan) == RESULTS.nonfinite
+    assert code(saddle, th.at[2].set(0.0)) == RESULTS.gradient_zero  # the negative direction is on the boundary
+    assert int(verdict(jnp.int32(RESULTS.max_iterations), th, g, ok, lay)[0]) == RESULTS.max_iterations
+
+
+def _batch_fit(problem, Y, theta0):
+    """Each response fitted by solve inside one jitted vmap, from the arrays re-assembled on the device."""
+    lay = problem.layout
+    f = lmm_objective(lay, False)
+
+    def one(y):
+        arrays = with_response(problem.plan, problem.arrays, problem.data, y, lay)
+        return mj.solve(f, theta0, arrays, lay, mj.FitOptions(), jnp.asarray(problem.theta_scale),
+                        units_shift(arrays, lay, False))
+
+    return jax.jit(jax.vmap(one))(jnp.asarray(Y))
+
+
+def test_vmapped_fits_are_rectified_verified_and_equal_single_fits(sleep):
+    """A batch of responses (one with no subject effect at all, so its fit is singular) fitted under vmap: every
+    θ has non-negative λ diagonals, the singular one is snapped to exactly zero, each carries its result code, and
+    each equals the fit of that response alone."""
+    p = sleep.problem
+    rng = np.random.default_rng(11)
+    y = np.asarray(p.data.y)
+    days = p.design.X[:, 1]
+    Y = np.stack([y + rng.normal(scale=20, size=y.size),
+                  y[::-1].copy(),
+                  250 + 10 * days + rng.normal(scale=25, size=y.size)])  # no subject effect
+    # start with negative diagonals: the result must come back rectified
+    sol = jax.device_get(_batch_fit(p, Y, -jnp.asarray(p.start())))
+    diag = [0, 2]
+    assert np.all(sol.theta[:, diag] >= 0)
+    assert np.all(sol.converged) and set(sol.result.tolist()) <= {int(r) for r in (1, 2)}
+    df = mj.dataset("sleepstudy")
+    for i in range(len(Y)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the response without subject effects is singular, as it should be
+            single = mj.lmm(SLEEP, df.assign(reaction=Y[i]))
+        assert float(sol.value[i]) == pytest.approx(single.objective, rel=1e-9)
+        np.testing.assert_allclose(sol.theta[i], single.theta, atol=2e-4)
+    assert sol.theta[2, 2] == 0.0 or sol.theta[2, 0] == 0.0  # the response without subject effects
+
+
+def test_results_are_read_only(sleep):
+    before = str(sleep.varcorr)
+    with pytest.raises(ValueError):
+        sleep.theta[0] = 0.5
+    with pytest.raises(ValueError):
+        sleep.optsum.final[0] = 0.5
+    with pytest.raises(ValueError):
+        sleep.optsum.fitlog[0][0][0] = 0.5
+    assert str(sleep.varcorr) == before
+
+
+def test_singular_fit_warns_once():
+    df = mj.dataset("dyestuff2")
+    with pytest.warns(UserWarning, match="singular") as rec:
+        m = mj.lmm("yield ~ 1 + (1 | batch)", df)
+    assert m.is_singular and len([r for r in rec if "singular" in str(r.message)]) == 1
+    assert rec[0].filename == __file__  # the warning names the caller's line
