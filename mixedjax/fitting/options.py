@@ -10,7 +10,9 @@ class FitOptions:
     """maxiter: L-BFGS iterations. gtol: stop when max|∇d| <= gtol · max(1, |d|). ftol: ... or when an iteration
     lowers d by less than ftol · |d| (MixedModels.jl's ftol_rel; docs/performance.md says why not lower). memory:
     L-BFGS pairs. maxeval: the fit log's size (the fit stops when it is full). max_linesearch: trials per line
-    search. optimizer: "lbfgs" (the compiled loop) or "bobyqa" (NLopt's derivative-free BOBYQA on the host)."""
+    search. optimizer: "lbfgs" (the compiled loop) or "bobyqa" (NLopt's derivative-free BOBYQA on the host).
+    live: print each line-search evaluation as the compiled loop makes it (``verbose=True``; jax.debug.callback, a
+    separately compiled loop, so the silent one stays cacheable)."""
 
     maxiter: int = 500
     gtol: float = 1e-8
@@ -19,6 +21,7 @@ class FitOptions:
     maxeval: int = 2000
     max_linesearch: int = 30
     optimizer: str = "lbfgs"
+    live: bool = False
 
 
 OPTIMIZERS = ("lbfgs", "bobyqa")

@@ -3,6 +3,7 @@ its plain words. ``fit_theta`` drives one fit (L-BFGS through ``solve``, or BOBY
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
@@ -111,11 +112,8 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     objective = lmm_objective(layout, reml)
     if opts.optimizer == "bobyqa":
         return _fit_theta_bobyqa(objective, theta0, arrays, layout, opts, verbose, scale)
-    if verbose:  # each evaluation printed as it happens, by a separately compiled objective (batch/verbose.py)
-        from ..batch import verbose as live
-
-        live.start()
-        objective = live.live_objective(layout, reml)
+    if verbose:  # each evaluation printed as it happens, by a separately compiled loop (FitOptions.live)
+        opts = dataclasses.replace(opts, live=True)
     sol = jax.device_get(solve(objective, np.asarray(theta0, float), arrays, layout, opts, scale,
                                units_shift(arrays, layout, reml)))
     summary = summarize(sol, layout)
