@@ -36,6 +36,7 @@ from .inference.lrt import anova  # noqa: E402
 from .inference.profile import Profile  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
 from .batch.many import FitBatch, fit_many  # noqa: E402
+from .glmm import GeneralizedLinearMixedModel, glmm  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,8 @@ __all__ = [
     "Profile",
     "Problem",
     "LinearMixedModel",
+    "glmm",
+    "GeneralizedLinearMixedModel",
     "OptSummary",
     "FitOptions",
     "RESULTS",

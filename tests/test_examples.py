@@ -23,6 +23,9 @@ EXPECTED = {
     "power.py": ["slope 2 ms/day: power", "slope 6 ms/day: power"],
     "influence.py": ["jacrev: influence", "infinitesimal jackknife", "most influential observation"],
     "layer.py": ["Box-Cox λ̂ =", "step 0:"],
+    "glmm.py": ["Generalized Linear Mixed Model fit by maximum likelihood (nAGQ = 1)", "Link: LogitLink()",
+                "nAGQ = 9: theta", "same log-likelihood: True", "Poisson with offset", "predict (response)",
+                "Hessian eigenvalues"],
 }
 
 

@@ -438,9 +438,11 @@ def _confounded(term: "Term", Q: np.ndarray) -> bool:
     return bool(np.all(resid2 <= 1e-10 * np.maximum(znorm2, 1e-300)))
 
 
-def build_design(formula, data, *, weights=None, offset=None) -> Design:
+def build_design(formula, data, *, weights=None, offset=None, residual: bool = True) -> Design:
     """The design of an lme4 formula on the data; ``weights`` and ``offset``: None, a column name or one value per
-    row (see design/weights.py). Rows with zero weight carry no information and are dropped with the missing ones."""
+    row (see design/weights.py). Rows with zero weight carry no information and are dropped with the missing ones.
+    ``residual=False`` (GLMMs: no residual variance) skips the checks that the random effects and the fixed effects
+    leave a residual variance to estimate."""
     pf = parse_formula(formula)
     text = pf.text
     rhs0 = text.find("~") + 1  # mark parts of the right-hand side there, not in the response
@@ -586,7 +588,7 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
             f"freedom.\n{mark_formula(text, pf.fixed, rhs0)}\nSimplify the fixed part '{pf.fixed}', or use more data."
         )
     ys = y / np.max(np.abs(y))  # in y's own units: the squares of a response of 1e200 would overflow
-    if np.linalg.norm(_span_residual(Q, ys)) <= 1e-12 * np.linalg.norm(ys):
+    if residual and np.linalg.norm(_span_residual(Q, ys)) <= 1e-12 * np.linalg.norm(ys):
         raise DataError(
             f"the response '{pf.response}' is an exact linear combination of the fixed-effect columns "
             f"({', '.join(xnames)}): the residual variance would be zero.\n{mark_formula(text, pf.fixed, rhs0)}\n"
@@ -651,19 +653,19 @@ def build_design(formula, data, *, weights=None, offset=None) -> Design:
                 f"the grouping factor '{t.name}' has only {t.nlevels} level in the rows used; a random effect needs at "
                 f"least 2.{where}Use it as a fixed effect, or drop the term."
             )
-        if t.nlevels >= n:
+        if residual and t.nlevels >= n:
             raise DataError(
                 f"the grouping factor '{t.name}' has {t.nlevels} levels for {n} observations, so its random "
                 f"effect cannot be told apart from the residual (lme4 refuses this too).{where}"
                 "Use a coarser grouping factor, or drop the term."
             )
-        if t.nlevels * t.s >= n:
+        if residual and t.nlevels * t.s >= n:
             raise DataError(
                 f"the term for '{t.name}' has {t.nlevels * t.s} random effects ({t.nlevels} levels × {t.s} columns) "
                 f"for {n} observations: its variances and the residual variance cannot be told apart (lme4 refuses "
                 f"this too).{where}Use fewer columns in the term, e.g. '(1 | {t.name})', or more data."
             )
-        if _exact_fit(t, X, y, 1e-12):
+        if residual and _exact_fit(t, X, y, 1e-12):
             raise DataError(
                 f"the response '{pf.response}' is fitted exactly by the fixed effects and the random effects for "
                 f"'{t.name}': the residual variance would be zero and the likelihood unbounded.{where}"

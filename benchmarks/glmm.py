@@ -1,0 +1,166 @@
+"""GLMM benchmark: mj.glmm against lme4's glmer (through Rscript) on the same data, in the same run.
+
+    python benchmarks/glmm.py [--quick] [--no-r] [--reps N] [--only NAME[,NAME...]]
+
+Models: verbagg (crossed Bernoulli, 7,584 rows), grouseticks (three-term Poisson, 403 rows) and a simulated crossed
+logistic model of 100,000 rows (1,000 subjects × 100 items, seed 1). For each: a new Python process that imports
+mixedjax, reads the data and fits (wall time of the whole process, and of the fit inside it), warm refits in one
+process (median of --reps), and glmer's fit time inside R (median of --reps) and its whole Rscript process.
+``--quick``: grouseticks only, one rep (a smoke run). Writes benchmarks/glmm_results.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import os
+
+# one thread for BLAS, OpenMP and XLA's Eigen pool, as benchmarks/run.py (on a shared machine a thread pool per
+# process thrashes: grouseticks' warm fit took 13 s of wall time with it and 0.7 s without, under a load of 10)
+PIN = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+os.environ.update(PIN)
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / "tests" / "data"
+
+MODELS = {
+    "verbagg": dict(file="verbagg", factors=["Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"],
+                    formula="r2 ~ 1 + Anger + Gender + btype + situ + (1 | id) + (1 | item)", family="binomial"),
+    "grouseticks": dict(file="grouseticks", factors=["INDEX", "BROOD", "YEAR", "LOCATION"],
+                        formula="TICKS ~ 1 + YEAR + cHEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)",
+                        family="poisson"),
+    "sim_crossed_100k": dict(file=None, factors=["subj", "item"], formula="y ~ 1 + x + (1 | subj) + (1 | item)",
+                             family="binomial"),
+}
+
+
+def simulated(seed: int = 1, nsubj: int = 1000, nitem: int = 100) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    subj = np.repeat(np.arange(nsubj), nitem)
+    item = np.tile(np.arange(nitem), nsubj)
+    x = rng.normal(size=subj.size)
+    eta = -0.5 + 0.8 * x + rng.normal(0, 1.0, nsubj)[subj] + rng.normal(0, 0.5, nitem)[item]
+    y = (rng.uniform(size=subj.size) < 1 / (1 + np.exp(-eta))).astype(int)
+    return pd.DataFrame({"subj": [f"s{i}" for i in subj], "item": [f"i{i}" for i in item], "x": x, "y": y})
+
+
+def csv_for(name: str, tmp: Path) -> Path:
+    spec = MODELS[name]
+    if spec["file"]:
+        return DATA / f"{spec['file']}.csv"
+    path = tmp / f"{name}.csv"
+    if not path.exists():
+        simulated().to_csv(path, index=False)
+    return path
+
+
+FIT = """
+import sys, time, json
+t0 = time.time()
+import pandas as pd, mixedjax as mj
+spec = json.loads(sys.argv[1])
+df = pd.read_csv(sys.argv[2], dtype={{c: str for c in spec["factors"]}})
+for c in spec["factors"]:
+    if c in df: df[c] = df[c].astype("category")
+t1 = time.time()
+m = mj.glmm(spec["formula"], df, spec["family"])
+t2 = time.time()
+warm = []
+for _ in range({reps}):
+    a = time.time(); mj.glmm(spec["formula"], df, spec["family"]); warm.append(time.time() - a)
+cpu = time.process_time()
+mj.glmm(spec["formula"], df, spec["family"])
+cpu = time.process_time() - cpu
+print(json.dumps(dict(first_fit=t2 - t1, startup=t1 - t0, warm=warm, warm_cpu=cpu, loglik=m.loglik,
+                      converged=m.converged, feval=[m.stage1.feval, m.stage.feval])))
+"""
+
+R = """
+suppressMessages(library(lme4))
+args <- commandArgs(TRUE)
+d <- read.csv(args[1], colClasses = "character")
+f <- strsplit(args[2], ",")[[1]]
+for (c in names(d)) if (!(c %in% f)) d[[c]] <- as.numeric(d[[c]])
+for (c in f) if (c %in% names(d)) d[[c]] <- factor(d[[c]])
+fam <- get(args[4])()
+reps <- as.integer(args[5])
+t <- c()
+for (i in seq_len(reps)) t <- c(t, system.time(m <- glmer(as.formula(args[3]), data = d, family = fam))[["elapsed"]])
+cat(sprintf('{"fit": [%s], "loglik": %.10f}\\n', paste(t, collapse = ","), as.numeric(logLik(m))))
+"""
+
+
+def run_mixedjax(name: str, csv: Path, reps: int) -> dict:
+    spec = MODELS[name]
+    t = time.time()
+    r = subprocess.run([sys.executable, "-c", FIT.format(reps=reps), json.dumps(spec), str(csv)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=3600)
+    wall = time.time() - t
+    if r.returncode:
+        return {"error": r.stderr[-2000:]}
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["process"] = wall
+    return out
+
+
+def run_lme4(name: str, csv: Path, reps: int) -> dict:
+    if not shutil.which("Rscript"):
+        return {"error": "Rscript not found"}
+    spec = MODELS[name]
+    t = time.time()
+    r = subprocess.run(["Rscript", "-e", R, str(csv), ",".join(spec["factors"]), spec["formula"], spec["family"],
+                        str(reps)], capture_output=True, text=True, timeout=7200)
+    wall = time.time() - t
+    if r.returncode:
+        return {"error": r.stderr[-2000:]}
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["process_all_reps"] = wall
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-r", action="store_true")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args(argv)
+    names = a.only.split(",") if a.only else (["grouseticks"] if a.quick else list(MODELS))
+    reps = 1 if a.quick else a.reps
+    import mixedjax
+
+    results = {"pinned": PIN, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
+               "mixedjax": mixedjax.__version__, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            csv = csv_for(name, Path(tmp))
+            row = {"mixedjax": run_mixedjax(name, csv, reps)}
+            if not a.no_r:
+                row["lme4"] = run_lme4(name, csv, reps)
+            results["models"][name] = row
+            mj_, r_ = row["mixedjax"], row.get("lme4", {})
+            warm = statistics.median(mj_["warm"]) if "warm" in mj_ else float("nan")
+            glmer = statistics.median(r_["fit"]) if "fit" in r_ else float("nan")
+            print(f"{name:18s} mixedjax: new process {mj_.get('process', float('nan')):7.2f} s "
+                  f"(first fit {mj_.get('first_fit', float('nan')):6.2f} s), warm {warm:7.3f} s "
+                  f"(CPU {mj_.get('warm_cpu', float('nan')):6.3f} s) | glmer {glmer:7.3f} s"
+                  f" | warm speed-up {glmer / warm:6.1f}× | loglik {mj_.get('loglik')} vs {r_.get('loglik')}",
+                  flush=True)
+    (HERE / "glmm_results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Response distributions and link functions of a GLMM, as pure JAX functions of the linear predictor.
+
+A :class:`Family` is static (hashable: it chooses the traced program); its methods take and return JAX arrays.
+The clamps follow R's ``make.link`` and lme4's glmFamily, so that μ stays inside the open range of the family
+(μ ∈ (0, 1) for the binomial, μ > 0 for the Poisson) and the working weights stay positive.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln, ndtr, xlogy
+
+from ..errors import ArgumentError
+
+EPS = float(np.finfo(np.float64).eps)
+_LOGIT_THRESH = -float(np.log(EPS))  # R's logit link: |η| beyond this gives μ = eps or 1 − eps
+_PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps) in R
+_CLOGLOG_MAX = 700.0  # R's cloglog: η capped here in μ'(η)
+
+
+class Dist(enum.Enum):
+    BINOMIAL = "binomial"
+    POISSON = "poisson"
+
+
+class Link(enum.Enum):
+    LOGIT = "logit"
+    PROBIT = "probit"
+    CLOGLOG = "cloglog"
+    LOG = "log"
+
+
+_ALLOWED = {Dist.BINOMIAL: (Link.LOGIT, Link.PROBIT, Link.CLOGLOG), Dist.POISSON: (Link.LOG,)}
+_DEFAULT = {Dist.BINOMIAL: Link.LOGIT, Dist.POISSON: Link.LOG}
+_NAMES = {"binomial": Dist.BINOMIAL, "bernoulli": Dist.BINOMIAL, "poisson": Dist.POISSON}
+# families lme4 fits that need a dispersion parameter (not supported: the Laplace deviance here has none)
+_DISPERSION = ("gaussian", "gamma", "inverse.gaussian", "inverse_gaussian", "normal", "negative.binomial",
+               "negativebinomial", "negbin")
+
+# MixedModels.jl's names, for the printout
+_JULIA_DIST = {Dist.BINOMIAL: "Binomial{Float64}", Dist.POISSON: "Poisson{Float64}"}
+_JULIA_LINK = {Link.LOGIT: "LogitLink()", Link.PROBIT: "ProbitLink()", Link.CLOGLOG: "CloglogLink()",
+               Link.LOG: "LogLink()"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A distribution with its link: ``dist`` (Dist) and ``link`` (Link)."""
+
+    dist: Dist
+    link: Link
+
+    @property
+    def name(self) -> str:
+        return self.dist.value
+
+    @property
+    def julia_name(self) -> str:
+        return _JULIA_DIST[self.dist]
+
+    @property
+    def julia_link(self) -> str:
+        return _JULIA_LINK[self.link]
+
+    # ---- link ---------------------------------------------------------------------------------------------
+    def linkfun(self, mu):
+        """η = g(μ)."""
+        if self.link is Link.LOGIT:
+            return jnp.log(mu) - jnp.log1p(-mu)
+        if self.link is Link.PROBIT:
+            from jax.scipy.special import ndtri
+
+            return ndtri(mu)
+        if self.link is Link.CLOGLOG:
+            return jnp.log(-jnp.log1p(-mu))
+        return jnp.log(mu)
+
+    def linkinv(self, eta):
+        """μ = g⁻¹(η), clamped into the open range of the family."""
+        if self.link is Link.LOGIT:
+            return 1.0 / (1.0 + jnp.exp(-jnp.clip(eta, -_LOGIT_THRESH, _LOGIT_THRESH)))
+        if self.link is Link.PROBIT:
+            return ndtr(jnp.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH))
+        if self.link is Link.CLOGLOG:
+            return jnp.clip(-jnp.expm1(-jnp.exp(jnp.minimum(eta, _CLOGLOG_MAX))), EPS, 1.0 - EPS)
+        return jnp.maximum(jnp.exp(jnp.minimum(eta, _CLOGLOG_MAX)), EPS)
+
+    def mu_eta(self, eta):
+        """dμ/dη, at least eps (R's rule)."""
+        if self.link is Link.LOGIT:
+            e = jnp.exp(-jnp.abs(eta))
+            return jnp.maximum(e / (1.0 + e) ** 2, EPS)
+        if self.link is Link.PROBIT:
+            return jnp.maximum(jnp.exp(-0.5 * eta**2) / jnp.sqrt(2.0 * jnp.pi), EPS)
+        if self.link is Link.CLOGLOG:
+            e = jnp.minimum(eta, _CLOGLOG_MAX)
+            return jnp.maximum(jnp.exp(e - jnp.exp(e)), EPS)
+        return jnp.maximum(jnp.exp(jnp.minimum(eta, _CLOGLOG_MAX)), EPS)
+
+    # ---- distribution -------------------------------------------------------------------------------------
+    def variance(self, mu):
+        if self.dist is Dist.BINOMIAL:
+            return mu * (1.0 - mu)
+        return mu
+
+    def dev_resid(self, y, mu, wt):
+        """Unit deviances times the prior weights: 2 wt (log p(y | y) − log p(y | μ))."""
+        if self.dist is Dist.BINOMIAL:
+            return 2.0 * wt * (xlogy(y, y) - xlogy(y, mu) + xlogy(1.0 - y, 1.0 - y) - xlogy(1.0 - y, 1.0 - mu))
+        return 2.0 * wt * (xlogy(y, y) - xlogy(y, mu) - (y - mu))
+
+    def working_weights(self, eta, wt):
+        """Fisher's working weights wt μ'(η)² / V(μ) (PIRLS and lme4's log-determinant use these)."""
+        mu = self.linkinv(eta)
+        return wt * self.mu_eta(eta) ** 2 / self.variance(mu)
+
+
+def loglik_constant(family: Family, y: np.ndarray, wt: np.ndarray, trials: np.ndarray) -> float:
+    """c with −2 log p(y | μ) = Σ dev_resid(y, μ) + c for every μ (host numpy): lme4's logLik adds it back.
+
+    Binomial (R's binomial()$aic): −2 Σ (wt/m) log C(m, m y) − 2 Σ wt (y log y + (1 − y) log(1 − y)), m the trials.
+    Poisson (R's poisson()$aic): 2 Σ wt (log y! − y log y + y).
+    """
+    y, wt, trials = (np.asarray(a, dtype=float) for a in (y, wt, trials))
+    if family.dist is Dist.BINOMIAL:
+        m = np.round(trials)
+        s = np.round(m * y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logchoose = np.asarray(gammaln(m + 1) - gammaln(s + 1) - gammaln(m - s + 1))
+            per = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
+        sat = np.asarray(xlogy(y, y) + xlogy(1 - y, 1 - y))
+        return float(-2 * np.sum(per * logchoose) - 2 * np.sum(wt * sat))
+    return float(2 * np.sum(wt * (np.asarray(gammaln(y + 1)) - np.asarray(xlogy(y, y)) + y)))
+
+
+def make_family(family, link=None) -> Family:
+    """The Family for a name ("binomial", "bernoulli", "poisson") and an optional link name."""
+    if isinstance(family, Family):
+        if link is not None and Link(link) is not family.link:
+            raise ArgumentError(f"the family already has link {family.link.value!r}; do not pass link={link!r}")
+        return family
+    if not isinstance(family, str):
+        raise ArgumentError(f"family must be 'binomial', 'bernoulli' or 'poisson', not {family!r}")
+    key = family.strip().lower()
+    if key in _DISPERSION:
+        raise ArgumentError(
+            f"family {family!r} has a dispersion parameter, which mj.glmm does not estimate; fit a Gaussian model "
+            "with mj.lmm, or use family='binomial' or 'poisson'"
+        )
+    if key not in _NAMES:
+        raise ArgumentError(f"family must be 'binomial', 'bernoulli' or 'poisson', not {family!r}")
+    dist = _NAMES[key]
+    if link is None:
+        return Family(dist, _DEFAULT[dist])
+    names = [ln.value for ln in _ALLOWED[dist]]
+    if not isinstance(link, str) or link.strip().lower() not in names:
+        raise ArgumentError(f"link for the {dist.value} family must be one of {', '.join(map(repr, names))}, "
+                            f"not {link!r}")
+    return Family(dist, Link(link.strip().lower()))
+
+
+def eta_second_derivative(family: Family, y, eta, wt):
+    """½ ∂²dev_resid/∂η² per observation (the observed information; equals the working weights for canonical
+    links), by forward-over-reverse differentiation of the scalar unit deviance."""
+    import jax
+
+    f = lambda e, yy, ww: family.dev_resid(yy, family.linkinv(e), ww)
+    return 0.5 * jax.vmap(jax.grad(jax.grad(f)))(eta, y, wt)

@@ -1,0 +1,216 @@
+"""Fitting a GLMM: θ with β from PIRLS (stage 1, lme4's nAGQ = 0), then (θ, β) together (stage 2, the default).
+
+Both stages minimise a pure JAX objective with its exact gradient by L-BFGS-B (scipy, on the host: one jitted
+value-and-gradient call per evaluation) over unconstrained θ, rectified afterwards. The exact
+Hessian in the optimised parameters at the end decides convergence and gives Cov(β̂).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from scipy.optimize import minimize
+
+from ..fitting.solve import diagonal_indices, rectify
+from .laplace import Evaluation, compiled_for
+from .plan import GlmmData, GlmmPlan
+
+
+class Status(enum.Enum):
+    CONVERGED = "converged"
+    CONVERGED_BOUNDARY = "converged on the boundary (singular fit)"
+    ITERATION_LIMIT = "not converged: the iteration limit was reached"
+    LINE_SEARCH = "not converged: the line search could not decrease the objective"
+    NOT_FINITE = "not converged: the objective or its gradient is not finite"
+    SADDLE = "not converged: the Hessian at the result has a negative eigenvalue"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class GlmmOptions:
+    maxiter: int = 1000
+    gtol: float = 1e-7  # L-BFGS-B stops when every projected gradient entry is below this
+    ftol: float = 1e-14  # ... or when an iteration lowers the objective by less than this relative amount
+
+
+class StageResult(NamedTuple):
+    """One stage's result: x the optimised parameters; fmin; gradient and Hessian at x (exact; None where not
+    needed: stage 1 of a fit that goes on to stage 2); iterations and evaluations; status; the evaluation at x."""
+
+    x: np.ndarray
+    fmin: float
+    gradient: np.ndarray
+    hessian: np.ndarray | None
+    iterations: int
+    feval: int
+    status: Status
+    evaluation: Evaluation
+
+
+PROBE = 0.1  # a variance parameter that ends at zero is moved here once to see whether the objective decreases
+MAX_RESTARTS = 3
+
+
+def _lbfgs(f, x0, opts: GlmmOptions):
+    return minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B",
+                    options={"maxiter": opts.maxiter, "gtol": opts.gtol, "ftol": opts.ftol, "maxcor": 20})
+
+
+def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, label: str):
+    """L-BFGS-B over unconstrained θ (the objective does not change when a column of λ_k changes sign; the result
+    is rectified to non-negative diagonals, as for LMMs). The gradient in a diagonal θ entry is zero where it is 0,
+    so a run that stops there (L-BFGS-B's first unit step can land on it exactly: cbpp with a probit link) is
+    restarted from PROBE when that is lower. ``plan=None``: x is not θ (no probe, no rectification)."""
+    log = []
+
+    def f(x):
+        (val, _), g = fun_grad(jnp.asarray(x))
+        val, g = float(val), np.asarray(g, dtype=float)
+        log.append(val)
+        if verbose:
+            print(f"{label} {len(log):4d}: {val:.10g}  {np.round(x, 6).tolist()}")
+        if not np.isfinite(val):
+            return np.inf, np.zeros_like(g)
+        return val, g
+
+    res = _lbfgs(f, x0, opts)
+    nit = res.nit
+    if plan is None:
+        return res, np.array(res.x, float), nit, len(log)
+    diag = np.array(diagonal_indices(plan))
+    for _ in range(MAX_RESTARTS):
+        zero = diag[np.abs(res.x[diag]) < 1e-8]
+        if not zero.size:
+            break
+        x1 = np.array(res.x, float)
+        x1[zero] = PROBE
+        f1, _ = f(x1)
+        if not f1 < res.fun:
+            break
+        res = _lbfgs(f, x1, opts)
+        nit += res.nit
+    x = np.array(res.x, float)
+    k = plan.ntheta
+    x[:k] = x[:k] * np.asarray(rectify(jnp.asarray(x[:k]), plan))
+    return res, x, nit, len(log)
+
+
+STEP_TOL = 1e-4  # converged when the Newton step −H⁻¹∇ at the result moves no free parameter by more than this
+
+
+def _verdict(res, g, H, free) -> Status:
+    """The status from L-BFGS-B's result and the exact gradient and Hessian at x; ``free``: the parameters not at
+    zero on a diagonal of λ (a singular fit), over which the Hessian must be positive semi-definite and the Newton
+    step small (lme4's check of the scaled gradient, with the exact Hessian)."""
+    if not (np.isfinite(res.fun) and np.all(np.isfinite(g)) and (H is None or np.all(np.isfinite(H)))):
+        return Status.NOT_FINITE
+    if H is not None and free.any():
+        Hf = H[np.ix_(free, free)]
+        eig = np.linalg.eigvalsh(Hf)
+        if eig.min() < -1e-6 * max(1.0, float(np.abs(eig).max())):
+            return Status.SADDLE
+        step = np.linalg.lstsq(Hf, g[free], rcond=None)[0]
+        if np.max(np.abs(step)) > STEP_TOL:
+            return Status.ITERATION_LIMIT if res.nit >= res.get("maxiter", 10**9) else Status.LINE_SEARCH
+    elif not res.success:
+        return Status.LINE_SEARCH
+    return Status.CONVERGED if free.all() else Status.CONVERGED_BOUNDARY
+
+
+BOUNDARY = 1e-4  # a diagonal θ entry below this is at the boundary (as LinearMixedModel.is_singular)
+
+
+def free_parameters(x, plan: GlmmPlan) -> np.ndarray:
+    """False for the diagonal θ entries at the boundary (|θ| < BOUNDARY), True for the others and for β."""
+    out = np.ones(len(x), bool)
+    d = np.array(diagonal_indices(plan))
+    out[d[np.abs(x[d]) < BOUNDARY]] = False
+    return out
+
+
+SNAP = 1e-3  # a diagonal θ entry below this is set to zero when the objective rises by at most SNAP_RISE
+SNAP_RISE = 1e-5
+
+
+def _snap(value, x, plan: GlmmPlan) -> np.ndarray:
+    """MixedModels.jl's rule, as for LMMs: near-zero diagonal θ entries snapped to zero when the objective (``value``
+    of the parameter vector) does not rise by more than SNAP_RISE (the objective is flat there: even in θ_i)."""
+    f = value(x)
+    for i in diagonal_indices(plan):
+        if 0 < abs(x[i]) < SNAP:
+            trial = np.array(x, float)
+            trial[i] = 0.0
+            ft = value(trial)
+            if ft <= f + SNAP_RISE:
+                x, f = trial, ft
+    return x
+
+
+def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verbose: bool,
+             with_hessian: bool) -> StageResult:
+    """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here)."""
+    c = compiled_for(plan)
+    res, x, nit, nf = _minimise(lambda th: c.value_and_grad_fast(th, data, v0, plan), theta0, plan, opts, verbose,
+                                "θ (β by PIRLS)")
+    x = _snap(lambda t: float(c.value_and_grad_fast(jnp.asarray(t), data, v0, plan)[0][0]), x, plan)
+    (val, ev), g = c.value_and_grad_fast(jnp.asarray(x), data, v0, plan)
+    H = np.asarray(c.hessian_fast(jnp.asarray(x), data, v0, plan)) if with_hessian else None
+    g = np.asarray(g)
+    return StageResult(x, float(val), g, H, nit, nf + 1, _verdict(res, g, H, free_parameters(x, plan)), ev)
+
+
+def fit_joint(plan: GlmmPlan, data: GlmmData, phi0, u0, nagq: int, opts: GlmmOptions, verbose: bool) -> StageResult:
+    """Stage 2: φ = (θ, β) together, with u from PIRLS."""
+    c = compiled_for(plan)
+    # L-BFGS-B in coordinates whitened by the exact Hessian at the start (stage 1's result is close to the optimum,
+    # but θ and β can be on very different scales: grouseticks' slope of a covariate spread over ±60), so its unit
+    # first step is about a Newton step
+    phi0 = np.asarray(phi0, float)
+    H0 = np.asarray(c.hessian(jnp.asarray(phi0), data, u0, plan, nagq))
+    lam, V = np.linalg.eigh((H0 + H0.T) / 2)
+    lam = np.maximum(lam, 1e-6 * max(float(np.abs(lam).max()), 1e-12))
+    Rinv = V / np.sqrt(lam)[None, :]  # φ = φ0 + Rinv x̃
+
+    def whitened(xt):
+        (val, ev), g = c.value_and_grad(jnp.asarray(phi0 + Rinv @ np.asarray(xt)), data, u0, plan, nagq)
+        return (val, ev), jnp.asarray(Rinv.T @ np.asarray(g))
+
+    res, xt, nit, nf = _minimise(whitened, np.zeros_like(phi0), None, opts, verbose, "(θ, β)")
+    x = phi0 + Rinv @ np.asarray(res.x)
+    k = plan.ntheta
+    x[:k] = x[:k] * np.asarray(rectify(jnp.asarray(x[:k]), plan))
+    x = _snap(lambda t: float(c.value_and_grad(jnp.asarray(t), data, u0, plan, nagq)[0][0]), x, plan)
+    (val, ev), g = c.value_and_grad(jnp.asarray(x), data, u0, plan, nagq)
+    H = np.asarray(c.hessian(jnp.asarray(x), data, u0, plan, nagq))
+    g = np.asarray(g)
+    return StageResult(x, float(val), g, H, nit, nf + 1, _verdict(res, g, H, free_parameters(x, plan)), ev)
+
+
+def glm_start(X, y, wt, offset, family, iters: int = 50) -> np.ndarray:
+    """β of the GLM without random effects by IRLS on the host (numpy): where stage 1's PIRLS starts."""
+    # R's family()$initialize starting values
+    if family.dist.value == "binomial":
+        mu = (wt * y + 0.5) / (wt + 1.0)
+    else:
+        mu = y + 0.1
+    eta = np.asarray(family.linkfun(jnp.asarray(mu)))
+    beta = np.zeros(X.shape[1])
+    for _ in range(iters):
+        me = np.asarray(family.mu_eta(jnp.asarray(eta)))
+        mu = np.asarray(family.linkinv(jnp.asarray(eta)))
+        w = wt * me**2 / np.asarray(family.variance(jnp.asarray(mu)))
+        z = eta - offset + (y - mu) / me
+        sw = np.sqrt(w)
+        new = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+        done = np.max(np.abs(new - beta)) < 1e-10 * (1 + np.max(np.abs(beta)))
+        beta = new
+        eta = offset + X @ beta
+        if done:
+            break
+    return beta

@@ -1,0 +1,422 @@
+"""``glmm``: fit a binomial or Poisson mixed model and return a frozen :class:`GeneralizedLinearMixedModel`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..core.objective import lambdas
+from ..design.build import Design, build_design
+from ..design.input import as_frame as _as_frame
+from ..errors import ArgumentError, DataError, MixedjaxError
+from ..model.lmm import _warn_status
+from ..model.varcorr import VarCorr, VarCorrGroup
+from .family import Family, loglik_constant, make_family
+from .fit import GlmmOptions, StageResult, Status, fit_fast, fit_joint, free_parameters, glm_start
+from .laplace import Evaluation, compiled_for
+from .plan import GlmmData, GlmmPlan, build_plan
+from .response import response_values, split_response
+
+_OPTIONS = ("maxiter", "gtol", "ftol")
+RESPONSE_COLUMN = "mixedjax_glmm_response_"  # the response, as computed here, in the data handed to build_design
+MAX_NAGQ = 25
+
+
+def _vector(values, name: str, frame: pd.DataFrame) -> np.ndarray:
+    """weights= or offset=: a column name or one number per row of the data."""
+    if isinstance(values, str):
+        if values not in frame.columns:
+            raise DataError(f"{name}='{values}' is not a column of the data; pass a column name or one value per row")
+        values = frame[values]
+    try:
+        arr = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{name}= must be numbers (one per row of the data), not {type(values).__name__}") from err
+    if arr.size == 1 and len(frame) != 1:
+        arr = np.full(len(frame), float(arr[0]))
+    if arr.size != len(frame):
+        raise DataError(f"{name}= has {arr.size} values but the data have {len(frame)} rows; give one per row")
+    if np.isinf(arr).any():
+        raise DataError(f"{name}= has infinite values in {int(np.isinf(arr).sum())} rows; remove those rows")
+    return arr
+
+
+def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1, fast=False, reml=False,
+         verbose=False, **options) -> "GeneralizedLinearMixedModel":
+    """Fit a generalized linear mixed model (binomial or Poisson) by the Laplace approximation (``nagq=1``) or
+    adaptive Gauss–Hermite quadrature (``nagq > 1``, one scalar random-effects term), as lme4's ``glmer``.
+
+    ``family``: "binomial" (links "logit", the default, "probit", "cloglog"; "bernoulli" is the same family) or
+    "poisson" (link "log"). The binomial response: 0/1, boolean or a two-level factor (the second level is a
+    success), ``cbind(successes, failures)``, or proportions with ``weights=`` the numbers of trials. ``offset=``:
+    one value per row (or a column name), added to the linear predictor. ``fast=True`` optimises θ alone with β from
+    PIRLS (lme4's nAGQ = 0); the default then optimises θ and β together. Options: ``maxiter`` (1000), ``gtol``
+    (1e-7, projected gradient), ``ftol`` (1e-14, relative decrease).
+    """
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ArgumentError(f"unknown keyword argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
+                            f"glmm; valid ones are link, weights, offset, nagq, fast, reml, verbose, "
+                            f"{', '.join(_OPTIONS)}")
+    for name, val in (("reml", reml), ("verbose", verbose), ("fast", fast)):
+        if not isinstance(val, (bool, np.bool_)):
+            raise ArgumentError(f"{name} must be True or False, not {val!r}")
+    if reml:
+        raise ArgumentError("reml=True is not defined for generalized linear mixed models (lme4's glmer has no "
+                            "REML either); fit by maximum likelihood (reml=False)")
+    fam = make_family(family, link)
+    if isinstance(nagq, (bool, np.bool_)) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= MAX_NAGQ:
+        raise ArgumentError(f"nagq must be an integer from 1 to {MAX_NAGQ} (1: the Laplace approximation), not "
+                            f"{nagq!r}; lme4's nAGQ = 0 is fast=True here")
+    if fast and nagq > 1:
+        raise ArgumentError("fast=True (lme4's nAGQ = 0) and nagq > 1 exclude each other; choose one")
+    opts = GlmmOptions(**{k: (int(v) if k == "maxiter" else float(v)) for k, v in options.items()})
+    if opts.maxiter <= 0 or not (opts.gtol > 0 and opts.ftol > 0):
+        raise ArgumentError("maxiter, gtol and ftol must be positive")
+    from ..model.lmm import _check_x64
+
+    _check_x64()
+
+    frame = _as_frame(data)
+    labels = frame.index
+    frame = frame.reset_index(drop=True)
+    if RESPONSE_COLUMN in frame.columns:
+        raise DataError(f"the data may not have a column named {RESPONSE_COLUMN!r} (mj.glmm uses that name)")
+    w = None if weights is None else _vector(weights, "weights", frame)
+    if w is not None and (w[np.isfinite(w)] < 0).any():
+        raise DataError("weights= must be non-negative (the numbers of trials, or prior weights)")
+    off = np.zeros(len(frame)) if offset is None else _vector(offset, "offset", frame)
+    spec, rest = split_response(formula)
+    resp = response_values(spec, fam, frame, w, formula)
+    yfull = np.where(np.isfinite(resp.weights) & np.isfinite(off), resp.y, np.nan)
+    frame = frame.assign(**{RESPONSE_COLUMN: yfull})
+    try:
+        design = build_design(RESPONSE_COLUMN + " " + rest, frame, residual=False)
+    except MixedjaxError as err:
+        raise type(err)(_in_user_terms(str(err), spec.text)) from err
+    rows = np.asarray(design.rows, dtype=np.int64)
+    y, wt, trials = resp.y[rows], resp.weights[rows], resp.trials[rows]
+    offset_rows = off[rows] + (0.0 if design.offset is None else np.asarray(design.offset))  # formula offset(...)
+    plan, gdata = build_plan(design, fam, y, wt, offset_rows)
+    if verbose:
+        print(f"Fitting {formula} ({fam.name}, {fam.link.value} link) by "
+              f"{'the Laplace approximation' if nagq == 1 else f'adaptive Gauss-Hermite quadrature (nAGQ = {nagq})'}")
+    if nagq > 1 and not plan.scalar_single:
+        raise ArgumentError(f"nagq > 1 (adaptive Gauss–Hermite quadrature) needs a single scalar random-effects term "
+                            f"such as (1 | g); this model has {len(plan.terms)} term(s) with "
+                            f"{', '.join(str(t.s) for t in plan.terms)} column(s). Use nagq=1 (Laplace).")
+
+    beta0 = glm_start(design.X, y, wt, offset_rows, fam)
+    theta0 = np.concatenate([t.theta0() for t in design.terms])
+    v0 = jnp.concatenate([jnp.zeros(plan.q), jnp.asarray(beta0)])
+    stage1 = fit_fast(plan, gdata, theta0, v0, opts, verbose, with_hessian=fast)
+    ev1 = stage1.evaluation
+    if fast:
+        u0, stage, initial = v0, stage1, theta0
+    else:
+        u0 = ev1.u
+        phi0 = initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
+        stage = fit_joint(plan, gdata, phi0, u0, nagq, opts, verbose)
+    final = stage.evaluation
+    canonical = design.formula.text  # the formula with lme4's spacing, the response as written
+    canonical = spec.text + canonical[len(RESPONSE_COLUMN):] if canonical.startswith(RESPONSE_COLUMN) else formula
+    model = GeneralizedLinearMixedModel(
+        formula=canonical, family=fam, design=design, plan=plan, data=gdata, nagq=int(nagq), fast=bool(fast),
+        labels=np.asarray(labels[rows]), trials=trials, constant=loglik_constant(fam, y, wt, trials), u0=u0,
+        stage1=stage1, stage=stage, evaluation=jax.device_get(final), initial=initial,
+        frame=frame)
+    _warn_status(model)  # non-converged or singular: one warning at the caller's line, as for LMMs
+    return model
+
+
+def _in_user_terms(message: str, response: str) -> str:
+    """A design error's message with the formula as the user wrote it: the response put back in place of the
+    column computed here (and the marks under the formula moved with it)."""
+    shift = len(response) - len(RESPONSE_COLUMN)
+    out, after_formula = [], False
+    for line in message.split("\n"):
+        if line.startswith(RESPONSE_COLUMN):
+            out.append(response + line[len(RESPONSE_COLUMN):])
+            after_formula = True
+            continue
+        if after_formula and line.strip() and set(line.strip()) == {"^"}:
+            lead = len(line) - len(line.lstrip())
+            line = " " * max(lead + shift, 0) + line.lstrip()
+        after_formula = False
+        out.append(line.replace(f", {RESPONSE_COLUMN}", "").replace(RESPONSE_COLUMN, response))
+    return "\n".join(out)
+
+
+class GlmmOptSummary(NamedTuple):
+    """What the optimiser did. initial/final: the optimised parameters (θ, then β unless fast); fmin; feval and
+    iterations of the final stage (stage 1's in ``stage1_feval``); status (fit.Status); converged; gradient and
+    Hessian eigenvalues at the result."""
+
+    initial: np.ndarray
+    final: np.ndarray
+    fmin: float
+    feval: int
+    iterations: int
+    stage1_feval: int
+    status: Status
+    converged: bool
+    gradient: np.ndarray
+    hessian_eigenvalues: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class GeneralizedLinearMixedModel:
+    """A fitted GLMM. Immutable; reported quantities are computed from the fitted parameters."""
+
+    formula: str
+    family: Family
+    design: Design = field(repr=False)
+    plan: GlmmPlan = field(repr=False)
+    data: GlmmData = field(repr=False)
+    nagq: int
+    fast: bool
+    labels: np.ndarray = field(repr=False)
+    trials: np.ndarray = field(repr=False)
+    constant: float = field(repr=False)
+    u0: jax.Array = field(repr=False)
+    stage1: StageResult = field(repr=False)
+    stage: StageResult = field(repr=False)
+    evaluation: Evaluation = field(repr=False)
+    initial: np.ndarray = field(repr=False)  # where the final stage started
+    frame: pd.DataFrame = field(repr=False)  # the data as fitted (positional index), for predict on new data
+
+    reml = False
+
+    # ---- basic facts ------------------------------------------------------------------------------------------
+    @property
+    def link(self) -> str:
+        return self.family.link.value
+
+    @property
+    def nobs(self) -> int:
+        return self.design.n
+
+    @property
+    def is_bernoulli(self) -> bool:
+        """A binomial model of 0/1 responses (one trial per row): MixedModels.jl's Bernoulli family."""
+        return self.family.name == "binomial" and bool(np.all(self.trials == 1))
+
+    @property
+    def n_dropped(self) -> int:
+        return self.design.n_dropped
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        return {t.name: t.nlevels for t in self.design.terms}
+
+    @property
+    def dof(self) -> int:
+        """Number of parameters: fixed effects and θ (no dispersion)."""
+        return self.plan.p + self.plan.ntheta
+
+    @property
+    def objective(self) -> float:
+        """The minimised criterion: the Laplace (or AGQ) deviance on lme4's devResid scale, without the
+        normalising constants of the family."""
+        return float(self.evaluation.objective)
+
+    @property
+    def loglik(self) -> float:
+        """The log-likelihood with the binomial or Poisson normalising constants, as lme4's ``logLik``."""
+        return -(self.objective + self.constant) / 2
+
+    @property
+    def deviance(self) -> float:
+        """−2 log-likelihood."""
+        return -2 * self.loglik
+
+    @property
+    def aic(self) -> float:
+        return self.deviance + 2 * self.dof
+
+    @property
+    def aicc(self) -> float:
+        n, k = self.nobs, self.dof
+        return self.aic + 2 * k * (k + 1) / (n - k - 1)
+
+    @property
+    def bic(self) -> float:
+        return self.deviance + self.dof * math.log(self.nobs)
+
+    @property
+    def theta(self) -> np.ndarray:
+        return _readonly(self.stage.x[: self.plan.ntheta])
+
+    @property
+    def is_singular(self) -> bool:
+        d = [t.theta_offset + i for t in self.plan.terms for i, (r, c) in enumerate(t.pattern) if r == c]
+        return bool(np.any(np.abs(self.theta[d]) < 1e-4))
+
+    @property
+    def optsum(self) -> GlmmOptSummary:
+        st = self.stage
+        free = free_parameters(st.x, self.plan)
+        eig = np.linalg.eigvalsh(st.hessian[np.ix_(free, free)]) if free.any() else np.zeros(0)
+        return GlmmOptSummary(
+            initial=_readonly(self.initial), final=_readonly(st.x), fmin=st.fmin, feval=st.feval,
+            iterations=st.iterations, stage1_feval=self.stage1.feval, status=st.status,
+            converged=st.status in (Status.CONVERGED, Status.CONVERGED_BOUNDARY), gradient=_readonly(st.gradient),
+            hessian_eigenvalues=_readonly(eig))
+
+    @property
+    def converged(self) -> bool:
+        return self.optsum.converged
+
+    # ---- estimates --------------------------------------------------------------------------------------------
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(_readonly(self.evaluation.beta), index=list(self.design.xnames), name="fixef")
+
+    @cached_property
+    def _vcov(self) -> np.ndarray:
+        """Cov(β̂): 2 (H⁻¹)_ββ with H the exact Hessian of the objective in (θ, β) (lme4 takes it by finite
+        differences); for ``fast`` the inverse of the β block of the penalised system at the modes (lme4's RX)."""
+        k = self.plan.ntheta
+        if self.fast:
+            from .pirls import exact_hessian
+
+            from .factor import solve
+
+            q, p = self.plan.q, self.plan.p
+            v = jnp.concatenate([self.evaluation.u, self.evaluation.beta])
+            F = exact_hessian(v, jnp.asarray(self.theta), self.evaluation.beta, self.plan, self.data, True)
+            # the β block of H⁻¹ (H the Hessian of g/2 in (u, β)), one solve per fixed effect
+            V = np.stack([np.asarray(solve(F, jnp.zeros(q + p).at[q + j].set(1.0), self.plan))[q:]
+                          for j in range(p)])
+            return _readonly((V + V.T) / 2)
+        H = self.stage.hessian
+        free = free_parameters(self.stage.x, self.plan)  # θ at the boundary held fixed
+        Hf = H[np.ix_(free, free)]
+        V = 2 * np.linalg.inv(Hf)
+        V = (V + V.T) / 2
+        return _readonly(V[-self.plan.p :, -self.plan.p :])
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.design.xnames)
+        return pd.DataFrame(self._vcov, index=names, columns=names)
+
+    @property
+    def stderror(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._vcov)), index=list(self.design.xnames), name="stderror")
+
+    def coeftable(self) -> pd.DataFrame:
+        """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
+        from scipy.stats import norm
+
+        beta, se = self.fixef, self.stderror
+        z = beta / se
+        return pd.DataFrame({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
+                            index=beta.index)
+
+    @cached_property
+    def _lambdas(self) -> list[np.ndarray]:
+        return [np.asarray(l) for l in lambdas(jnp.asarray(self.theta), self.plan)]
+
+    def _u_by_term(self) -> list[np.ndarray]:
+        u = np.asarray(self.evaluation.u)
+        out, o = [], 0
+        for t in self.plan.terms:
+            out.append(u[o : o + t.nlevels * t.s].reshape(t.nlevels, t.s))
+            o += t.nlevels * t.s
+        return out
+
+    def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns);
+        ``uscale=True`` gives the spherical modes û (b = Λ û)."""
+        out = {}
+        for t, u, lam in zip(self.design.terms, self._u_by_term(), self._lambdas):
+            vals = u if uscale else u @ lam.T
+            out[t.name] = pd.DataFrame(_readonly(vals), index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
+        return out
+
+    @property
+    def varcorr(self) -> VarCorr:
+        groups = []
+        for t, lam in zip(self.design.terms, self._lambdas):
+            cov = lam @ lam.T
+            sd = np.sqrt(np.diag(cov))
+            corr = None
+            if t.s > 1 and len(t.pattern) > t.s:
+                free = set(t.pattern)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    c = cov / np.outer(sd, sd)
+                corr = tuple(tuple(1.0 if i == j else (-0.0 if (max(i, j), min(i, j)) not in free
+                                                       else float(np.nan_to_num(c[i, j]))) for j in range(t.s))
+                             for i in range(t.s))
+            groups.append(VarCorrGroup(t.name, t.columns, tuple(np.diag(cov)), tuple(sd), corr))
+        return VarCorr(tuple(groups), None, None)
+
+    def fitted(self) -> pd.Series:
+        """μ̂ per row used, on the response scale (proportions for a binomial), indexed by the data's row labels."""
+        return pd.Series(_readonly(self.evaluation.mu), index=self.labels, name="fitted")
+
+    def residuals(self) -> pd.Series:
+        """Response residuals y − μ̂."""
+        return pd.Series(np.asarray(self.data.y) - np.asarray(self.evaluation.mu), index=self.labels,
+                         name="residuals")
+
+    def predict(self, newdata=None, *, type: str = "response", re_form=None, offset=None) -> pd.Series:
+        """Predictions on the ``"response"`` or ``"link"`` scale; ``re_form``: None (all random effects) or
+        ``"~0"`` / ``"NA"`` (none). Levels of a grouping factor not seen in the fit get random effects 0."""
+        from .predict import predict
+
+        return predict(self, newdata, type, re_form, offset)
+
+    # ---- derivatives ------------------------------------------------------------------------------------------
+    def objective_function(self):
+        """The minimised criterion as a pure JAX function of the optimised parameters (θ, then β unless
+        ``fast``), for jax.jit / jax.grad / jax.hessian."""
+        from .laplace import objective, objective_fast
+
+        d, u0, plan, nagq = self.data, self.u0, self.plan, self.nagq
+        if self.fast:
+            return lambda theta: objective_fast(theta, d, u0, plan)
+        return lambda phi: objective(phi, d, u0, plan, nagq)
+
+    def _point(self, x):
+        x = self.stage.x if x is None else np.asarray(x, dtype=float).reshape(-1)
+        if x.shape != self.stage.x.shape:
+            raise ArgumentError(f"the parameter vector has {self.stage.x.size} values (θ{'' if self.fast else ', β'})"
+                                f" for this model, not {x.size}")
+        return jnp.asarray(x)
+
+    def gradient(self, x=None) -> np.ndarray:
+        """Exact gradient of the objective in (θ, β) (θ alone when ``fast``), at the fit or at ``x``."""
+        c = compiled_for(self.plan)
+        if self.fast:
+            return np.asarray(c.value_and_grad_fast(self._point(x), self.data, self.u0, self.plan)[1])
+        return np.asarray(c.value_and_grad(self._point(x), self.data, self.u0, self.plan, self.nagq)[1])
+
+    def hessian(self, x=None) -> np.ndarray:
+        """Exact Hessian of the objective in (θ, β) (θ alone when ``fast``), at the fit or at ``x``."""
+        c = compiled_for(self.plan)
+        if self.fast:
+            return np.asarray(c.hessian_fast(self._point(x), self.data, self.u0, self.plan))
+        return np.asarray(c.hessian(self._point(x), self.data, self.u0, self.plan, self.nagq))
+
+    # ---- display ----------------------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        from .display import glmm_text
+
+        return glmm_text(self)
+
+    __repr__ = __str__
+
+
+def _readonly(a) -> np.ndarray:
+    a = np.array(a, dtype=float)
+    a.setflags(write=False)
+    return a

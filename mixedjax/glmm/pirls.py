@@ -1,0 +1,125 @@
+"""Penalised iteratively reweighted least squares (PIRLS) for the conditional modes, as pure JAX functions.
+
+For fixed θ (and β, unless β is solved for too: ``fast``), the modes minimise the penalised deviance
+
+    g(v) = Σ dev_resid(y, μ(η)) + ‖u‖²,    η = offset + X β + Z Λ u,     v = u  or  v = (u, β),
+
+by Fisher scoring with step halving (Bates et al., lme4's PIRLS; McCullagh & Nelder 1989, section 2.5). The
+iterations are a ``lax.while_loop``; derivatives of the modes in (θ, β) are not taken through them but by the
+implicit function theorem at the fixed point ∇g(v̂) = 0: v̂' = −H⁻¹ ∂_(θ,β) ∇g, with H the exact Hessian of g/2.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ..core.indexing import _segsum
+from .factor import factor, solve
+from .family import eta_second_derivative
+from .plan import GlmmData, GlmmPlan, z_lambda
+
+MAXITER = 60  # PIRLS iterations (Newton steps converge in well under 20 from u = 0 in practice)
+MAXHALVE = 20  # step halvings per iteration
+TOL = 1e-13  # stop when the Newton decrement δ'∇ is below TOL · (1 + g): g is then within that of its minimum
+
+
+def split(v, plan: GlmmPlan, fast: bool, beta):
+    """(u, β) from the unknowns v (β is the given one unless it is solved for)."""
+    return (v[: plan.q], v[plan.q :]) if fast else (v, beta)
+
+
+def linear_predictor(A, u, beta, data: GlmmData):
+    """η = offset + X β + Σ_entries (Z Λ)_ie u_cols(ie)."""
+    return data.offset + data.X @ beta + jnp.sum(A * u[data.cols], axis=1)
+
+
+def penalised_deviance(v, theta, beta, plan: GlmmPlan, data: GlmmData, fast: bool):
+    """g(v) = Σ dev_resid + ‖u‖²."""
+    A, _ = z_lambda(theta, plan, data)
+    u, b = split(v, plan, fast, beta)
+    eta = linear_predictor(A, u, b, data)
+    fam = plan.family
+    return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u
+
+
+def _score(A, u, eta, plan: GlmmPlan, data: GlmmData, fast: bool):
+    """−∇(g/2): [Z Λ, X]' r − (u, 0) with r = wt (y − μ) μ'(η) / V(μ)."""
+    fam = plan.family
+    mu = fam.linkinv(eta)
+    r = data.wt * (data.y - mu) * fam.mu_eta(eta) / fam.variance(mu)
+    gu = _segsum((A * r[:, None]).reshape(-1), data.cols.reshape(-1), plan.q) - u
+    return jnp.concatenate([gu, data.X.T @ r]) if fast else gu
+
+
+def _pirls(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
+    """The PIRLS iterations from v0; returns v̂ and the number of iterations."""
+    fam = plan.family
+    A, _ = z_lambda(theta, plan, data)
+
+    def g_of(v):
+        u, b = split(v, plan, fast, beta)
+        eta = linear_predictor(A, u, b, data)
+        return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u, eta
+
+    def cond(c):
+        v, g, dec, it = c
+        return (it < MAXITER) & (dec > TOL * (1.0 + jnp.abs(g)))
+
+    def body(c):
+        v, g, _, it = c
+        u, b = split(v, plan, fast, beta)
+        eta = linear_predictor(A, u, b, data)
+        F = factor(A, fam.working_weights(eta, data.wt), plan, data, fast)
+        rhs = _score(A, u, eta, plan, data, fast)
+        delta = solve(F, rhs, plan)
+        dec = delta @ rhs
+
+        def halve(h):
+            t, gt, k = h
+            t = t / 2
+            return t, g_of(v + t * delta)[0], k + 1
+
+        # step halving until g does not increase (beyond rounding); a non-finite g counts as an increase
+        t, gt, _ = lax.while_loop(lambda h: ~(h[1] <= g + 1e-12 * jnp.abs(g)) & (h[2] < MAXHALVE), halve,
+                                  (1.0, g_of(v + delta)[0], 0))
+        ok = gt <= g + 1e-12 * jnp.abs(g)
+        return jnp.where(ok, v + t * delta, v), jnp.where(ok, gt, g), jnp.where(ok, dec, 0.0), it + 1
+
+    g0 = g_of(v0)[0]
+    v, g, dec, it = lax.while_loop(cond, body, (v0, g0, jnp.inf, 0))
+    return v, it
+
+
+def exact_hessian(v, theta, beta, plan: GlmmPlan, data: GlmmData, fast: bool):
+    """The blocked factor of the Hessian of g/2 in v at v (observed, not expected, information of the unit
+    deviances: the two differ for non-canonical links)."""
+    A, _ = z_lambda(theta, plan, data)
+    u, b = split(v, plan, fast, beta)
+    eta = linear_predictor(A, u, b, data)
+    return factor(A, eta_second_derivative(plan.family, data.y, eta, data.wt), plan, data, fast)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(4, 5))
+def modes(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
+    """The conditional modes v̂(θ, β) (u, or (u, β) when ``fast``) by PIRLS from v0; differentiable in θ, β and the
+    data by the implicit function theorem (v0 only chooses where the iterations start)."""
+    return _pirls(theta, beta, data, lax.stop_gradient(v0), plan, fast)[0]
+
+
+@modes.defjvp
+def _modes_jvp(plan, fast, primals, tangents):
+    theta, beta, data, v0 = primals
+    dtheta, dbeta, ddata, _ = tangents
+    v = modes(theta, beta, data, v0, plan, fast)
+    grad = lambda th, be, d: jax.grad(penalised_deviance)(v, th, be, plan, d, fast) / 2
+    _, dF = jax.jvp(grad, (theta, beta, data), (dtheta, dbeta, ddata))
+    return v, -solve(exact_hessian(v, theta, beta, plan, data, fast), dF, plan)
+
+
+def pirls_iterations(theta, beta, data, v0, plan: GlmmPlan, fast: bool):
+    """How many PIRLS iterations the modes take at (θ, β) (diagnostics and tests)."""
+    return _pirls(theta, beta, data, v0, plan, fast)[1]

@@ -1,0 +1,116 @@
+"""The fitted GeneralizedLinearMixedModel's API on cbpp: printout, predictions, random effects, derivatives."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, logit
+
+import mixedjax as mj
+
+F = "cbind(incidence, size - incidence) ~ 1 + period + (1 | herd)"
+
+
+@pytest.fixture(scope="module")
+def cbpp():
+    df = mj.dataset("cbpp")
+    df = df.assign(herd=df.herd.astype(str).astype("category"), period=df.period.astype(str).astype("category"))
+    df.index = [f"r{i}" for i in range(len(df))]
+    return df
+
+
+@pytest.fixture(scope="module")
+def m(cbpp):
+    return mj.glmm(F, cbpp, "binomial")
+
+
+def test_printout(m):
+    s = str(m)
+    for part in ["Generalized Linear Mixed Model fit by maximum likelihood (nAGQ = 1)", F,
+                 "Distribution: Binomial{Float64}", "Link: LogitLink()", "logLik", "deviance", "AIC", "BIC",
+                 "Variance components:", "herd", "Number of obs: 56; levels of grouping factors: 15",
+                 "Fixed-effects parameters:", "period2", "Pr(>|z|)"]:
+        assert part in s, part
+    assert "Residual" not in s
+
+
+def test_statistics(m):
+    k = 1 + 4
+    assert m.dof == k
+    assert m.deviance == pytest.approx(-2 * m.loglik)
+    assert m.aic == pytest.approx(m.deviance + 2 * k)
+    assert m.bic == pytest.approx(m.deviance + k * np.log(56))
+    ct = m.coeftable()
+    np.testing.assert_allclose(ct["z"], m.fixef / m.stderror)
+    np.testing.assert_allclose(m.stderror, np.sqrt(np.diag(m.vcov)))
+    np.testing.assert_allclose(m.vcov, m.vcov.T)
+    assert not m.is_singular and m.converged
+    assert m.varcorr.groups[0].stddevs[0] == pytest.approx(m.theta[0])
+    with pytest.raises(ValueError):
+        m.theta[0] = 1.0  # read-only
+
+
+def test_fitted_predict_ranef(m, cbpp):
+    fit = m.fitted()
+    assert list(fit.index) == list(cbpp.index)
+    np.testing.assert_allclose(m.predict(cbpp), fit, rtol=1e-12)
+    np.testing.assert_allclose(m.predict(cbpp, type="link"), logit(fit), rtol=1e-10)
+    np.testing.assert_allclose(m.predict(type="link"), logit(fit), rtol=1e-10)
+    re = m.ranef()["herd"]
+    assert re.shape == (15, 1) and re.index.name == "herd"
+    np.testing.assert_allclose(re.to_numpy(), m.ranef(uscale=True)["herd"].to_numpy() * m.theta[0])
+    X = pd.get_dummies(cbpp.period, drop_first=True).to_numpy(float)
+    eta0 = m.fixef.iloc[0] + X @ m.fixef.iloc[1:].to_numpy()
+    np.testing.assert_allclose(m.predict(cbpp, re_form="~0", type="link"), eta0, rtol=1e-10)
+    np.testing.assert_allclose(m.predict(cbpp, re_form="~0"), expit(eta0), rtol=1e-10)
+    # a herd the fit has not seen gets random effect 0
+    new = cbpp.iloc[:3].assign(herd=["99", "1", "99"])
+    p = m.predict(new, type="link").to_numpy()
+    b1 = re.loc["1"].iloc[0]
+    np.testing.assert_allclose(p, eta0[:3] + np.array([0.0, b1, 0.0]), rtol=1e-10)
+    with pytest.raises(mj.ArgumentError):
+        m.predict(cbpp, type="mu")
+
+
+def test_derivatives_at_the_fit(m):
+    g = m.gradient()
+    assert np.max(np.abs(g)) < 1e-4
+    H = m.hessian()
+    assert H.shape == (5, 5)
+    np.testing.assert_allclose(H, H.T, atol=1e-8)
+    assert np.linalg.eigvalsh(H).min() > 0
+    np.testing.assert_allclose(m.vcov, 2 * np.linalg.inv(H)[1:, 1:], rtol=1e-8)
+
+
+def test_proportions_with_weights_equal_cbind(m, cbpp):
+    m2 = mj.glmm("incidence / size ~ 1 + period + (1 | herd)", cbpp, "binomial", weights=cbpp["size"])
+    assert m2.loglik == pytest.approx(m.loglik, rel=1e-10)
+    np.testing.assert_allclose(m2.fixef, m.fixef, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_missing_rows_are_dropped(cbpp):
+    df = cbpp.copy()
+    df.loc["r3", "incidence"] = np.nan
+    mm = mj.glmm(F, df, "binomial", fast=True)
+    assert mm.nobs == 55 and mm.n_dropped == 1
+    assert "r3" not in mm.fitted().index
+
+
+@pytest.mark.slow
+def test_fast_is_nagq0(m, cbpp):
+    mf = mj.glmm(F, cbpp, "binomial", fast=True)
+    assert mf.objective >= m.objective - 1e-9  # the joint optimum is at least as good
+    assert mf.optsum.final.shape == (1,)
+    assert "nAGQ = 0" in str(mf)
+    assert np.max(np.abs(mf.gradient())) < 1e-4
+
+
+def test_singular_fit_is_reported():
+    """No group effect in the simulated data: θ is snapped to zero, the fit is singular, a warning says so."""
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"g": rng.integers(0, 8, 200).astype(str), "x": rng.normal(size=200)})
+    df["y"] = (rng.uniform(size=200) < expit(0.3 + 0.5 * df.x)).astype(int)
+    with pytest.warns(UserWarning, match="singular"):
+        ms = mj.glmm("y ~ 1 + x + (1 | g)", df, "binomial")
+    assert ms.is_singular and ms.theta[0] == 0.0 and ms.converged
+    assert "singular" in str(ms)
