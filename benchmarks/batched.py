@@ -69,12 +69,18 @@ cat(t, "\\n")
 """
 
 
+TIMEOUT = 1800  # seconds per measurement: a 32-response kb07 fit_many once hung in XLA (all threads waiting)
+
+
 def python(code: str, *args) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_ENABLE_X64": "1"}
-    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
-                       text=True)
+    try:
+        r = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {TIMEOUT} s"}
     if r.returncode:
-        raise RuntimeError(r.stderr[-2000:])
+        return {"error": r.stderr[-500:]}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -99,14 +105,19 @@ def main() -> None:
     args = ap.parse_args()
     n1, n10, n100, B, loop_n = (100, 400, 2000, 32, 8) if args.quick else (1000, 10_000, 100_000, 1000, 50)
     rows = {}
-    rows["bootstrap_1k"] = {"n": n1, **python(BOOT, n1, 3)}
-    rows["bootstrap_10k"] = {"n": n10, **python(BOOT, n10, 2)}
-    rows["bootstrap_memory"] = {"n": n100, **python(BOOT, n100, 1)}
-    rows["fit_many_kb07"] = {"B": B, **python(MANY, B, loop_n, HERE)}
+    for name, size, call in (("bootstrap_1k", n1, lambda: python(BOOT, n1, 3)),
+                             ("bootstrap_10k", n10, lambda: python(BOOT, n10, 2)),
+                             ("bootstrap_memory", n100, lambda: python(BOOT, n100, 1)),
+                             ("fit_many_kb07", B, lambda: python(MANY, B, loop_n, HERE))):
+        rows[name] = {"size": size, **call()}
+        print(name, rows[name], flush=True)
     lme4 = None if args.no_r else bootmer_seconds(n1)
     rows["bootmer_1k_s"] = lme4
-    for name, r in rows.items():
-        print(name, r)
+    print("bootmer_1k_s", lme4, flush=True)
+    out = HERE / ("batched_results_quick.json" if args.quick else "batched_results.json")
+    out.write_text(json.dumps(rows, indent=1))
+    if any("error" in r for r in rows.values() if isinstance(r, dict)):
+        return
     if lme4:
         b = rows["bootstrap_1k"]
         print(f"{n1} replicates: bootMer {lme4:.2f} s; mixedjax warm {b['warm_s']:.2f} s "
@@ -118,8 +129,6 @@ def main() -> None:
     f = rows["fit_many_kb07"]
     print(f"kb07 fit_many of {B}: warm {f['warm_s']:.2f} s, cold {f['cold_s']:.2f} s; a loop of refits "
           f"{f['refit_each_s'] * B:.2f} s ({f['refit_each_s'] * 1e3:.1f} ms each)")
-    out = HERE / ("batched_results_quick.json" if args.quick else "batched_results.json")
-    out.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
