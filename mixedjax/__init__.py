@@ -35,6 +35,7 @@ from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
 from .inference.lrt import anova  # noqa: E402
 from .inference.profile import Profile  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
+from .batch.many import FitBatch, fit_many  # noqa: E402
 from .glmm import GeneralizedLinearMixedModel, glmm  # noqa: E402
 
 __version__ = "0.1.0"
@@ -42,6 +43,8 @@ __version__ = "0.1.0"
 __all__ = [
     "lmm",
     "fit",
+    "fit_many",
+    "FitBatch",
     "anova",
     "Profile",
     "Problem",

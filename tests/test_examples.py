@@ -9,13 +9,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-ENV = {**os.environ, "MIXEDJAX_EXAMPLES_QUICK": "1", "JAX_ENABLE_X64": "1"}
+# PYTHONPATH: a script's own folder comes first on sys.path, so without it the examples import whatever mixedjax is
+# installed rather than this checkout's
+ENV = {**os.environ, "MIXEDJAX_EXAMPLES_QUICK": "1", "JAX_ENABLE_X64": "1", "PYTHONPATH": str(ROOT)}
 
 EXPECTED = {
     "seed_walkthrough.py": ["Linear mixed model fit by maximum likelihood", "Linear mixed model fit by REML",
                             "f_1:", "reaction ~ 1 + days + (1 + days | subj)", "insteval skipped"],
     "derivatives.py": ["Hessian, fixed-σ", "Hessian, profiled", "central diff.", "eigenvalues"],
     "jax_objective.py": ["jit(f)", "grad(f)", "vmap over a batch", "d(θ̂) via mj.deviance"],
+    "bootstrap.py": ["Bootstrap(200 replicates", "percentile intervals", "shortest coverage", "sd_days|subj",
+                     "densities saved to"],
+    "power.py": ["slope 2 ms/day: power", "slope 6 ms/day: power"],
+    "influence.py": ["jacrev: influence", "infinitesimal jackknife", "most influential observation"],
+    "layer.py": ["Box-Cox λ̂ =", "step 0:"],
     "glmm.py": ["Generalized Linear Mixed Model fit by maximum likelihood (nAGQ = 1)", "Link: LogitLink()",
                 "nAGQ = 9: theta", "same log-likelihood: True", "Poisson with offset", "predict (response)",
                 "Hessian eigenvalues"],
@@ -31,7 +38,11 @@ def test_every_example_is_checked():
     assert {p.name for p in EXAMPLES} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+BATCHED = {"bootstrap.py", "power.py", "influence.py", "layer.py"}  # each compiles batched fits: tens of seconds
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.name in BATCHED else p
+                                  for p in EXAMPLES], ids=lambda p: p.name)
 def test_example_runs(path):
     r = run([str(path)])
     assert r.returncode == 0, r.stderr[-3000:]

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ..blocks.plan import Layout
@@ -64,6 +65,14 @@ class LoopResult(NamedTuple):
     feval: jax.Array
 
 
+def _show_live(search, ne, theta, value) -> None:
+    """One live verbose line: line-search evaluation ne + 1 (Hessian probes are not printed, as not logged)."""
+    from .bobyqa import print_eval
+
+    if search:
+        print_eval(int(ne) + 1, np.asarray(theta), float(value))
+
+
 def lbfgs_loop(objective, theta0, scale, args, opts: FitOptions, shift=0.0):
     """The whole fit as one pure function: L-BFGS directions from optax, a backtracking (Armijo) line search, then
     the Hessian by forward differences of the exact gradient (n more gradients; it serves the convergence check,
@@ -108,6 +117,8 @@ def lbfgs_loop(objective, theta0, scale, args, opts: FitOptions, shift=0.0):
         search = mode == SEARCH
         x = jnp.where(search, th - t * dirn, th + probe_step(th, j))
         fx, gx = vg(x)
+        if opts.live:  # verbose: the evaluation printed as it happens (the log below holds the same ones)
+            jax.debug.callback(_show_live, search, ne, x, fx, ordered=True)
         # line search: log the trial, test the Armijo condition, or shorten the step by quadratic interpolation
         i = jnp.minimum(ne, cap - 1)
         buf_th = jnp.where(search, buf_th.at[i].set(x), buf_th)

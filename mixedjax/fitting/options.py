@@ -15,7 +15,9 @@ quick-compile loop, when NLopt is installed, its result checked by the exact gra
 loop when the check fails; the L-BFGS loop elsewhere, and whenever maxiter, gtol, ftol, memory or max_linesearch
 differ from their defaults, since BOBYQA reads none of them; see fitting/choice.py), "lbfgs" (the compiled loop, always
 verified by the gradient and Hessian) or "bobyqa" (NLopt's derivative-free BOBYQA on the host, unchecked, as in
-MixedModels.jl). The batched and differentiable paths (fitting.solve.solve) always run the L-BFGS loop."""
+MixedModels.jl). The batched and differentiable paths (fitting.solve.solve) always run the L-BFGS loop.
+    live: print each line-search evaluation as the compiled loop makes it (``verbose=True``; jax.debug.callback, a
+    separately compiled loop, so the silent one stays cacheable)."""
 
     maxiter: int = 500
     gtol: float = 1e-8
@@ -24,6 +26,7 @@ MixedModels.jl). The batched and differentiable paths (fitting.solve.solve) alwa
     maxeval: int = 2000
     max_linesearch: int = 30
     optimizer: str = "auto"
+    live: bool = False
 
 
 OPTIMIZERS = ("auto", "lbfgs", "bobyqa")

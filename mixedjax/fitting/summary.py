@@ -17,7 +17,7 @@ import numpy as np
 from ..blocks.plan import Layout
 from ..core.derived import Estimates, estimates
 from ..errors import FitError
-from .bobyqa import bobyqa, print_eval
+from .bobyqa import bobyqa
 from .choice import BOBYQA_GTOL, choose_optimizer
 from .options import FitOptions
 from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap, units_shift
@@ -160,14 +160,13 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     if chosen == "bobyqa":
         return _fit_theta_bobyqa(objective, theta0, arrays, layout, opts, verbose, scale, reml,
                                  check=opts.optimizer == "auto")
-    opts = dataclasses.replace(opts, optimizer="lbfgs")  # one compiled program for "auto" and "lbfgs"
+    # one compiled program for "auto" and "lbfgs"; verbose: each evaluation printed as it happens, by a separately
+    # compiled loop (FitOptions.live)
+    opts = dataclasses.replace(opts, optimizer="lbfgs", live=bool(verbose))
     fn = _solve_estimates_jit_quick() if use_quick(layout) else _solve_estimates_jit
     # numpy in: the compiled program takes host arrays without a separate transfer per argument
     sol, est = jax.device_get(fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml))
     summary = summarize(sol, layout)
-    if verbose:
-        for k, (t, v) in enumerate(summary.fitlog, 1):
-            print_eval(k, t, v)
     if not np.isfinite(summary.fmin):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
     return Fitted(np.asarray(sol.theta), summary.fmin, summary, est)

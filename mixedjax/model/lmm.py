@@ -22,6 +22,7 @@ from ..fitting.summary import OptSummary, fit_theta
 from ..core.derived import Estimates, estimates_jit
 from ..core.objective import deviance, fixed_sigma_objective
 from .problem import Problem
+from ..batch.methods import BatchMethods
 from ..model.varcorr import VarCorr, VarCorrGroup
 
 
@@ -148,7 +149,7 @@ def _user_stacklevel() -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel(InferenceMethods, DiagnosticsMethods):
+class LinearMixedModel(InferenceMethods, DiagnosticsMethods, BatchMethods):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
