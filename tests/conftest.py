@@ -3,6 +3,12 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
+# a compilation cache of the test run's own (inherited by the subprocesses it starts): a user's cache, possibly
+# written by other processes at the same time, never reaches the tests, and the tests never write into it
+if "MIXEDJAX_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["MIXEDJAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="mixedjax-test-cache-")
 
 import jax  # noqa: E402
 
