@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
@@ -16,10 +15,19 @@ from ..core.objective import lambdas
 from ..design.build import Design, build_design
 from ..design.input import as_frame as _as_frame
 from ..errors import ArgumentError, DataError, MixedjaxError
+from ..model.criteria import InformationCriteria
 from ..model.lmm import _warn_status
 from ..model.varcorr import VarCorr, VarCorrGroup
 from .family import Family, loglik_constant, make_family
-from .fit import GlmmOptions, StageResult, Status, fit_fast, fit_joint, free_parameters, glm_start
+from .fit import (
+    GlmmOptions,
+    StageResult,
+    Status,
+    fit_fast,
+    fit_joint,
+    free_parameters,
+    glm_start,
+)
 from .laplace import Evaluation, compiled_for
 from .plan import GlmmData, GlmmPlan, build_plan
 from .response import response_values, split_response
@@ -172,7 +180,7 @@ class GlmmOptSummary(NamedTuple):
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearMixedModel:
+class GeneralizedLinearMixedModel(InformationCriteria):
     """A fitted GLMM. Immutable; reported quantities are computed from the fitted parameters."""
 
     formula: str
@@ -238,19 +246,6 @@ class GeneralizedLinearMixedModel:
         return -2 * self.loglik
 
     @property
-    def aic(self) -> float:
-        return self.deviance + 2 * self.dof
-
-    @property
-    def aicc(self) -> float:
-        n, k = self.nobs, self.dof
-        return self.aic + 2 * k * (k + 1) / (n - k - 1)
-
-    @property
-    def bic(self) -> float:
-        return self.deviance + self.dof * math.log(self.nobs)
-
-    @property
     def theta(self) -> np.ndarray:
         return _readonly(self.stage.x[: self.plan.ntheta])
 
@@ -285,9 +280,8 @@ class GeneralizedLinearMixedModel:
         differences); for ``fast`` the inverse of the β block of the penalised system at the modes (lme4's RX)."""
         k = self.plan.ntheta
         if self.fast:
-            from .pirls import exact_hessian
-
             from .factor import solve
+            from .pirls import exact_hessian
 
             q, p = self.plan.q, self.plan.p
             v = jnp.concatenate([self.evaluation.u, self.evaluation.beta])

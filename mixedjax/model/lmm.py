@@ -12,20 +12,19 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from ..batch.methods import BatchMethods
+from ..core.derived import Estimates, estimates_jit
+from ..core.objective import deviance, fixed_sigma_objective
 from ..diagnostics.methods import DiagnosticsMethods
-from ..inference.methods import InferenceMethods
 from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
 from ..fitting.options import OPTIMIZERS, FitOptions
 from ..fitting.solve import diagonal_indices
 from ..fitting.summary import OptSummary, fit_theta
-from ..core.derived import Estimates, estimates_jit
-from ..core.objective import deviance, fixed_sigma_objective
-from .problem import Problem
-from ..batch.methods import BatchMethods
+from ..inference.methods import InferenceMethods
 from ..model.varcorr import VarCorr, VarCorrGroup
-
-
+from .criteria import InformationCriteria
+from .problem import Problem
 
 _OPTIONS = ("maxiter", "gtol", "ftol", "theta0", "optimizer")
 START_KINDS = ("moments", "identity")
@@ -149,7 +148,7 @@ def _user_stacklevel() -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel(InferenceMethods, DiagnosticsMethods, BatchMethods):
+class LinearMixedModel(InferenceMethods, DiagnosticsMethods, BatchMethods, InformationCriteria):
     """A fitted linear mixed-effects model. Immutable; every derived quantity is computed from θ on demand."""
 
     problem: Problem = field(repr=False)
@@ -194,19 +193,6 @@ class LinearMixedModel(InferenceMethods, DiagnosticsMethods, BatchMethods):
     @property
     def loglik(self) -> float:
         return -self.objective / 2
-
-    @property
-    def aic(self) -> float:
-        return self.objective + 2 * self.dof
-
-    @property
-    def aicc(self) -> float:
-        n, k = self.nobs, self.dof
-        return self.aic + 2 * k * (k + 1) / (n - k - 1)
-
-    @property
-    def bic(self) -> float:
-        return self.objective + self.dof * math.log(self.nobs)
 
     @property
     def is_singular(self) -> bool:
