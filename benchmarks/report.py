@@ -197,7 +197,17 @@ def write_report(results: dict, path_md: Path) -> None:
         L.append(f"- **{name}** (n = {r['n']:,}): `{r['formula']}`" + (f" — {r['data']}" if r.get("data") else ""))
     L.append("\nRaw numbers: `results.json`; chart: `results.png`. A shared machine's speed drifts (ref. Cholesky "
              "ms above): rerun before quoting a single number.")
-    path_md.write_text("\n".join(L) + "\n")
+    path_md.write_text("\n".join(L) + "\n" + _kept_sections(path_md))
+
+
+KEPT = "\n## Many fits in one compiled call"  # written by benchmarks/batched.py's runs: kept across rewrites
+
+
+def _kept_sections(path_md: Path) -> str:
+    """The sections other benchmark scripts own, from the report being replaced (from KEPT on)."""
+    old = path_md.read_text() if path_md.exists() else ""
+    i = old.find(KEPT)
+    return old[i:] if i >= 0 else ""
 
 
 def write_chart(results: dict, path_png: Path) -> bool:
