@@ -1,6 +1,7 @@
 """Tests of the display layer (pure formatting, no statistics)."""
 
 import math
+import re
 import types
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+import mixedjax as mj
 from mixedjax.display.text import (
     format_coeftable,
     format_float_g,
@@ -462,3 +464,18 @@ def test_tidy_takes_df_and_t_from_a_ddf_coeftable():
     assert list(t["p_value"].iloc[:2]) == [0.008, 0.06]
     assert list(t["term"].iloc[2:]) == ["sd__(Intercept)", "sd__Observation"]
     assert list(t["estimate"].iloc[2:]) == [2.0, 1.0]
+
+
+def test_test_tables_render_as_markdown():
+    """anova, contrast and mj.anova tables are DataFrames that also render as Markdown for notebooks."""
+    from mixedjax.display.tables import TestTable
+
+    m0 = mj.lmm("reaction ~ 1 + days + (1 | subj)", mj.dataset("sleepstudy"))
+    m1 = mj.lmm("reaction ~ 1 + days + (1 + days | subj)", mj.dataset("sleepstudy"))
+    for table in (mj.anova(m0, m1), m1.anova(type=3), m1.contrast([0, 1])):
+        assert isinstance(table, TestTable) and isinstance(table, pd.DataFrame)
+        md = table._repr_markdown_().splitlines()
+        assert len(md) == 2 + len(table)  # header, alignment row, one row per test
+        assert len(re.findall(r"(?<!\\)\|", md[0])) == len(table.columns) + 2  # unescaped cell separators
+    lrt = mj.anova(m0, m1)._repr_markdown_().splitlines()
+    assert "42.1393" in lrt[3] and lrt[2].split("|")[-2].strip() == ""  # the first model's test cells are blank

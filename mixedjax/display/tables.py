@@ -73,3 +73,17 @@ class CoefTable(pd.DataFrame):
         from .text import coeftable_markdown
 
         return coeftable_markdown(self)
+
+
+class TestTable(pd.DataFrame):
+    """An F, t or likelihood-ratio table (anova, contrast, mj.anova): a DataFrame that also renders as Markdown in
+    notebooks (``_repr_markdown_``; ``_repr_html_`` is pandas'). Operations on it return plain DataFrames."""
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _repr_markdown_(self) -> str:
+        from .text import frame_markdown
+
+        return frame_markdown(self)

@@ -546,6 +546,18 @@ def coeftable_markdown(df) -> str:
     return _md_table([""] + [n for n, _ in cols], rows, "l" + "r" * len(cols))
 
 
+def frame_markdown(df) -> str:
+    """Any table of numbers (an F table, a likelihood-ratio table) as a Markdown table, numbers in 6 significant
+    digits, missing ones blank."""
+    def cell(v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return "" if v != v else format_float_g(float(v), 6)
+        return html.escape(str(v))
+
+    rows = [[html.escape(str(i))] + [cell(v) for v in r] for i, r in zip(df.index, df.itertuples(index=False))]
+    return _md_table([""] + [html.escape(str(c)) for c in df.columns], rows, "l" + "r" * len(df.columns))
+
+
 def model_repr(m) -> str:
     """One line for the REPL: the class, the formula, the criterion and the fit's size (``print`` gives all)."""
     crit = "REML criterion" if m.reml else "ML, -2 logLik"

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from ..display.tables import TestTable
 from ..errors import ArgumentError, DataError
 from .lazy import scipy_module as _scipy
 
@@ -57,7 +58,7 @@ def anova(*models, refit: bool = True) -> pd.DataFrame:
     names = [m.formula for m in ms]
     if len(set(names)) < len(names):
         names = [f"MODEL{i + 1}" for i in order]
-    return pd.DataFrame({
+    return TestTable({
         "npar": npar,
         "AIC": [m.aic for m in ms],
         "BIC": [m.bic for m in ms],

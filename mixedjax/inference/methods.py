@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..display.tables import TestTable
 from ..errors import ArgumentError
 from .coding import fixed_coding
 from .ftest import DDF, ddf_method, f_test, t_test
@@ -144,9 +145,9 @@ class InferenceMethods:
         r = np.zeros(Lm.shape[0]) if rhs is None else np.broadcast_to(np.asarray(rhs, float), (Lm.shape[0],))
         if Lm.shape[0] == 1 or not joint:
             tests = [t_test(l, beta, parts, float(ri)) for l, ri in zip(Lm, r)]
-            return pd.DataFrame({"Estimate": [t.estimate for t in tests], "Std. Error": [t.se for t in tests],
-                                 "df": [t.df for t in tests], "t value": [t.t for t in tests],
-                                 "Pr(>|t|)": [t.p for t in tests]})
+            return TestTable({"Estimate": [t.estimate for t in tests], "Std. Error": [t.se for t in tests],
+                              "df": [t.df for t in tests], "t value": [t.t for t in tests],
+                              "Pr(>|t|)": [t.p for t in tests]})
         return _f_frame(["contrast"], [f_test(Lm, beta, parts, None if rhs is None else r)], self.sigma**2)
 
     # ---- profiles and intervals -------------------------------------------------------------------------------
@@ -233,8 +234,8 @@ def _f_frame(names, tests, sigma2=1.0) -> pd.DataFrame:
     F = np.array([t.F for t in tests], float)
     q = np.array([t.numdf for t in tests], int)
     ms = F * sigma2
-    return pd.DataFrame({"Sum Sq": ms * q, "Mean Sq": ms, "NumDF": q, "DenDF": [t.dendf for t in tests],
-                         "F value": F, "Pr(>F)": [t.p for t in tests]}, index=pd.Index(names, dtype=object))
+    return TestTable({"Sum Sq": ms * q, "Mean Sq": ms, "NumDF": q, "DenDF": [t.dendf for t in tests],
+                      "F value": F, "Pr(>F)": [t.p for t in tests]}, index=pd.Index(names, dtype=object))
 
 
 def _as_matrix(L, names) -> np.ndarray:
