@@ -3,12 +3,10 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
-# a compilation cache of the test run's own (inherited by the subprocesses it starts): a user's cache, possibly
-# written by other processes at the same time, never reaches the tests, and the tests never write into it
-if "MIXEDJAX_CACHE_DIR" not in os.environ:
-    import tempfile
-
-    os.environ["MIXEDJAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="mixedjax-test-cache-")
+# no persistent compilation cache in the tests (inherited by the subprocesses they start): two full runs crashed
+# in its read and write paths (a segfault in jax's compilation_cache / _compile_and_write_cache, in the same test of
+# test_objective.py, after the batched-fit tests), and the test that passes alone
+os.environ["MIXEDJAX_CACHE_DIR"] = ""
 
 import jax  # noqa: E402
 
