@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.derived import xx_factor
-from ..core.objective import factor, pieces
+from ..core.objective import factor, lambdas, pieces
 from .forward import forward_mode
 
 
@@ -53,10 +53,7 @@ class KenwardRogerParts(NamedTuple):
 def phi_from_theta(theta, sigma, layout) -> np.ndarray:
     """φ: per term the entries of σ² λλ' at λ's free positions (θ's order), then σ²."""
     out = []
-    for t in layout.terms:
-        lam = np.zeros((t.s, t.s))
-        for (r, c), v in zip(t.pattern, theta[t.theta_offset : t.theta_offset + len(t.pattern)]):
-            lam[r, c] = v
+    for t, lam in zip(layout.terms, (np.asarray(x) for x in lambdas(jnp.asarray(theta, float), layout))):
         cov = sigma**2 * lam @ lam.T
         out.extend(cov[r, c] for r, c in t.pattern)
     return np.array(out + [sigma**2])

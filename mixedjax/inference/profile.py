@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.derived import estimates
-from ..core.objective import deviance, fixed_sigma_objective
+from ..core.objective import deviance, fixed_sigma_objective, lambdas
 from ..errors import ArgumentError
 from .lazy import scipy_module as _scipy
 from .names import parameter_names
@@ -53,10 +53,7 @@ def theta_sigma_from_psi(psi, layout):
 
 def psi_from_theta(theta, sigma, layout) -> np.ndarray:
     out = []
-    for t in layout.terms:
-        lam = np.zeros((t.s, t.s))
-        for (r, c), v in zip(t.pattern, theta[t.theta_offset : t.theta_offset + len(t.pattern)]):
-            lam[r, c] = v
+    for t, lam in zip(layout.terms, (np.asarray(x) for x in lambdas(jnp.asarray(theta, float), layout))):
         cov = sigma**2 * lam @ lam.T
         sd = np.sqrt(np.diag(cov))
         for r, c in t.pattern:
