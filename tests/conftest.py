@@ -29,3 +29,15 @@ def reference_mm():
     """Dict of published MixedModels.jl 5.8 reference values."""
     with open(REFERENCE_DIR / "mixedmodels_jl.json", encoding="utf-8") as fh:
         return json.load(fh)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _free_compiled_executables():
+    """Free each module's compiled executables when it ends. Each XLA CPU executable holds a few memory mappings;
+    the whole suite in one process compiles enough of them to pass Linux's default vm.max_map_count (65,530), after
+    which XLA's next compile segfaults (CI crashed so, ~75% through, in whichever test compiled next)."""
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
