@@ -64,13 +64,14 @@ class Layout:
 
 
 def _nested(inner: np.ndarray, outer: np.ndarray, n_inner: int) -> np.ndarray | None:
-    """Map each level of ``inner`` to its one level of ``outer``, or None when some level meets several."""
-    pairs = np.unique(np.stack([inner, outer], axis=1), axis=0)
-    if len(pairs) != n_inner:
-        return None
-    out = np.empty(n_inner, dtype=np.int64)
-    out[pairs[:, 0]] = pairs[:, 1]
-    return out
+    """Map each level of ``inner`` to its one level of ``outer``, or None when some level meets several.
+
+    One scatter and one gather (O(n), no sort): the level of ``outer`` last written for each inner level is the
+    only one exactly when every row agrees with it."""
+    out = np.zeros(n_inner, dtype=np.int64)
+    out[inner] = outer
+    every = np.bincount(inner, minlength=n_inner).all()  # a level with no rows has no outer level
+    return out if every and np.array_equal(out[inner], outer) else None
 
 
 def _gram_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int) -> np.ndarray:
@@ -292,7 +293,8 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
                         ((e1, e1[mirror]), (e2, e2[mirror]), (slot, rows[e1[mirror]] * Dn + rows[e2[mirror]])))
         order = np.argsort(slot, kind="stable")
         e1, e2, slot = e1[order], e2[order], slot[order]
-        uslot, seg = np.unique(slot, return_inverse=True)
+        new = np.concatenate([[True], slot[1:] != slot[:-1]]) if len(slot) else np.zeros(0, bool)
+        uslot, seg = slot[new], np.cumsum(new) - 1  # slot is sorted: its runs are the distinct slots
         f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
         npairs.append(int(len(slot)))
         del order, slot
