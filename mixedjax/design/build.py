@@ -294,14 +294,16 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
         if isinstance(col.dtype, pd.CategoricalDtype):
             col = col.cat.remove_unused_categories()
             codes_list.append(np.asarray(col.cat.codes, dtype=np.int64))
-            values_list.append(list(col.cat.categories))
+            values_list.append(col.cat.categories.tolist())  # Python scalars (np.int64(3) -> 3)
         else:
             c, u = pd.factorize(col, sort=True)
             codes_list.append(np.asarray(c, dtype=np.int64))
-            values_list.append(list(u))
-        levels_list.append([level_name(x) for x in values_list[-1]])  # as R prints them: 5, not 5.0; TRUE
+            values_list.append([_plain(x) for x in u])
+        vals = values_list[-1]
+        text = all(type(x) is str for x in vals)  # text levels are their own names (InstEval: 4,100 of them)
+        levels_list.append(vals if text else [level_name(x) for x in vals])  # as R prints them: 5, not 5.0; TRUE
     if len(group) == 1:
-        return codes_list[0], tuple(levels_list[0]), tuple(_plain(x) for x in values_list[0])
+        return codes_list[0], tuple(levels_list[0]), tuple(values_list[0])
     stacked = np.stack(codes_list, axis=1)
     uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
     levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq)
