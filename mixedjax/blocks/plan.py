@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import jax
 import numpy as np
-import scipy.sparse as sp
 
 from ..design.build import Design
 from .types import Arrays, Fill, Plan
@@ -357,10 +356,14 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
 
     # the dense block D = [Z_D X y]'[Z_D X y]
     if dz:
-        ri = np.repeat(np.arange(n), drow.shape[1])
-        ZD = sp.csr_matrix((zD.reshape(-1), (ri, drow.reshape(-1))), shape=(n, dz))
-        ZZ = (ZD.T @ ZD).toarray()
-        ZX = np.asarray(ZD.T @ Xy)
+        # Z_D'Z_D and Z_D'[X y] by sums over the rows' nonzeros (each row has one per column of the terms in D)
+        flat = (drow[:, :, None] * dz + drow[:, None, :]).reshape(-1)
+        ZZ = np.bincount(flat, weights=(zD[:, :, None] * zD[:, None, :]).reshape(-1), minlength=dz * dz)
+        ZZ = ZZ.reshape(dz, dz)  # one dz × dz temporary, as a sparse product's dense result would be
+        del flat
+        rows_d = drow.reshape(-1)
+        ZX = np.stack([np.bincount(rows_d, weights=(zD * Xy[:, j : j + 1]).reshape(-1), minlength=dz)
+                       for j in range(p + 1)], axis=1)
         ADD = np.block([[ZZ, ZX], [ZX.T, Xy.T @ Xy]])
     else:
         ADD = Xy.T @ Xy

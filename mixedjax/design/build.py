@@ -382,16 +382,12 @@ def _span_residual(Q: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _sum_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int) -> np.ndarray:
-    """S[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1])."""
-    import scipy.sparse
-
-    n = len(codes)
-    ptr = np.arange(n + 1)
+    """S[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1]), one bincount per pair
+    of columns (no scipy on the fit's path)."""
     out = np.empty((nlev, left.shape[1], right.shape[1]))
     for a in range(left.shape[1]):
-        # the level × row matrix with left[:, a] at (codes[i], i): one entry per column, so CSC needs no sorting
-        J = scipy.sparse.csc_array((left[:, a], codes, ptr), shape=(nlev, n))
-        out[:, a, :] = J @ right
+        for b in range(right.shape[1]):
+            out[:, a, b] = np.bincount(codes, weights=left[:, a] * right[:, b], minlength=nlev)
     return out
 
 
