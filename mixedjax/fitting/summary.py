@@ -153,7 +153,9 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     ``_solve`` (the same solve as ``solve``), BOBYQA on the host; an "auto" BOBYQA result is verified by the exact
     gradient and refined by L-BFGS when that check fails."""
     from .loop import use_quick
+    from .mappings import guard
 
+    guard()  # a long process compiling many shapes frees its programs before Linux's mapping limit
     scale = np.ones(layout.ntheta) if scale is None else np.asarray(scale, float)
     objective = lmm_objective(layout, reml)
     chosen = choose_optimizer(layout, opts)
