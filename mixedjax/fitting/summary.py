@@ -129,6 +129,26 @@ _FIT_STATIC = ("objective", "layout", "options", "reml")
 _solve_estimates_jit = jax.jit(_solve_estimates, static_argnames=_FIT_STATIC)
 
 
+def _fit_program(theta0, args, scale, layout: Layout, options: FitOptions, reml: bool):
+    """_solve_estimates of the LMM objective, with only arrays and hashable statics for its arguments (the
+    objective is rebuilt from them), so that its traced program can be kept on disk (fitting.traces)."""
+    return _solve_estimates(lmm_objective(layout, reml), theta0, args, layout, options, scale, reml)
+
+
+@functools.cache
+def _cached_fit(nterms: int, quick: bool):
+    """The silent L-BFGS fit as a fitting.traces.CachedProgram: a new process fitting a model of a shape fitted
+    before reads its traced program (and XLA's compile of it) back instead of tracing, lowering and compiling."""
+    from . import traces
+    from .loop import quick_options
+    from .solve import Solution
+
+    k = (0.0,) * nterms
+    template = (Solution(*[0.0] * len(Solution._fields)), Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k))
+    return traces.CachedProgram("lmm_fit_quick" if quick else "lmm_fit", _fit_program, 3,
+                                ("layout", "options", "reml"), template, options=quick_options() if quick else None)
+
+
 @functools.cache
 def _solve_estimates_jit_quick():
     """_solve_estimates with the small-model compiler options, as fitting.solve.solve picks them."""
@@ -165,9 +185,14 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     # one compiled program for "auto" and "lbfgs"; verbose: each evaluation printed as it happens, by a separately
     # compiled loop (FitOptions.live)
     opts = dataclasses.replace(opts, optimizer="lbfgs", live=bool(verbose))
-    fn = _solve_estimates_jit_quick() if use_quick(layout) else _solve_estimates_jit
+    quick = use_quick(layout)
     # numpy in: the compiled program takes host arrays without a separate transfer per argument
-    sol, est = jax.device_get(fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml))
+    if opts.live:
+        fn = _solve_estimates_jit_quick() if quick else _solve_estimates_jit
+        out = fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml)
+    else:
+        out = _cached_fit(len(layout.terms), quick)(np.asarray(theta0, float), arrays, scale, layout, opts, reml)
+    sol, est = jax.device_get(out)
     summary = summarize(sol, layout)
     if not np.isfinite(summary.fmin):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
