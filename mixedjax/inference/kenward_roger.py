@@ -33,7 +33,6 @@ import numpy as np
 
 from ..core.derived import xx_factor
 from ..core.objective import factor, lambdas, pieces
-from .forward import forward_mode
 
 
 class KenwardRogerParts(NamedTuple):
@@ -110,8 +109,7 @@ def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
     """Φ, Φ_A, P and W at a REML fit (θ, σ)."""
     phi = phi_from_theta(np.asarray(theta, float), float(sigma), layout)
     _check_interior(np.asarray(theta, float), layout)
-    with forward_mode():
-        F, dF, d2h = (np.asarray(a) for a in _first_jit(jnp.asarray(phi), arrays, layout))
+    F, dF, d2h = (np.asarray(a) for a in _first_jit(jnp.asarray(phi), arrays, layout))
     P = np.moveaxis(dF, -1, 0)  # (k, p, p)
     Phi = np.linalg.inv(F)
     Phi = (Phi + Phi.T) / 2
@@ -125,8 +123,7 @@ def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
         W = 2.0 * np.linalg.pinv(info)
     W = (W + W.T) / 2
     wr, Ur = np.linalg.eigh(W)
-    with forward_mode():
-        D2 = np.asarray(_second_jit(jnp.asarray(phi), jnp.asarray(Ur.T), arrays, layout))  # (k, p, p)
+    D2 = np.asarray(_second_jit(jnp.asarray(phi), jnp.asarray(Ur.T), arrays, layout))  # (k, p, p)
     Q = np.einsum("r,rab->ab", wr, D2) / 2  # Σ_ij W_ij Q_ij (W symmetric)
     U = Q - np.einsum("ij,iab,bc,jcd->ad", W, P, Phi, P)
     PhiA = Phi + 2.0 * Phi @ U @ Phi
