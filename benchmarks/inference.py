@@ -1,6 +1,6 @@
 """Satterthwaite and Kenward–Roger coefficient tables: mixedjax beside lmerTest / pbkrtest (through Rscript).
 
-    python benchmarks/inference.py [--only NAME[,NAME...]] [--no-r] [--r-timeout SECONDS] [--kr-max-n N]
+    python benchmarks/inference.py [--only NAME[,NAME...]] [--no-r] [--r-timeout SECONDS] [--kr-max-n N] [--fresh]
 
 Models (benchmarks/models.py): sleepstudy (a smoke test), insteval_seed, kb07, d3; every one fitted by REML. For
 mixedjax each table is timed twice: "cold" on the first model object of the process (compilation included) and
@@ -18,6 +18,7 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")  # as harness.py
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -160,8 +161,11 @@ def main():
     ap.add_argument("--no-r", dest="r", action="store_false")
     ap.add_argument("--r-timeout", type=float, default=3600)
     ap.add_argument("--kr-max-n", type=int, default=20_000)
+    ap.add_argument("--fresh", dest="keep", action="store_false", help="drop the other models' earlier rows")
     args = ap.parse_args()
-    results = {}
+    out = HERE / "inference_results.json"
+    # a run of some models updates their rows and keeps the others' (each row says its load)
+    results = json.loads(out.read_text()) if out.exists() and args.keep else {}
     for name in args.only.split(","):
         _, formula, df, _ = MODELS[name]()
         print(f"{name}: {formula} (n = {len(df):,})", flush=True)
@@ -178,7 +182,7 @@ def main():
                 print(f"  Satterthwaite: {rec['satterthwaite_speedup_warm']:.1f}x lmerTest (warm)", flush=True)
         rec["load_after"] = os.getloadavg()
         results[name] = rec
-        (HERE / "inference_results.json").write_text(json.dumps(results, indent=1))
+        out.write_text(json.dumps(results, indent=1))
         write_section(results, HERE / "RESULTS.md")
 
 
