@@ -56,8 +56,9 @@ def test_ranef_condvar_adds_standard_deviations():
 
 def test_condvar_with_prior_weights():
     """lme4's postVar of the weighted sleepstudy fit (weights = 1 + (days %% 3) / 2), level by level."""
-    import mixedjax as mj
     from inference_reference import data
+
+    import mixedjax as mj
 
     c = case("sleepstudy_weighted")
     m = mj.lmm(c["formula"], data(c["data"]), weights=np.asarray(c["weights"], float))
@@ -136,9 +137,9 @@ CONDVAR_FILLS = [(kind, "auto") for kind in
 def test_condvar_blocked_equals_dense(kind, fill):
     """Every layout kind of tests/test_objective.py (and the fill-in methods of the dense block), at a generic θ and
     one with a zero diagonal entry: the blocked computation equals the dense one to 1e-10 of the largest entry."""
-    import mixedjax as mj
     from test_objective import KINDS, make_case, random_thetas
 
+    import mixedjax as mj
     from mixedjax.inference.condvar import condvar
 
     problem = mj.Problem.build(*make_case(kind, 0), fill=fill)
