@@ -1,13 +1,15 @@
 """Satterthwaite and Kenward–Roger coefficient tables: mixedjax beside lmerTest / pbkrtest (through Rscript).
 
-    python benchmarks/inference.py [--only NAME[,NAME...]] [--no-r] [--r-timeout SECONDS] [--kr-max-n N]
+    python benchmarks/inference.py [--only NAME[,NAME...]] [--no-r] [--r-timeout SECONDS] [--kr-max-n N] [--fresh]
 
 Models (benchmarks/models.py): sleepstudy (a smoke test), insteval_seed, kb07, d3; every one fitted by REML. For
 mixedjax each table is timed twice: "cold" on the first model object of the process (compilation included) and
 "warm" on a second model object of the same shape (a fresh refit from the same θ, so the derivatives are computed
-again but not compiled). lmerTest's ``summary(m, ddf = "Satterthwaite")`` and ``summary(m, ddf = "Kenward-Roger")``
-(pbkrtest) are timed after lmer's fit; pbkrtest builds n × n matrices, so KR in R is skipped above ``--kr-max-n``
-observations (default 20,000: InstEval's 73,421² doubles are 43 GB). Writes benchmarks/inference_results.json.
+again but not compiled). lmerTest's Satterthwaite is timed after lme4's fit as ``as_lmerModLmerTest(m)`` (its numDeriv
+derivatives, which ``lmerTest::lmer`` computes after the fit) plus ``summary(m, ddf = "Satterthwaite")``, and
+``summary(m, ddf = "Kenward-Roger")`` (pbkrtest) after that; pbkrtest builds n × n matrices, so KR in R is skipped above ``--kr-max-n``
+observations (default 20,000: InstEval's 73,421² doubles are 43 GB). Writes benchmarks/inference_results.json and
+the "## Inference" section of benchmarks/RESULTS.md (report.py keeps it when it rewrites the file).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")  # as harness.py
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -38,19 +41,22 @@ MODELS = {"sleepstudy": models.sleepstudy, "insteval_seed": models.insteval_seed
 
 R_SCRIPT = r"""
 args <- commandArgs(trailingOnly = TRUE)
-suppressMessages({library(lmerTest)})
+suppressMessages({library(lme4); library(lmerTest)})
 df <- read.csv(args[1])
 for (f in strsplit(args[3], ",")[[1]]) if (nzchar(f)) df[[f]] <- factor(df[[f]])
 t0 <- proc.time()[["elapsed"]]
-m <- lmer(as.formula(args[2]), data = df, REML = TRUE)
+m <- lme4::lmer(as.formula(args[2]), data = df, REML = TRUE)
 fit_s <- proc.time()[["elapsed"]] - t0
+# lmerTest's Satterthwaite: its numDeriv Hessian and Jacobian (as_lmerModLmerTest, which lmerTest::lmer runs after
+# the fit), then the table
 t0 <- proc.time()[["elapsed"]]
-s <- coef(summary(m, ddf = "Satterthwaite"))
+mt <- as_lmerModLmerTest(m)
+s <- coef(summary(mt, ddf = "Satterthwaite"))
 sat_s <- proc.time()[["elapsed"]] - t0
 kr_s <- NA
 if (as.logical(args[4])) {
   t0 <- proc.time()[["elapsed"]]
-  k <- coef(summary(m, ddf = "Kenward-Roger"))
+  k <- coef(summary(mt, ddf = "Kenward-Roger"))
   kr_s <- proc.time()[["elapsed"]] - t0
 }
 cat(sprintf('{"fit_s": %.4f, "satterthwaite_s": %.4f, "kenward_roger_s": %s}\n', fit_s, sat_s,
@@ -106,14 +112,60 @@ def time_lmertest(formula, df, timeout, with_kr) -> dict:
         return res
 
 
+def _s(rec, key):
+    v = rec.get(key)
+    return "–" if v is None else f"{v:.3g}"
+
+
+def section(results: dict) -> str:
+    """The "## Inference" section of RESULTS.md from this script's records."""
+    L = [SECTION + " (issue 16: Satterthwaite and Kenward–Roger tables, REML)\n",
+         "`python benchmarks/inference.py`: mixedjax's `m.coeftable(ddf=...)` cold (the first model of the process: "
+         "compilation included) and warm (a second model of the same shape); lmerTest's Satterthwaite "
+         "(`as_lmerModLmerTest` + `summary`, after lme4's fit) and pbkrtest's KR in the same run. Seconds, wall "
+         "clock; the machine's load average after each model is in the last column.\n",
+         "| model | n | mixedjax fit | Satterthwaite cold / warm | KR cold / warm | lmerTest Satt. | pbkrtest KR | "
+         "Satt. warm speed-up | load |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for name, rec in results.items():
+        mj_, lt = rec["mixedjax"], rec.get("lmerTest", {})
+        sat = mj_.get("satterthwaite_error") or f"{_s(mj_, 'satterthwaite_cold_s')} / {_s(mj_, 'satterthwaite_warm_s')}"
+        kr = mj_.get("kenward_roger_error") or f"{_s(mj_, 'kenward_roger_cold_s')} / {_s(mj_, 'kenward_roger_warm_s')}"
+        sp = rec.get("satterthwaite_speedup_warm")
+        lts = _s(lt, "satterthwaite_s") if lt.get("satterthwaite_s") is not None else lt.get("status", "not run")
+        ltk = _s(lt, "kenward_roger_s") if lt.get("kenward_roger_s") is not None else ("skipped (n × n)" if lt else "not run")
+        L.append(f"| {name} | {mj_['n']:,} | {mj_['fit_s']:.2f}{' (singular)' if mj_['singular'] else ''} | {sat} | "
+                 f"{kr} | {lts} | {ltk} | {'–' if sp is None else f'{sp:.0f}×'} | "
+                 f"{rec['load_after'][0]:.1f} |")
+    return "\n".join(L) + "\n"
+
+
+SECTION = "\n## Inference"
+
+
+def write_section(results: dict, path: Path) -> None:
+    """Replace (or append) the "## Inference" section of RESULTS.md, up to the next section."""
+    old = path.read_text() if path.exists() else ""
+    i = old.find(SECTION)
+    if i < 0:
+        new = old.rstrip("\n") + "\n" + section(results)
+    else:
+        j = old.find("\n## ", i + len(SECTION))
+        new = old[:i] + section(results) + (old[j:] if j >= 0 else "")
+    path.write_text(new)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default=",".join(MODELS))
     ap.add_argument("--no-r", dest="r", action="store_false")
     ap.add_argument("--r-timeout", type=float, default=3600)
     ap.add_argument("--kr-max-n", type=int, default=20_000)
+    ap.add_argument("--fresh", dest="keep", action="store_false", help="drop the other models' earlier rows")
     args = ap.parse_args()
-    results = {}
+    out = HERE / "inference_results.json"
+    # a run of some models updates their rows and keeps the others' (each row says its load)
+    results = json.loads(out.read_text()) if out.exists() and args.keep else {}
     for name in args.only.split(","):
         _, formula, df, _ = MODELS[name]()
         print(f"{name}: {formula} (n = {len(df):,})", flush=True)
@@ -128,8 +180,10 @@ def main():
             if lt.get("satterthwaite_s") and "satterthwaite_warm_s" in mjr:
                 rec["satterthwaite_speedup_warm"] = lt["satterthwaite_s"] / mjr["satterthwaite_warm_s"]
                 print(f"  Satterthwaite: {rec['satterthwaite_speedup_warm']:.1f}x lmerTest (warm)", flush=True)
+        rec["load_after"] = os.getloadavg()
         results[name] = rec
-    (HERE / "inference_results.json").write_text(json.dumps(results, indent=1))
+        out.write_text(json.dumps(results, indent=1))
+        write_section(results, HERE / "RESULTS.md")
 
 
 if __name__ == "__main__":

@@ -200,14 +200,15 @@ def write_report(results: dict, path_md: Path) -> None:
     path_md.write_text("\n".join(L) + "\n" + _kept_sections(path_md))
 
 
-KEPT = "\n## Many fits in one compiled call"  # written by benchmarks/batched.py's runs: kept across rewrites
+# sections other benchmark scripts write (batched.py's runs, inference.py): kept across rewrites, at the end
+KEPT = ("\n## Many fits in one compiled call", "\n## Inference")
 
 
 def _kept_sections(path_md: Path) -> str:
-    """The sections other benchmark scripts own, from the report being replaced (from KEPT on)."""
+    """The sections other benchmark scripts own, from the report being replaced (from the first of KEPT on)."""
     old = path_md.read_text() if path_md.exists() else ""
-    i = old.find(KEPT)
-    return old[i:] if i >= 0 else ""
+    found = [i for i in (old.find(k) for k in KEPT) if i >= 0]
+    return old[min(found):] if found else ""
 
 
 def write_chart(results: dict, path_png: Path) -> bool:

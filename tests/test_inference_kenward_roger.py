@@ -1,6 +1,8 @@
 """Kenward–Roger against pbkrtest / lmerTest (tests/reference/lme4_inference.json): df 1e-3 relative, adjusted
 standard errors 1e-4 relative; and the derivatives it is built from against finite differences."""
 
+from pathlib import Path
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -50,11 +52,39 @@ def test_kr_derivatives_match_finite_differences():
         np.testing.assert_allclose(parts.P[i], dF, rtol=1e-5, atol=1e-7 * np.abs(dF).max())
 
 
-def test_kenward_roger_at_a_boundary_fit_is_a_clear_error():
-    """dyestuff2's batch variance is estimated as 0: a FitError that says so, not NaN."""
-    m = mj.lmm("yield ~ 1 + (1 | batch)", mj.dataset("dyestuff2"), reml=True)
+def _boundary_cases():
+    import json
+
+    with open(REFERENCE_DIR / "kr_boundary.json", encoding="utf-8") as fh:
+        return json.load(fh)["cases"]
+
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+
+
+@pytest.mark.parametrize("bcase", _boundary_cases(), ids=lambda c: c["id"])
+def test_kenward_roger_at_a_boundary_fit(bcase):
+    """Singular REML fits (an uncorrelated slope's variance at 0, a correlation at +1, dyestuff2's batch variance at
+    0) against pbkrtest (tests/reference/make_kr_boundary.R): adjusted standard errors and df to 1e-3 relative (the
+    measured differences are below 1e-7), at lme4's θ and σ and at mixedjax's own fit; the Satterthwaite table stays
+    finite."""
+    import pandas as pd
+
+    from mixedjax.inference.kenward_roger import kenward_roger_parts, kr_ddf
+
+    df = mj.dataset("dyestuff2") if not bcase["data"] else pd.read_csv(REFERENCE_DIR / bcase["data"])
+    m = mj.lmm(bcase["formula"], df, reml=True)
     assert m.is_singular
-    with pytest.raises(mj.FitError, match="boundary fit"):
-        m.coeftable(ddf="kenward-roger")
-    t = m.coeftable(ddf="satterthwaite")
-    assert np.all(np.isfinite(t.to_numpy()))
+    se_ref, df_ref = np.atleast_1d(bcase["kr_se"]), np.atleast_1d(bcase["kr_df"])
+    parts = kenward_roger_parts(np.atleast_1d(np.asarray(bcase["theta"], float)), bcase["sigma"], m.problem.arrays,
+                                m.problem.layout)
+    p = len(se_ref)
+    np.testing.assert_allclose(np.sqrt(np.diag(parts.vcov_adj)), se_ref, rtol=1e-3)
+    np.testing.assert_allclose([kr_ddf(parts, np.eye(p)[j])[0] for j in range(p)], df_ref, rtol=1e-3)
+    np.testing.assert_allclose(parts.vcov_adj.ravel(), np.asarray(bcase["vcov_adj"], float), rtol=1e-3,
+                               atol=1e-3 * np.abs(bcase["vcov_adj"]).max())
+    t = m.coeftable(ddf="kenward-roger")
+    assert list(t.index) == list(np.atleast_1d(bcase["coef_names"]))
+    np.testing.assert_allclose(t["Std. Error"].to_numpy(), se_ref, rtol=1e-3)
+    np.testing.assert_allclose(t["df"].to_numpy(), df_ref, rtol=1e-3)
+    assert np.all(np.isfinite(m.coeftable(ddf="satterthwaite").to_numpy()))

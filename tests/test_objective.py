@@ -290,9 +290,9 @@ def test_fill_methods_agree(kind, fill):
 
 @pytest.mark.parametrize("kind", ["crossed", "vector_crossed_scalar", "vector3_in_dense"])
 def test_dense_fill_in_row_panels(kind, monkeypatch):
-    """The dense fill-in product taken in row panels (upper triangle and diagonal blocks only, with its own reverse
-    rule) gives the dense reference's value, a gradient equal to central differences and a Hessian (forward over
-    that reverse rule) equal to central differences of the gradient; panel cuts never split a vector term's level."""
+    """The dense fill-in product taken in row panels (upper triangle and diagonal blocks only, with its own
+    derivative rule) gives the dense reference's value, a gradient equal to central differences, the same gradient in
+    forward mode, and a Hessian (forward over reverse) equal to central differences of the gradient; panel cuts never split a vector term's level."""
     from mixedjax.core import cholesky as _objective
 
     monkeypatch.setattr(_objective, "PANEL_ROWS", 3)
@@ -310,6 +310,14 @@ def test_dense_fill_in_row_panels(kind, monkeypatch):
     g = np.asarray(jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
     fd = central_gradient(lambda t: float(dev(jnp.asarray(t))), th, 1e-5)
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
+    # Cov(β̂)'s Jacobian through the same rule in forward mode (its tangent map, as Satterthwaite and KR take it)
+    from mixedjax.core.derived import vcov_beta
+
+    C = jax.jit(lambda t: vcov_beta(t, 1.0, a, lay))
+    Jf = np.asarray(jax.jit(jax.jacfwd(C))(jnp.asarray(th)))
+    Jfd = np.stack([(np.asarray(C(jnp.asarray(th + e))) - np.asarray(C(jnp.asarray(th - e)))) / 2e-6
+                    for e in 1e-6 * np.eye(th.size)], axis=-1)
+    np.testing.assert_allclose(Jf, Jfd, rtol=1e-5, atol=1e-6 * np.abs(Jfd).max())
     grad = jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))
     H = np.asarray(jax.jit(jax.hessian(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
     Hfd = np.stack([(np.asarray(grad(jnp.asarray(th + e))) - np.asarray(grad(jnp.asarray(th - e)))) / 2e-5

@@ -106,7 +106,13 @@ def _panels(S, W, cuts):
     return S
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _updated(cuts, n):
+    """The entries the panels update: row i's columns from its panel's start on (built by XLA, not embedded)."""
+    start = jnp.asarray(np.repeat(np.asarray(cuts[:-1]), np.diff(cuts)))
+    return jnp.arange(n)[None, :] >= start[:, None]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _minus_gram_panels(S, W, cuts):
     """S − W W' on the row panels [c_i, c_i+1) × [c_i, n) only: the upper triangle and the diagonal blocks, which
     is all that the dense factor reads (k panels cost (k + 1) / 2k of the full product). The rest of S is returned
@@ -114,15 +120,11 @@ def _minus_gram_panels(S, W, cuts):
     return _panels(S, W, cuts)
 
 
-def _mgp_fwd(S, W, cuts):
-    return _panels(S, W, cuts), W  # not _minus_gram_panels: Hessians differentiate this rule forwards
-
-
-def _mgp_bwd(cuts, W, Sbar):
-    # W̄ = −(A + A') W with A the cotangent on the updated entries: one product (autodiff of the panels takes two)
-    start = jnp.asarray(np.repeat(np.asarray(cuts[:-1]), np.diff(cuts)))  # the mask is built by XLA, not embedded
-    A = jnp.where(jnp.arange(W.shape[0])[None, :] >= start[:, None], Sbar, 0.0)
-    return Sbar, -((A + A.T) @ W)
-
-
-_minus_gram_panels.defvjp(_mgp_fwd, _mgp_bwd)
+@_minus_gram_panels.defjvp
+def _mgp_jvp(cuts, primals, tangents):
+    """Ṡ − R ⊙ (P + P'), P = Ẇ W', R the updated entries: one product per tangent. The map is linear in (Ṡ, Ẇ), so
+    JAX transposes it for reverse mode into W̄ = −(A + A') W, A = R ⊙ S̄ (again one product, where autodiff of the
+    panels takes two), and the same rule serves forward mode (jacfwd), reverse mode and Hessians."""
+    (S, W), (dS, dW) = primals, tangents
+    P = dW @ W.T
+    return _panels(S, W, cuts), dS - jnp.where(_updated(cuts, W.shape[0]), P + P.T, 0.0)

@@ -1,13 +1,16 @@
 """Conditional covariances of the random effects given y (lme4's ``postVar``, MixedModels.jl's ``condVar``):
 Var(b | y) = σ² Λ M⁻¹ Λ' with M = Λ'Z'ZΛ + I, per level the s × s diagonal block, without a q × q matrix.
 
-- A structured term k (its diagonal block of Z'Z is ``arrays["Akk"][k]``, one s × s block per level): the block of
-  Λ M⁻¹ Λ' at level c is ∂ log|M| / ∂(Z'Z)_cc, since d log|Λ'AΛ + I| = tr(Λ M⁻¹ Λ' dA). One reverse pass of the
-  log-determinant gives every level at once. (Term 0's fill-in of the dense block shares one V_c between levels with
-  equal (Z'Z)_cc, so this is used for term 0 only when there is no dense block.)
-- A term in the dense block D: (M⁻¹)_DD = (L_DD L_DD')⁻¹ on D's random-effect rows, from the dense factor itself.
-- Term 0 when there is a dense block (crossed terms, m = 1): with L_c its diagonal factor block and Y_c = L_DD⁻¹ L_D0,c
-  (its column of the factor below, carried into D), (M⁻¹)_cc = L_c⁻ᵀ (I + Y_c'Y_c) L_c⁻¹.
+M's factor has the block rows of the structured terms S (0 … m−1, each level of term k inside one level of every
+later structured term) and then the Z part of the dense block D: L = [L_S 0; L_DS L_DD]. Its inverse is
+[L_S⁻¹ 0; −L_DD⁻¹ L_DS L_S⁻¹  L_DD⁻¹], so with E the s_k columns of level c of term k:
+
+- a structured term: y = L_S⁻¹ E is nonzero only at level c of term k (L_kk,c⁻¹) and at the one level of each
+  later structured term j that contains c (y_j = −L_jj⁻¹ Σ_{k≤i<j} L_ji y_i, forward substitution along the chain),
+  and (M⁻¹)_cc = Σ_j y_j'y_j + Y'Y with Y = L_DD⁻¹ L_DS y (one triangular solve for all levels at once);
+- a term in D: (M⁻¹)_DD = L_DD⁻ᵀ L_DD⁻¹, the column blocks of L_DD⁻¹.
+
+This holds for every layout the engine fits (structured terms only, a dense block only, or both).
 """
 
 from __future__ import annotations
@@ -17,87 +20,78 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ..core.indexing import _segsum, _take
+from ..core.indexing import _take
 from ..core.objective import factor
-from ..errors import ArgumentError
 
 
-def _get(arrays, name):
-    """A field of the prepared arrays (a dict, or a NamedTuple with the same field names)."""
-    return getattr(arrays, name) if hasattr(arrays, "_fields") else arrays[name]
+def _lower_inverse(L):
+    """L⁻¹ for batched lower-triangular blocks (ℓ, s, s)."""
+    eye = jnp.broadcast_to(jnp.eye(L.shape[-1], dtype=L.dtype), L.shape)
+    return solve_triangular(L, eye, lower=True)
 
 
-def _with_akk(arrays, akk):
-    if hasattr(arrays, "_replace"):
-        return arrays._replace(Akk=akk)
-    out = dict(arrays)
-    out["Akk"] = akk
-    return out
+def _chain(k, f, arrays, layout):
+    """For every level c of structured term k: the nonzero blocks y_j (ℓ_k, s_j, s_k), j = k … m−1, of L_S⁻¹ E_c,
+    and each level's level of term j (ℓ_k,)."""
+    m = layout.m
+    lev = {k: jnp.arange(layout.terms[k].nlevels)}
+    ys = {k: _lower_inverse(f.Lkk[k])}
+    for j in range(k + 1, m):
+        lev[j] = arrays.maps[j][k]  # level of k -> the level of j that contains it
+        rhs = 0.0
+        for i in range(k, j):
+            Lji = jnp.einsum("ab,cas->cbs", f.lams[j], _take(f.Lt[j][i], lev[i]))  # L_ji = λ_j' L̃_ji at c's level
+            rhs = rhs + Lji @ ys[i]
+        ys[j] = -solve_triangular(_take(f.Lkk[j], lev[j]), rhs, lower=True)
+    return ys, lev
 
 
-def _logdet_M(theta, akk, arrays, layout):
-    f = factor(theta, _with_akk(arrays, akk), layout)
-    out = sum(2.0 * jnp.sum(jnp.log(jnp.diagonal(Lk, axis1=-2, axis2=-1))) for Lk in f.Lkk)
-    return out + 2.0 * jnp.sum(jnp.log(jnp.diagonal(f.LDD)[: layout.dz]))
-
-
-def _structured_blocks(theta, arrays, layout):
-    """Λ M⁻¹ Λ' diagonal blocks of every structured term (valid for term 0 only without a dense block)."""
-    g = jax.grad(_logdet_M, argnums=1)(theta, list(_get(arrays, "Akk")), arrays, layout)
-    return [(b + jnp.swapaxes(b, -1, -2)) / 2 for b in g]
-
-
-def _dense_blocks(theta, arrays, layout):
-    """Λ M⁻¹ Λ' diagonal blocks of the terms in D, and term 0's when D exists and term 0 is the only structured
-    term."""
-    f = factor(theta, arrays, layout)
-    dz, m = layout.dz, layout.m
-    L22 = f.LDD[:dz, :dz]
-    Linv = solve_triangular(L22, jnp.eye(dz), lower=True)
-    out = []
-    for t, lam, o in zip(layout.terms[m:], f.lams[m:], layout.d_offsets):
-        cols = Linv[:, o : o + t.nlevels * t.s].reshape(dz, t.nlevels, t.s)
-        Minv = jnp.einsum("rla,rlb->lab", cols, cols)  # per level: the s × s diagonal block of (L L')⁻¹
-        out.append(lam @ Minv @ lam.T)
-    first = None
-    if m == 1:
-        t0, lam0, Lc = layout.terms[0], f.lams[0], f.Lkk[0]
-        # L_D0 = Λ_D' L̃_D0 (rows of D's Z part); K = L_DD⁻¹ Λ_D' applied to each entry's row
-        scale_rows = _lambda_D_transpose_columns(Linv, f.lams, layout)  # (dz, dz): L⁻¹ Λ_D'
-        rows, cols = _get(arrays, "Drow")[0], _get(arrays, "Dcol")[0]
-        contrib = _take(scale_rows.T, rows)[:, :, None] * f.LD[0][:, None, :]  # (E, dz, s)
-        Y = _segsum(contrib, cols, t0.nlevels, sorted_=True)  # (ℓ, dz, s)
-        inner = jnp.eye(t0.s) + jnp.einsum("lra,lrb->lab", Y, Y)
-        Lci = solve_triangular(Lc, jnp.broadcast_to(jnp.eye(t0.s), Lc.shape), lower=True)  # L_c⁻¹
-        Minv0 = jnp.swapaxes(Lci, -1, -2) @ inner @ Lci
-        first = lam0 @ Minv0 @ lam0.T
-    return out, first
-
-
-def _lambda_D_transpose_columns(Linv, lams, layout):
-    """L⁻¹ Λ_D': the columns of L⁻¹ for each level block of a D term multiplied by λ_d'."""
-    out = Linv
+def _scale_rows_D(V, lams, layout):
+    """Λ_D' V on D's Z rows: V (dz, …)."""
     for t, lam, o in zip(layout.terms[layout.m :], lams[layout.m :], layout.d_offsets):
         size = t.nlevels * t.s
-        blk = out[:, o : o + size].reshape(-1, t.nlevels, t.s)
-        out = out.at[:, o : o + size].set(jnp.einsum("rla,ba->rlb", blk, lam).reshape(-1, size))
+        blk = V[o : o + size].reshape((t.nlevels, t.s) + V.shape[1:])
+        V = V.at[o : o + size].set(jnp.einsum("ab,la...->lb...", lam, blk).reshape((size,) + V.shape[1:]))
+    return V
+
+
+def _structured_block(k, f, L22, arrays, layout):
+    """(M⁻¹)_cc for every level c of structured term k (ℓ_k, s_k, s_k)."""
+    ys, lev = _chain(k, f, arrays, layout)
+    tk, dz = layout.terms[k], layout.dz
+    out = sum(jnp.swapaxes(y, -1, -2) @ y for y in ys.values())
+    if not dz:
+        return out
+    # L_DS y = Λ_D' Σ_i L̃_Di y_i: term i's entries (D row, level of i) times y_i at that level, for every c
+    V = jnp.zeros((dz, tk.nlevels, tk.s), L22.dtype)
+    for i, y in ys.items():
+        Bi = jnp.zeros((dz, layout.terms[i].nlevels, layout.terms[i].s), L22.dtype)
+        Bi = Bi.at[arrays.Drow[i], arrays.Dcol[i]].add(f.LD[i])  # L̃_Di as (D row, level, s_i)
+        V = V + jnp.einsum("rcs,csk->rck", Bi[:, lev[i], :], y)
+    V = _scale_rows_D(V, f.lams, layout)
+    Y = solve_triangular(L22, V.reshape(dz, -1), lower=True).reshape(dz, tk.nlevels, tk.s)
+    return out + jnp.einsum("rca,rcb->cab", Y, Y)
+
+
+def _dense_blocks(L22, layout):
+    """(M⁻¹)_DD's diagonal level blocks of every term in D (ℓ, s, s): the column blocks of L_DD⁻¹."""
+    dz = layout.dz
+    Linv = solve_triangular(L22, jnp.eye(dz, dtype=L22.dtype), lower=True)
+    out = []
+    for t, o in zip(layout.terms[layout.m :], layout.d_offsets):
+        cols = Linv[:, o : o + t.nlevels * t.s].reshape(dz, t.nlevels, t.s)
+        out.append(jnp.einsum("rla,rlb->lab", cols, cols))
     return out
 
 
 def _condvar(theta, sigma2, arrays, layout):
-    m, dz = layout.m, layout.dz
-    blocks = [None] * len(layout.terms)
-    if m and (dz == 0 or m > 1):
-        for k, b in enumerate(_structured_blocks(theta, arrays, layout)):
-            if k > 0 or dz == 0:
-                blocks[k] = b
+    f = factor(theta, arrays, layout)
+    dz = layout.dz
+    L22 = f.LDD[:dz, :dz]
+    blocks = [_structured_block(k, f, L22, arrays, layout) for k in range(layout.m)]
     if dz:
-        dense, first = _dense_blocks(theta, arrays, layout)
-        for k, b in zip(range(m, len(layout.terms)), dense):
-            blocks[k] = b
-        if first is not None:
-            blocks[0] = first
-    return [None if b is None else sigma2 * b for b in blocks]
+        blocks += _dense_blocks(L22, layout)
+    return [sigma2 * lam @ ((b + jnp.swapaxes(b, -1, -2)) / 2) @ lam.T for lam, b in zip(f.lams, blocks)]
 
 
 _condvar_jit = jax.jit(_condvar, static_argnames=("layout",))
@@ -105,9 +99,5 @@ _condvar_jit = jax.jit(_condvar, static_argnames=("layout",))
 
 def condvar(theta, sigma, arrays, layout) -> list[np.ndarray]:
     """Per term (layout order) the (levels, s, s) conditional covariances of b given y at (θ, σ)."""
-    if layout.dz and layout.m > 1:
-        raise ArgumentError(
-            "conditional variances are not available yet for a model whose first grouping factor is nested in a "
-            "second one while another is crossed with them (structured terms and a dense block together)")
     out = _condvar_jit(jnp.asarray(theta), jnp.float64(sigma) ** 2, arrays, layout)
     return [np.array(b) for b in out]

@@ -17,7 +17,6 @@ import numpy as np
 
 from ..core.derived import vcov_beta
 from ..core.objective import fixed_sigma_objective
-from .forward import forward_mode
 
 
 class SatterthwaiteParts(NamedTuple):
@@ -41,7 +40,7 @@ def _vcov_v(v, arrays, layout):
 
 
 _hessian = jax.jit(jax.hessian(_objective_v), static_argnames=("layout", "reml"))
-_jacobian = jax.jit(jax.jacfwd(_vcov_v), static_argnames=("layout",))  # k tangents (inference/forward.py)
+_jacobian = jax.jit(jax.jacfwd(_vcov_v), static_argnames=("layout",))  # k tangents: p × p outputs, k inputs
 
 
 def covariance_from_hessian(H: np.ndarray, what: str, tol: float = 1e-6) -> np.ndarray:
@@ -66,8 +65,7 @@ def satterthwaite_parts(theta, sigma, vcov, arrays, layout, reml) -> Satterthwai
     """A and ∂Cov(β̂)/∂v at the fit (θ, σ); ``vcov`` is Cov(β̂) there."""
     v = jnp.concatenate([jnp.asarray(theta, dtype=jnp.float64), jnp.asarray([sigma], dtype=jnp.float64)])
     H = np.asarray(_hessian(v, arrays, layout, reml))
-    with forward_mode():
-        J = np.moveaxis(np.asarray(_jacobian(v, arrays, layout)), -1, 0)
+    J = np.moveaxis(np.asarray(_jacobian(v, arrays, layout)), -1, 0)
     return SatterthwaiteParts(np.asarray(vcov, float), covariance_from_hessian(H, "REML criterion" if reml else "deviance"), J)
 
 
