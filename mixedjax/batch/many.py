@@ -23,13 +23,16 @@ from .solve import Result
 def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
     """One chunk of rows (responses, or responses and weights) fitted on refilling lanes (batch/queue.py), then
     checked and summarised: two compiled programs, the data staying on the device."""
-    raw = chunk_loop(rows, count, ctx, layout, reml, opts, LANES, mesh)
+    per_device = rows.shape[0] // (1 if mesh is None else mesh.size)
+    raw = chunk_loop(rows, count, ctx, layout, reml, opts, min(LANES, per_device), mesh)
     return chunk_finished()(raw, rows, ctx, layout, reml)
 
 
 MEMORY_TARGET = 256e6  # default chunk memory: about this many bytes of per-fit state
 MAX_BATCH = 8192  # fits per compiled chunk at most (a chunk returns to the host once, when all its fits are done)
-LANES = 256  # fits advanced together by each pass of the compiled loop (lanes refill as fits finish)
+LANES = 64  # fits advanced together by each pass of the compiled loop (lanes refill as fits finish; fewer lanes
+# make the slowest fits of a chunk, which finish alone, cheaper: sleepstudy 1,000 replicates warm 0.35 s at 32 lanes,
+# 0.51 s at 64, 0.54 s at 128, 0.90 s at 256, measured at load 6, so only roughly)
 
 
 def default_batch_size(n: int, ntheta: int, p: int, opts: FitOptions) -> int:

@@ -129,13 +129,17 @@ def fit_queue(rows, count, ctx: Context, layout: Layout, reml: bool, opts: FitOp
     return raw
 
 
+POST_SLICE = 16  # rows checked together after the loop
 TRACES = {"fit_queue": 0}  # times the queue program was traced (tests count recompilations with it)
 
 
 def finished(raw: Raw, rows, ctx: Context, layout: Layout, reml: bool) -> Fitted:
     """Each row's Fitted from its loop state (vmapped over the rows): the engine's rectification, snapping and
     verdict, then β̂, σ̂ and d."""
-    return jax.vmap(lambda r, row: _finished(r, row, ctx, layout, reml))(raw, rows)
+    # in slices of POST_SLICE rows (lax.map): jaxlib's batched LAPACK kernels split a large batch over XLA's
+    # intra-op threads and wait for the parts from inside a pool thread, so two such calls running at once can take
+    # every thread of a 2-thread pool and wait for each other for ever (docs/batched.md, "The stalled fits")
+    return jax.lax.map(lambda a: _finished(*a, ctx, layout, reml), (raw, rows), batch_size=POST_SLICE)
 
 
 def _finished(r: Raw, row, ctx: Context, layout: Layout, reml: bool) -> Fitted:

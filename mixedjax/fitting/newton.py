@@ -162,9 +162,11 @@ def newton_step(c: NewtonState, objective, args, scale, layout: Layout, opts: Fi
     # what comes next: another trial, a new direction, the polishing step or the end
     converged = (status == RESULTS.gradient_zero) | (status == RESULTS.objective_stalled)
     gate = jnp.where(retry & (c.dirn != c.plain), 0.5 * jnp.abs(c.th), c.gate)
-    d_plain = newton_direction(g, H, lone & (th == 0))
+    # both directions from one batched eigendecomposition (two independent LAPACK calls in one program can
+    # deadlock jaxlib's CPU kernels: docs/batched.md, "The stalled fits")
+    held = jnp.stack([lone & (th == 0), diag & (jnp.abs(th) < 1e-3)])
+    d_plain, d_polish = jax.vmap(newton_direction, in_axes=(None, None, 0))(g, H, held)
     d_next = to_boundary(th, d_plain, lone, gate)
-    d_polish = newton_direction(g, H, diag & (jnp.abs(th) < 1e-3))
     go_on = search & ended & (status == 0)
     dirn = jnp.where(go_on, d_next, jnp.where(search & ended & converged, d_polish, c.dirn))
     dirn = jnp.where(retry, c.plain, dirn)
