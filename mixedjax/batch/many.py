@@ -1,5 +1,6 @@
-"""``fit_many``: one design fitted to every row of Y in one compiled program (``fit_function`` under ``jax.vmap``),
-in chunks of ``batch_size`` rows so memory stays bounded, each chunk split across the devices when there are several.
+"""``fit_many``: one design fitted to every row of Y in one compiled program (the Newton solve of ``fit_function``
+on refilling lanes, batch/queue.py), in chunks of ``batch_size`` rows so memory stays bounded, each chunk split
+across the devices when there are several.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def as_responses(Y, n: int) -> np.ndarray:
 
 def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, on_chunk=None) -> FitBatch:
     """Fit the design of a model (or of a Problem, which is fitted once first) to every row of Y (B × nobs) in one
-    compiled program: ``fit_function`` under ``jax.vmap``. Each row equals ``m.refit(Y[i])``. ``weights``: prior
+    compiled program: the solve of ``fit_function`` on refilling lanes (batch/queue.py). Each row equals ``m.refit(Y[i])``. ``weights``: prior
     weights, (nobs,) for every response or (B, nobs) one row each (None: the model's own). ``batch_size``: rows
     per compiled chunk (default: about 256 MB of per-fit state); with several devices each chunk is split across
     them. ``reml``: None fits as the model was fitted (ML for a Problem)."""
