@@ -1,18 +1,21 @@
-"""Many fits in one compiled call (issue 15): the parametric bootstrap against lme4's bootMer, fit_many against a
-loop of single fits, and the bootstrap's peak memory.
+"""Many fits in one compiled call (issue 15): the parametric bootstrap against lme4's bootMer in the same run,
+fit_many against a loop of single refits, and the bootstrap's peak memory; writes the "## Many fits in one compiled
+call" section of benchmarks/RESULTS.md (report.py keeps it when it rewrites the rest) and batched_results.json.
 
     python benchmarks/batched.py                 # the targets: 1,000 and 10,000 sleepstudy replicates, 1,000 kb07
-                                                 # responses, 100,000 replicates' peak memory (minutes; run alone)
-    python benchmarks/batched.py --quick         # a smoke run with small sizes
+                                                 # responses, 100,000 replicates' peak memory, bootMer (minutes)
+    python benchmarks/batched.py --quick         # a smoke run with small sizes (writes *_quick.json, no RESULTS.md)
     python benchmarks/batched.py --no-r          # without lme4's bootMer (else Rscript with lme4, when present)
 
-Each measurement runs in a fresh process (peak memory is that process's maximum resident set). Prints one line per
-row and writes benchmarks/batched_results.json.
+Each measurement runs in a fresh process (peak memory is that process's maximum resident set) with an empty
+compilation cache of its own, so "cold" includes every compile; the "new process, cache filled" row reruns the
+1,000-replicate process with the cache the cold one wrote. Warm times are the minimum of repeated calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -24,17 +27,22 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+KEPT = "\n## Many fits in one compiled call"  # report.py keeps this section from here to the end
 
 BOOT = """
 import json, resource, sys, time
+t0 = time.perf_counter()
 import numpy as np, mixedjax as mj
 n, reps = int(sys.argv[1]), int(sys.argv[2])
 m = mj.lmm("reaction ~ 1 + days + (1 + days | subj)", mj.dataset("sleepstudy"))
+t_model = time.perf_counter() - t0
 times = []
 for _ in range(reps):
     t = time.perf_counter(); b = m.bootstrap(n, seed=len(times), progress=False); times.append(time.perf_counter() - t)
-print(json.dumps({"cold_s": times[0], "warm_s": min(times[1:]) if reps > 1 else None, "converged": b.nconverged,
-                  "singular": b.nsingular, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"cold_s": times[0], "warm_s": min(times[1:]) if reps > 1 else None, "warm_all_s": times[1:],
+                  "converged": b.nconverged, "singular": b.nsingular, "feval_mean": float(b.fits.feval.mean()),
+                  "feval_max": int(b.fits.feval.max()), "import_and_model_s": t_model,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 MANY = """
@@ -48,12 +56,16 @@ m = mj.lmm(formula, df)
 Y = m.simulate(B, seed=1)
 t = time.perf_counter(); b = mj.fit_many(m, Y); cold = time.perf_counter() - t
 t = time.perf_counter(); b = mj.fit_many(m, Y); warm = time.perf_counter() - t
-m.refit(Y[0])
+t = time.perf_counter(); r = m.refit(Y[0]); refit_cold = time.perf_counter() - t
 t = time.perf_counter()
 for y in Y[:loop_n]:
-    m.refit(y)
+    r = m.refit(y)
 loop = (time.perf_counter() - t) / loop_n
+agree = max(abs(m.refit(Y[i]).objective - b.objective[i]) for i in range(min(3, B)))
 print(json.dumps({"cold_s": cold, "warm_s": warm, "converged": b.nconverged, "refit_each_s": loop,
+                  "refit_cold_s": refit_cold, "max_objective_difference": agree,
+                  "feval_mean": float(b.feval.mean()), "feval_max": int(b.feval.max()),
+                  "results": {str(k): int(v) for k, v in zip(*np.unique(b.result, return_counts=True))},
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -65,26 +77,28 @@ f <- function(x) c(getME(x, "beta"), sigma(x))
 invisible(bootMer(m, f, nsim = 20, use.u = FALSE, type = "parametric"))  # warm
 set.seed(1)
 t <- system.time(bootMer(m, f, nsim = {n}, use.u = FALSE, type = "parametric"))[["elapsed"]]
-cat(t, "\\n")
+cat(t, as.character(packageVersion("lme4")), "\\n")
 """
 
+TIMEOUT = 1800  # seconds per measurement
+KB07_TIMEOUT = int(os.environ.get("BATCHED_KB07_TIMEOUT", TIMEOUT))  # the kb07 row's own limit
 
-TIMEOUT = 1800  # seconds per measurement: a 32-response kb07 fit_many once hung in XLA (all threads waiting)
 
-
-def python(code: str, *args) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_ENABLE_X64": "1"}
-    try:
-        r = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {TIMEOUT} s"}
+def python(code: str, *args, cache: str | None = None, timeout: int = TIMEOUT) -> dict:
+    """Run ``code`` in a fresh process with its own compilation cache directory (empty unless ``cache`` is given)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_ENABLE_X64": "1", "MIXEDJAX_CACHE_DIR": cache or tmp}
+        try:
+            r = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
     if r.returncode:
         return {"error": r.stderr[-500:]}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def bootmer_seconds(n: int) -> float | None:
+def bootmer(n: int) -> dict | None:
     if not shutil.which("Rscript"):
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,40 +109,138 @@ def bootmer_seconds(n: int) -> float | None:
         if r.returncode:
             print(f"lme4's bootMer failed: {r.stderr[-300:]}", file=sys.stderr)
             return None
-        return float(r.stdout.split()[-1])
+        seconds, version = r.stdout.split()[-2:]
+        return {"seconds": float(seconds), "lme4": version}
+
+
+def load() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def measure(quick: bool, with_r: bool) -> dict:
+    n1, n10, n100, B, loop_n = (100, 400, 2000, 16, 4) if quick else (1000, 10_000, 100_000, 1000, 20)
+    rows = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+            "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                  text=True).stdout.strip(), "sizes": [n1, n10, n100, B, loop_n]}
+    with tempfile.TemporaryDirectory() as cache:
+        steps = (("bootstrap_1k", lambda: python(BOOT, n1, 4, cache=cache)),
+                 ("bootstrap_1k_cached", lambda: python(BOOT, n1, 1, cache=cache)),
+                 ("bootstrap_10k", lambda: python(BOOT, n10, 3)),
+                 ("bootstrap_memory", lambda: python(BOOT, n100, 1)),
+                 ("fit_many_kb07", lambda: python(MANY, B, loop_n, HERE, timeout=KB07_TIMEOUT)),
+                 ("bootmer_1k", lambda: bootmer(n1) if with_r else None))
+        for name, call in steps:
+            before = load()
+            rows[name] = call()
+            if isinstance(rows[name], dict):
+                rows[name]["load_before"] = before
+            print(name, rows[name], flush=True)
+    return rows
+
+
+def fmt(x, unit="s"):
+    return "–" if x is None else f"{x:.3g} {unit}"
+
+
+def section(r: dict) -> str:
+    """The RESULTS.md section: each target, met or not, and what stands in the way."""
+    n1, n10, n100, B, loop_n = r["sizes"]
+    bm = (r.get("bootmer_1k") or {}).get("seconds")
+    b1, bc, b10, bmem, kb = (r[k] for k in ("bootstrap_1k", "bootstrap_1k_cached", "bootstrap_10k",
+                                             "bootstrap_memory", "fit_many_kb07"))
+
+    def ratio(x):
+        return None if (bm is None or x is None) else bm / x
+
+    def met(ok):
+        return "–" if ok is None else ("met" if ok else "not met")
+
+    warm, cold, cached = b1.get("warm_s"), b1.get("cold_s"), bc.get("cold_s")
+    L = [KEPT.strip(), "",
+         f"`python benchmarks/batched.py` at {r['git']}, {r['date']}, on the shared 2-core machine (load average "
+         f"before each row in the last column; other engineers' jobs were running, so times are pessimistic and "
+         f"noisy). Each row is a fresh process with an empty compilation cache of its own (so *cold* includes every "
+         f"compile), except the *cache filled* row. lme4's bootMer in the same run: `bootMer(m, function(x) "
+         f"c(getME(x, \"beta\"), sigma(x)), nsim = {n1}, use.u = FALSE, type = \"parametric\")`, elapsed, after a "
+         f"20-replicate warm-up (lme4 {(r.get('bootmer_1k') or {}).get('lme4', '?')}).", "",
+         "| target | lme4 bootMer | mixedjax | ratio | met? | how measured (load) |", "|---|---:|---:|---:|---|---|"]
+    rw, rc, rcc = ratio(warm), ratio(cold), ratio(cached)
+    L.append(f"| {n1:,} sleepstudy replicates warm, ≥ 100× faster than bootMer | {fmt(bm)} | {fmt(warm)} | "
+             f"{fmt(rw, '×')} | {met(None if rw is None else rw >= 100)} | `m.bootstrap({n1})`, min of 3 calls after the "
+             f"first; {b1.get('feval_mean', 0):.1f} Newton passes a fit on average, {b1.get('feval_max')} at most; "
+             f"{b1.get('converged')} of {n1:,} converged ({b1.get('load_before')}) |")
+    L.append(f"| the same including compilation, ≥ 10× faster than bootMer | {fmt(bm)} | {fmt(cold)} | "
+             f"{fmt(rc, '×')} | {met(None if rc is None else rc >= 10)} | the first `m.bootstrap({n1})` of the process, "
+             f"every program compiled (after import and the model's own fit, "
+             f"{fmt(b1.get('import_and_model_s'))}) |")
+    L.append(f"| (for comparison) a new process, compilation cache filled | {fmt(bm)} | {fmt(cached)} | "
+             f"{fmt(rcc, '×')} | – | the first `m.bootstrap({n1})` of a second process reading the cache the first "
+             f"wrote ({bc.get('load_before')}) |")
+    w10 = b10.get("warm_s")
+    L.append(f"| {n10:,} sleepstudy replicates ≤ 10 s warm | – | {fmt(w10)} | – | "
+             f"{met(None if w10 is None else w10 <= 10)} | `m.bootstrap({n10})`, min of 2 calls after the first "
+             f"({b10.get('converged')} of {n10:,} converged; {b10.get('load_before')}) |")
+    pk = bmem.get("peak_mb")
+    L.append(f"| {n100:,} replicates in ≤ 2 GB peak | – | {fmt(pk, 'MB')} | – | "
+             f"{met(None if pk is None else pk <= 2048)} | peak resident set (getrusage) of a process running "
+             f"`m.bootstrap({n100})` once, {fmt(bmem.get('cold_s'))} with compilation; {bmem.get('converged')} of "
+             f"{n100:,} converged ({bmem.get('load_before')}) |")
+    if "error" in kb:
+        L.append(f"| `fit_many` of {B:,} kb07-shaped responses against a loop of single fits | – | failed | – | – | "
+                 f"{kb['error'][-200:]!r} ({kb.get('load_before')}) |")
+    else:
+        each = kb.get("refit_each_s")
+        L.append(f"| `fit_many` of {B:,} kb07-shaped responses against a loop of single fits | – | warm "
+                 f"{fmt(kb.get('warm_s'))} ({fmt(kb.get('warm_s') / B * 1e3, 'ms')} a fit), cold "
+                 f"{fmt(kb.get('cold_s'))}; a loop of `m.refit`: {fmt(each * 1e3, 'ms')} a fit (mean of {loop_n}), "
+                 f"so {fmt(each * B)} for {B:,} | {fmt(each * B / kb.get('warm_s'), '×')} | – | "
+                 f"{kb.get('converged')} of {B:,} converged (result codes {kb.get('results')}); rows equal refits to "
+                 f"{kb.get('max_objective_difference', float('nan')):.1e} in d; {kb.get('feval_mean', 0):.1f} passes "
+                 f"a fit on average ({kb.get('load_before')}) |")
+    L += ["", "What stands in the way of the targets not met (measured on this machine while profiling, "
+          "docs/batched.md has the detail): compilation. The batched loop (one copy of the objective's value and "
+          "gradient, vmapped over the lanes and the Hessian probes) takes about 5 s of XLA's CPU compile with "
+          "optimisations (about 1.5 s with the quick options, but it then runs 3.5× slower), the post-loop checks "
+          "and the simulation about 1.5 s more with the quick options; the fits themselves take a fraction of a "
+          "second. Warm, each fit costs about 7.5 Newton passes of nθ + 1 gradients (sleepstudy: about 4 × 5 µs a "
+          "lane on this CPU, plus the response's arrays and the step's eigendecomposition), and the slowest fits "
+          "(near-singular replicates that approach θ = 0 along a flat valley: 40–60 passes) run alone at the end "
+          "of each chunk. The fits that did not converge stopped at the Newton loop's limit of 100 passes "
+          "(max_evaluations), a few in 100,000. kb07 (nθ = 20): each Newton pass is 21 gradients of a model with a "
+          "137-row dense block, and per-lane work, not per-call overhead, dominates there, so lanes gain little on "
+          "a CPU; its 1,000-response row did not finish within its time limit at a load average of 12–15 (a "
+          "16-response smoke run did not finish in 25 minutes either, its CPU time still growing, so not the "
+          "deadlock of docs/batched.md): not measured.", ""]
+    return "\n".join(L) + "\n"
+
+
+def write_section(text: str, path: Path) -> None:
+    old = path.read_text() if path.exists() else ""
+    i = old.find(KEPT)
+    head = old if i < 0 else old[:i]
+    path.write_text(head.rstrip("\n") + "\n\n" + text)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--no-r", action="store_true", help="skip lme4's bootMer")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the RESULTS.md section from the json")
     args = ap.parse_args()
-    n1, n10, n100, B, loop_n = (100, 400, 2000, 32, 8) if args.quick else (1000, 10_000, 100_000, 1000, 50)
-    rows = {}
-    for name, size, call in (("bootstrap_1k", n1, lambda: python(BOOT, n1, 3)),
-                             ("bootstrap_10k", n10, lambda: python(BOOT, n10, 2)),
-                             ("bootstrap_memory", n100, lambda: python(BOOT, n100, 1)),
-                             ("fit_many_kb07", B, lambda: python(MANY, B, loop_n, HERE))):
-        rows[name] = {"size": size, **call()}
-        print(name, rows[name], flush=True)
-    lme4 = None if args.no_r else bootmer_seconds(n1)
-    rows["bootmer_1k_s"] = lme4
-    print("bootmer_1k_s", lme4, flush=True)
     out = HERE / ("batched_results_quick.json" if args.quick else "batched_results.json")
-    out.write_text(json.dumps(rows, indent=1))
-    if any("error" in r for r in rows.values() if isinstance(r, dict)):
-        return
-    if lme4:
-        b = rows["bootstrap_1k"]
-        print(f"{n1} replicates: bootMer {lme4:.2f} s; mixedjax warm {b['warm_s']:.2f} s "
-              f"({lme4 / b['warm_s']:.1f}×, target ≥ 100×), cold {b['cold_s']:.2f} s "
-              f"({lme4 / b['cold_s']:.1f}×, target ≥ 10×)")
-    b = rows["bootstrap_10k"]
-    print(f"{n10} replicates warm: {b['warm_s']:.2f} s (target ≤ 10 s at 10,000)")
-    print(f"{n100} replicates: peak {rows['bootstrap_memory']['peak_mb']:.0f} MB (target ≤ 2048 MB at 100,000)")
-    f = rows["fit_many_kb07"]
-    print(f"kb07 fit_many of {B}: warm {f['warm_s']:.2f} s, cold {f['cold_s']:.2f} s; a loop of refits "
-          f"{f['refit_each_s'] * B:.2f} s ({f['refit_each_s'] * 1e3:.1f} ms each)")
+    if args.report_only:
+        rows = json.loads(out.read_text())
+    else:
+        rows = measure(args.quick, not args.no_r)
+        out.write_text(json.dumps(rows, indent=1))
+    text = section(rows)
+    print(text)
+    if not args.quick:
+        write_section(text, HERE / "RESULTS.md")
+        print(f"wrote the section of {HERE / 'RESULTS.md'}" + ("" if args.report_only else f" and {out}"))
 
 
 if __name__ == "__main__":

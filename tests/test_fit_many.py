@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
-from mixedjax.batch import function
+from mixedjax.batch import function, queue
 from mixedjax.batch.solve import Result
 from mixedjax.errors import ArgumentError
 
@@ -65,9 +65,9 @@ def test_chunks_and_no_recompilation(dye, Y):
     one = mj.fit_many(dye, Y)
     chunked = mj.fit_many(dye, Y, batch_size=3)
     np.testing.assert_allclose(chunked.objective, one.objective, rtol=1e-12)
-    before = function.TRACES["fit_at"]
+    before = queue.TRACES["fit_queue"]
     mj.fit_many(dye, Y[::-1].copy(), batch_size=3)
-    assert function.TRACES["fit_at"] == before
+    assert queue.TRACES["fit_queue"] == before
 
 
 def test_to_frame(dye, Y):

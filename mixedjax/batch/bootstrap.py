@@ -4,6 +4,7 @@ the device); intervals by percentiles or MixedModels.jl's shortest coverage inte
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -15,16 +16,25 @@ import pandas as pd
 from ..errors import ArgumentError
 from ..fitting.options import FitOptions
 from ..fitting.solve import diagonal_indices
-from .many import FitBatch, _fit_slim, batch_of, checked_batch_size, run_chunks
+from ..fitting.loop import quick_options
+from .many import FitBatch, batch_of, checked_batch_size, fit_chunk, run_chunks
+from .queue import Fitted
 from .simulate import as_key, simulate_one, sim_design
 
 
-def _replicate(key_data, theta, beta, sigma, d, ctx, layout, reml, opts):
-    y = simulate_one(jax.random.wrap_key_data(key_data), theta, beta, sigma, d, layout)
-    return _fit_slim(y, None, ctx, layout, reml, opts)
+@functools.cache
+def _simulate_chunk():
+    """Responses from keys' data (N, 2), jitted with the quick compile options (jax.random's normal sampler is
+    most of this program's compile; it runs once a replicate)."""
+    def sim(keys, theta, beta, sigma, d, layout):
+        return jax.vmap(lambda k: simulate_one(jax.random.wrap_key_data(k), theta, beta, sigma, d, layout))(keys)
+
+    return jax.jit(sim, static_argnums=(5,), compiler_options=quick_options())
 
 
-_boot_chunk = jax.jit(jax.vmap(_replicate, in_axes=(0,) + (None,) * 8), static_argnums=(6, 7, 8))
+def _boot_chunk(keys, count, theta, beta, sigma, d, ctx, layout, reml, opts, mesh) -> Fitted:
+    """One chunk of replicates: responses simulated from the keys on the device, then fit_chunk."""
+    return fit_chunk(_simulate_chunk()(keys, theta, beta, sigma, d, layout), count, ctx, layout, reml, opts, mesh)
 
 
 def varcomp_names(model) -> list[tuple[str, int, int, int]]:
@@ -208,7 +218,8 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None) -> Bootstr
 
     t0 = time.perf_counter()
     try:
-        est = run_chunks(keys, lambda chunk: _boot_chunk(chunk, th, be, sg, d, ctx, layout, reml, opts), size, tick)
+        est = run_chunks(keys, lambda chunk, count, mesh: _boot_chunk(chunk, count, th, be, sg, d, ctx, layout, reml,
+                                                                       opts, mesh), size, tick)
     finally:
         if bar is not None:
             bar.close()

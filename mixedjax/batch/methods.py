@@ -43,7 +43,8 @@ class BatchMethods:
         ``weights``: new prior weights (None keeps the model's).
 
         One compiled program serves every refit of a model of this shape; only the y row of A is recomputed. The fit
-        starts at this model's θ̂ and runs the L-BFGS loop (whatever optimiser fitted this model)."""
+        starts at this model's θ̂ and runs the batched fits' Newton solve (fitting/newton.py), whatever optimiser
+        fitted this model."""
         from .refit import refit
 
         return refit(self, y, weights)

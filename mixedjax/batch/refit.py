@@ -30,7 +30,7 @@ def response_vector(y, n: int) -> np.ndarray:
 
 
 def refit(model, y, weights=None, opts: FitOptions = FitOptions()):
-    """A new LinearMixedModel for response y (same design, reml, start at the fitted θ̂; L-BFGS); ``weights``: new
+    """A new LinearMixedModel for response y (same design, reml, start at the fitted θ̂; the Newton solve); ``weights``: new
     prior weights (None: the model's)."""
     from ..model.lmm import LinearMixedModel
     from .function import check_weights

@@ -11,6 +11,13 @@ from jax.scipy.linalg import solve_triangular
 
 from ..blocks.plan import Layout
 
+# Stacks of small blocks (a level's s × s block of a vector-valued term) are factored and solved by unrolled
+# elementwise formulas up to this size: XLA's CPU Cholesky and triangular solve call LAPACK once per matrix, about
+# 0.2 µs each, which dominated the value and gradient of a batch of sleepstudy fits (256 lanes × 18 levels × 6 calls:
+# 12.9 µs a lane; unrolled, every call is a handful of vectorised multiplies and adds). Their derivatives are the
+# elementwise ones, in forward and reverse mode.
+SMALL_BLOCK = 4
+
 
 @jax.custom_jvp
 def cholesky_from_upper(S):
@@ -128,3 +135,45 @@ def _mgp_jvp(cuts, primals, tangents):
     (S, W), (dS, dW) = primals, tangents
     P = dW @ W.T
     return _panels(S, W, cuts), dS - jnp.where(_updated(cuts, W.shape[0]), P + P.T, 0.0)
+
+
+def block_cholesky(S):
+    """Lower Cholesky factors of a stack of symmetric s × s matrices S (..., s, s), both triangles read as given
+    (S symmetric): unrolled (Cholesky–Banachiewicz) for s <= SMALL_BLOCK, LAPACK's otherwise. A matrix that is not
+    positive definite gives NaN entries, as LAPACK's does under jit."""
+    s = S.shape[-1]
+    if s == 1:
+        return jnp.sqrt(S)
+    if s > SMALL_BLOCK:
+        return jnp.linalg.cholesky(S)
+    L = [[None] * s for _ in range(s)]
+    for j in range(s):
+        d = S[..., j, j]
+        for k in range(j):
+            d = d - L[j][k] * L[j][k]
+        L[j][j] = jnp.sqrt(d)
+        for i in range(j + 1, s):
+            v = S[..., i, j]
+            for k in range(j):
+                v = v - L[i][k] * L[j][k]
+            L[i][j] = v / L[j][j]
+    zero = jnp.zeros_like(S[..., 0, 0])
+    return jnp.stack([jnp.stack([L[i][j] if j <= i else zero for j in range(s)], -1) for i in range(s)], -2)
+
+
+def solve_right_lt(L, T):
+    """T L^{-T} for a stack of lower-triangular L (..., s, s) and T (..., r, s) -> (..., r, s): forward
+    substitution unrolled over the s columns for s <= SMALL_BLOCK, LAPACK's triangular solve otherwise."""
+    s = L.shape[-1]
+    if s == 1:
+        return T / L
+    if s > SMALL_BLOCK:
+        return jnp.swapaxes(solve_triangular(L, jnp.swapaxes(T, -1, -2), lower=True), -1, -2)
+    cols = []
+    for i in range(s):
+        v = T[..., :, i]
+        for k in range(i):
+            v = v - cols[k] * L[..., i, k][..., None]
+        cols.append(v / L[..., i, i][..., None])
+    return jnp.stack(cols, -1)
+

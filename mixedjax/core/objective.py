@@ -17,7 +17,8 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from ..blocks.plan import Layout
-from .cholesky import _minus_gram_panels, _panel_cuts, chol_diag, cholesky_from_upper
+from .cholesky import (_minus_gram_panels, _panel_cuts, block_cholesky, chol_diag, cholesky_from_upper,
+                       solve_right_lt)
 from .indexing import _scatter_add, _segsum, _take
 
 
@@ -53,14 +54,6 @@ def lambdas(theta, layout: Layout):
     return out
 
 
-def _solve_right_lt(Lb, T):
-    """T L^{-T} for batched lower-triangular L: Lb (..., s, s), T (..., r, s) -> (..., r, s)."""
-    if Lb.shape[-1] == 1:
-        return T / Lb
-    return jnp.swapaxes(solve_triangular(Lb, jnp.swapaxes(T, -1, -2), lower=True), -1, -2)
-
-
-
 def _scalar_D(layout: Layout) -> bool:
     return all(t.s == 1 for t in layout.terms[layout.m :])
 
@@ -92,7 +85,7 @@ def _fill_into(S, k, d, LX, Lk, lam, arrays, layout: Layout):
     products = k == 0
     if products:
         # V_c = λ (λ' A_cc λ + I)^{-1} λ' per level (see build_blocks), flattened to s² values
-        M = _solve_right_lt(Lk, jnp.broadcast_to(lam, (tk.nlevels, tk.s, tk.s)))
+        M = solve_right_lt(Lk, jnp.broadcast_to(lam, (tk.nlevels, tk.s, tk.s)))
         V = (M @ jnp.swapaxes(M, -1, -2)).reshape(tk.nlevels, -1)
     if layout.npairs[k]:
         if products:
@@ -132,7 +125,7 @@ def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
             v = Lt[k][i]
             S = S - _segsum(v @ jnp.swapaxes(v, -1, -2), arrays.maps[k][i], tk.nlevels)
         S = lam.T @ S @ lam + jnp.eye(tk.s)
-        Lk = jnp.sqrt(S) if tk.s == 1 else jnp.linalg.cholesky(S)
+        Lk = block_cholesky(S)
         Lkk.append(Lk)
         # L_ki = λ_k' L̃_ki for i < k (the full factor block), used by the rows below
         Lki = {i: jnp.einsum("ab,lac->lbc", lam, Lt[k][i]) for i in range(k)}
@@ -141,20 +134,20 @@ def factor(theta, arrays, layout: Layout, dense=cholesky_from_upper):
             for i in range(k):
                 prod = Lt[j][i] @ jnp.swapaxes(Lki[i], -1, -2)
                 T = T - _segsum(prod, arrays.maps[k][i], tk.nlevels)
-            Lt[j][k] = _solve_right_lt(Lk, T)
+            Lt[j][k] = solve_right_lt(Lk, T)
         if dz:
             T = arrays.AD[k] @ lam
             for i in range(k):
                 contrib = jnp.einsum("es,ets->et", LD[i], _take(Lki[i], arrays.Dcol[i]))
                 T = T - _segsum(contrib, arrays.tgt[k][i], T.shape[0])
-            LD.append(_solve_right_lt(_take(Lk, arrays.Dcol[k]), T[:, None, :])[:, 0, :])
+            LD.append(solve_right_lt(_take(Lk, arrays.Dcol[k]), T[:, None, :])[:, 0, :])
         else:
             LD.append(None)
         TX = arrays.AX[k] @ lam
         for i in range(k):
             prod = LX[i] @ jnp.swapaxes(Lki[i], -1, -2)
             TX = TX - _segsum(prod, arrays.maps[k][i], tk.nlevels)
-        LX.append(_solve_right_lt(Lk, TX))
+        LX.append(solve_right_lt(Lk, TX))
 
     # the dense block D = [Z_D X y] (upper triangle, and the diagonal level blocks of vector terms in D)
     S = arrays.ADD

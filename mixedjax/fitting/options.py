@@ -15,7 +15,8 @@ quick-compile loop, when NLopt is installed, its result checked by the exact gra
 loop when the check fails; the L-BFGS loop elsewhere, and whenever maxiter, gtol, ftol, memory or max_linesearch
 differ from their defaults, since BOBYQA reads none of them; see fitting/choice.py), "lbfgs" (the compiled loop, always
 verified by the gradient and Hessian) or "bobyqa" (NLopt's derivative-free BOBYQA on the host, unchecked, as in
-MixedModels.jl). The batched and differentiable paths (fitting.solve.solve) always run the L-BFGS loop.
+MixedModels.jl). refit, fit_function, fit_many and bootstrap run the Newton solve (fitting/newton.py; it reads
+gtol, ftol, maxiter and max_linesearch).
     live: print each line-search evaluation as the compiled loop makes it (``verbose=True``; jax.debug.callback, a
     separately compiled loop, so the silent one stays cacheable)."""
 
