@@ -14,6 +14,7 @@ them (docs/design.md, section 5). They give the blocks plan.py's host path gives
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 
 from ..core.indexing import _scatter_add, _segsum, _take
 from ..errors import ArgumentError
@@ -31,7 +32,9 @@ def _rows(data: ModelData, y=None):
     big = jnp.max(jnp.abs(yw))
     big = jnp.where(big > 0, big, 1.0)
     c = big * jnp.std(yw / big)  # as the host path: no squares of huge values
-    c = jnp.where(c > 0, c, 1.0)
+    # every quantity is homogeneous in the scale (y / c with log c² beside it), so holding c constant is exact for
+    # derivatives, and avoids std's infinite derivative where √|w| (y − offset) is constant (PIRLS's y = 0)
+    c = lax.stop_gradient(jnp.where(c > 0, c, 1.0))
     return data.z, data.X, r / c, w, 2 * jnp.log(c)
 
 

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.indexing import _segsum
-from .factor import factor, logdet_z
-from .pirls import linear_predictor, modes, split
+from ..core.substitution import logdet_z
+from .pirls import linear_predictor, modes, split, system
 from .plan import GlmmData, GlmmPlan, z_lambda
 
 
@@ -47,8 +47,8 @@ def _laplace_parts(theta, beta, u, plan: GlmmPlan, data: GlmmData):
     eta = linear_predictor(A, u, beta, data)
     mu = fam.linkinv(eta)
     dev = fam.dev_resid(data.y, mu, data.wt)
-    F = factor(A, fam.working_weights(eta, data.wt), plan, data, False)
-    return A, eta, mu, dev, F, logdet_z(F, plan)
+    F = system(theta, fam.working_weights(eta, data.wt), data, plan, False)
+    return A, eta, mu, dev, F, logdet_z(F, plan.layout)
 
 
 def evaluate(theta, beta, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1) -> Evaluation:
@@ -82,7 +82,7 @@ def _agq(A, u, eta, dev, F, plan: GlmmPlan, data: GlmmData, nagq: int):
     q = plan.q
     g = data.cols[:, 0]
     devc0 = _segsum(dev, g, q) + u**2
-    Ljj2 = F.L0[:, 0, 0] ** 2
+    Ljj2 = F.Lkk[0][:, 0, 0] ** 2
     sd = 1.0 / jnp.sqrt(Ljj2)
     z, w = gauss_hermite(nagq)
     a = A[:, 0]
@@ -118,6 +118,12 @@ def _with_aux_fast(theta, data, v0, plan):
     return ev.objective, ev
 
 
+def hessian_of(f):
+    """The exact Hessian of f in its first argument, reverse over reverse: the engine's factor has reverse-only
+    rules (the dense fill-in's custom_vjp), which a forward pass over the modes' implicit rule would meet."""
+    return jax.jacrev(jax.jacrev(f))
+
+
 class Compiled(NamedTuple):
     """The jitted functions a fit calls. value_and_grad(φ, data, u0, plan, nagq) -> ((value, Evaluation), ∇);
     value_and_grad_fast(θ, data, v0, plan) likewise; hessian / hessian_fast: the exact Hessians."""
@@ -135,9 +141,7 @@ QUICK_WORK = 20_000
 
 def work(plan: GlmmPlan) -> float:
     """A rough size of one PIRLS step: the per-row products and the dense block's Cholesky."""
-    from .factor import rest_size
-
-    return plan.n * plan.S**2 + rest_size(plan, True) ** 3 / 3
+    return plan.n * plan.S**2 + (plan.layout.dz + plan.p + 1) ** 3 / 3
 
 
 @functools.cache
@@ -151,8 +155,8 @@ def compiled(quick: bool) -> Compiled:
     return Compiled(
         jax.jit(jax.value_and_grad(_with_aux, has_aux=True), static_argnames=static, **kw),
         jax.jit(jax.value_and_grad(_with_aux_fast, has_aux=True), static_argnames=("plan",), **kw),
-        jax.jit(jax.hessian(objective), static_argnames=static, **kw),
-        jax.jit(jax.hessian(objective_fast), static_argnames=("plan",), **kw),
+        jax.jit(hessian_of(objective), static_argnames=static, **kw),
+        jax.jit(hessian_of(objective_fast), static_argnames=("plan",), **kw),
     )
 
 
