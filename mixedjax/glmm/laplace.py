@@ -147,16 +147,21 @@ def work(plan: GlmmPlan) -> float:
 @functools.cache
 def compiled(quick: bool) -> Compiled:
     """The jitted functions, compiled without XLA's optimisation passes when ``quick`` (small models: the compile,
-    not the run, is then what a fit waits for; see fitting.loop.QUICK_OPTIONS)."""
+    not the run, is then what a fit waits for; see fitting.loop.QUICK_OPTIONS). Their traced programs are kept on
+    disk (fitting.traces): a new process fitting a model of a shape seen before neither traces nor compiles."""
     from ..fitting.loop import quick_options
+    from ..fitting.traces import CachedProgram
 
-    kw = {"compiler_options": quick_options()} if quick else {}
-    static = ("plan", "nagq")
+    opts = quick_options() if quick else None
+    tag = "quick" if quick else "full"
+    ev = Evaluation(*[0.0] * len(Evaluation._fields))
     return Compiled(
-        jax.jit(jax.value_and_grad(_with_aux, has_aux=True), static_argnames=static, **kw),
-        jax.jit(jax.value_and_grad(_with_aux_fast, has_aux=True), static_argnames=("plan",), **kw),
-        jax.jit(hessian_of(objective), static_argnames=static, **kw),
-        jax.jit(hessian_of(objective_fast), static_argnames=("plan",), **kw),
+        CachedProgram(f"glmm_vg_{tag}", jax.value_and_grad(_with_aux, has_aux=True), 3, ("plan", "nagq"),
+                      ((0.0, ev), 0.0), opts),
+        CachedProgram(f"glmm_vg_fast_{tag}", jax.value_and_grad(_with_aux_fast, has_aux=True), 3, ("plan",),
+                      ((0.0, ev), 0.0), opts),
+        CachedProgram(f"glmm_hessian_{tag}", hessian_of(objective), 3, ("plan", "nagq"), 0.0, opts),
+        CachedProgram(f"glmm_hessian_fast_{tag}", hessian_of(objective_fast), 3, ("plan",), 0.0, opts),
     )
 
 

@@ -1,0 +1,76 @@
+"""The persistent cache of traced programs (mixedjax/fitting/traces.py): a program exported by one CachedProgram is
+read back by a new one (as a new process would) and gives the jitted function's results; a damaged file is traced
+again; with the cache off the function is simply jitted."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mixedjax.fitting import traces
+
+
+class Pair(NamedTuple):
+    a: jax.Array
+    b: jax.Array
+
+
+def f(x, data: Pair, scale):
+    """A pytree argument and a static one; a pytree result."""
+    return (jnp.sum(x * data.a) * scale, data.b @ x), jnp.cumsum(x)
+
+
+TEMPLATE = ((0.0, 0.0), 0.0)
+
+
+def _args():
+    rng = np.random.default_rng(0)
+    return jnp.asarray(rng.normal(size=5)), Pair(jnp.asarray(rng.normal(size=5)), jnp.asarray(rng.normal(size=(3, 5))))
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(traces, "directory", lambda: tmp_path)
+    return tmp_path
+
+
+def _same(got, want):
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+
+
+def test_exported_then_read_back(cache_dir):
+    x, data = _args()
+    want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
+    first = traces.CachedProgram("test_f", f, 2, ("scale",), TEMPLATE)
+    _same(first(x, data, 2.0), want)  # static argument by position
+    files = list(cache_dir.glob("test_f-*.bin"))
+    assert len(files) == 1
+    fresh = traces.CachedProgram("test_f", f, 2, ("scale",), TEMPLATE)  # as in a new process
+    _same(fresh(x, data, scale=2.0), want)
+    assert list(cache_dir.glob("test_f-*.bin")) == files  # read, not written again
+    # another static value or shape is another program
+    fresh(x, data, scale=3.0)
+    fresh(jnp.ones(5), Pair(jnp.ones(5), jnp.ones((4, 5))), scale=2.0)
+    assert len(list(cache_dir.glob("test_f-*.bin"))) == 3
+
+
+def test_damaged_file_is_traced_again(cache_dir):
+    x, data = _args()
+    traces.CachedProgram("test_g", f, 2, ("scale",), TEMPLATE)(x, data, 2.0)
+    (path,) = cache_dir.glob("test_g-*.bin")
+    path.write_bytes(b"not a program")
+    got = traces.CachedProgram("test_g", f, 2, ("scale",), TEMPLATE)(x, data, 2.0)
+    _same(got, jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
+    assert path.read_bytes() != b"not a program"
+
+
+def test_cache_off_is_plain_jit(monkeypatch, tmp_path):
+    monkeypatch.setattr(traces, "directory", lambda: None)
+    x, data = _args()
+    got = traces.CachedProgram("test_h", f, 2, ("scale",), TEMPLATE)(x, data, 2.0)
+    _same(got, jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
+    assert not list(tmp_path.iterdir())
