@@ -123,7 +123,7 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
 
     beta0 = glm_start(design.X, y, wt, offset_rows, fam)
     theta0 = np.concatenate([t.theta0() for t in design.terms])
-    v0 = jnp.concatenate([jnp.zeros(plan.q), jnp.asarray(beta0)])
+    v0 = jax.device_put(np.concatenate([np.zeros(plan.q), beta0]))
     stage1 = fit_fast(plan, gdata, theta0, v0, opts, verbose, with_hessian=fast)
     ev1 = stage1.evaluation
     if fast:
