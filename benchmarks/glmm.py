@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 
-# one thread for BLAS, OpenMP and XLA's Eigen pool, as benchmarks/run.py (on a shared machine a thread pool per
-# process thrashes: grouseticks' warm fit took 13 s of wall time with it and 0.7 s without, under a load of 10)
-# XLA's Eigen pool is left alone: with --xla_cpu_multi_thread_eigen=false the exact Hessian of the GLMM objective
+# one thread for BLAS and OpenMP, as benchmarks/run.py (on a shared machine a thread pool per process thrashes:
+# grouseticks' warm fit took 13 s of wall time with XLA's pool and 0.7 s without, under a load of 10). XLA's Eigen
+# pool is left alone here: with --xla_cpu_multi_thread_eigen=false the exact Hessian of the GLMM objective
 # came out all NaN at stage 2's start on verbagg and the 100,000-row model (finite without the flag; not diagnosed,
 # docs/glmm.md)
 PIN = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -6,8 +6,9 @@
 
 mixedjax computes in float64. Importing it switches JAX's 64-bit mode on unless JAX_ENABLE_X64 is set in the
 environment (to any value); a fit refuses to run with 64-bit mode off and says how to turn it on. It also points
-JAX's persistent compilation cache at ~/.cache/mixedjax/jax, unless you configured JAX's own cache directory
-(MIXEDJAX_CACHE_DIR moves it; an empty value switches it off). It changes no other global state.
+JAX's persistent compilation cache at ~/.cache/mixedjax/jax, unless you configured JAX's own cache directory, and
+keeps traced programs beside it in ~/.cache/mixedjax/traces (MIXEDJAX_CACHE_DIR moves both: $MIXEDJAX_CACHE_DIR/jax
+and $MIXEDJAX_CACHE_DIR/traces; an empty value switches both off). It changes no other global state.
 """
 
 import os as _os
@@ -18,11 +19,11 @@ if "JAX_ENABLE_X64" not in _os.environ:
     _jax.config.update("jax_enable_x64", True)
 
 # Compiled fits are kept in JAX's persistent compilation cache, so a new process fitting a model of a shape seen
-# before skips compilation. Set MIXEDJAX_CACHE_DIR to move it, or to an empty string to switch it off; a cache
-# directory you configured for JAX yourself is left alone.
-_cache = _os.environ.get("MIXEDJAX_CACHE_DIR", _os.path.join(_os.path.expanduser("~"), ".cache", "mixedjax", "jax"))
+# before skips compilation (and fitting.traces keeps their traced programs beside it). Set MIXEDJAX_CACHE_DIR to move
+# both, or to an empty string to switch them off; a cache directory you configured for JAX yourself is left alone.
+_cache = _os.environ.get("MIXEDJAX_CACHE_DIR", _os.path.join(_os.path.expanduser("~"), ".cache", "mixedjax"))
 if _cache and not _jax.config.jax_compilation_cache_dir:
-    _jax.config.update("jax_compilation_cache_dir", _cache)
+    _jax.config.update("jax_compilation_cache_dir", _os.path.join(_cache, "jax"))
     _jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 from .datasets import dataset, datasets  # noqa: E402

@@ -1,12 +1,16 @@
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
-# no persistent compilation cache in the tests (inherited by the subprocesses they start): two full runs crashed
-# in its read and write paths (a segfault in jax's compilation_cache / _compile_and_write_cache, in the same test of
-# test_objective.py, after the batched-fit tests), and the test that passes alone
-os.environ["MIXEDJAX_CACHE_DIR"] = ""
+# A persistent compilation cache of this run's own (one per pytest worker, inherited by the subprocesses the tests
+# start, removed at the end): programs freed after each module (below) and those of the example scripts are read
+# back instead of compiled again. Never the user's cache, and never shared between workers that write at once.
+_CACHE = Path(tempfile.gettempdir()) / "mixedjax-tests" / "-".join(
+    [os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid())), os.environ.get("PYTEST_XDIST_WORKER", "main")])
+os.environ["MIXEDJAX_CACHE_DIR"] = str(_CACHE)
 
 import jax  # noqa: E402
 
@@ -41,3 +45,7 @@ def _free_compiled_executables():
 
     jax.clear_caches()
     gc.collect()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE, ignore_errors=True)

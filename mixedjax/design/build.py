@@ -203,7 +203,7 @@ def _evaluated(checked: Checked, full: pd.DataFrame, complete: np.ndarray, what:
     return np.asarray(value, dtype=np.float64)[complete], recorded
 
 
-def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+def _independent_columns(X: np.ndarray, tol: float = 1e-7, groups=False) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a maximal set of linearly independent columns, keeping earlier columns first (as lme4 does),
     and an orthonormal basis Q of their span (n × rank).
 
@@ -212,7 +212,8 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, 
     between columns as X, hence the same dependencies and the same residual norms, exactly.
     """
     n, p = X.shape
-    groups = _row_groups(X) if n > 2 * p else None
+    if groups is False:  # not given: ``_row_groups(X)`` or None
+        groups = _row_groups(X) if n > 2 * p else None
     if groups is None:
         return _independent_columns_of(X, tol)
     group, rep = groups
@@ -293,14 +294,16 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
         if isinstance(col.dtype, pd.CategoricalDtype):
             col = col.cat.remove_unused_categories()
             codes_list.append(np.asarray(col.cat.codes, dtype=np.int64))
-            values_list.append(list(col.cat.categories))
+            values_list.append(col.cat.categories.tolist())  # Python scalars (np.int64(3) -> 3)
         else:
             c, u = pd.factorize(col, sort=True)
             codes_list.append(np.asarray(c, dtype=np.int64))
-            values_list.append(list(u))
-        levels_list.append([level_name(x) for x in values_list[-1]])  # as R prints them: 5, not 5.0; TRUE
+            values_list.append([_plain(x) for x in u])
+        vals = values_list[-1]
+        text = all(type(x) is str for x in vals)  # text levels are their own names (InstEval: 4,100 of them)
+        levels_list.append(vals if text else [level_name(x) for x in vals])  # as R prints them: 5, not 5.0; TRUE
     if len(group) == 1:
-        return codes_list[0], tuple(levels_list[0]), tuple(_plain(x) for x in values_list[0])
+        return codes_list[0], tuple(levels_list[0]), tuple(values_list[0])
     stacked = np.stack(codes_list, axis=1)
     uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
     levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq)
@@ -379,32 +382,29 @@ def _span_residual(Q: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _sum_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int) -> np.ndarray:
-    """S[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1])."""
-    import scipy.sparse
-
-    n = len(codes)
-    ptr = np.arange(n + 1)
+    """S[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1]), one bincount per pair
+    of columns (no scipy on the fit's path)."""
     out = np.empty((nlev, left.shape[1], right.shape[1]))
     for a in range(left.shape[1]):
-        # the level × row matrix with left[:, a] at (codes[i], i): one entry per column, so CSC needs no sorting
-        J = scipy.sparse.csc_array((left[:, a], codes, ptr), shape=(nlev, n))
-        out[:, a, :] = J @ right
+        for b in range(right.shape[1]):
+            out[:, a, b] = np.bincount(codes, weights=left[:, a] * right[:, b], minlength=nlev)
     return out
 
 
-def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float) -> bool:
+def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float, xgroup: np.ndarray | None = None) -> bool:
     """Is y (numerically) in the span of [X Z_k]: ‖(I − P)y‖ ≤ tol ‖y‖ for the projection P on that span?
 
     Rows equal in X, in the level and in z span the same group indicator, and [X Z_k] lies in the span of these
     indicators; so ‖(I − P)y‖² = Σ (y − its group mean)² + the same residual for the group means (each row
-    scaled by √(its count)), and the first sum alone, cheap and exact, rules out most models.
+    scaled by √(its count)), and the first sum alone, cheap and exact, rules out most models. ``xgroup``: the
+    groups of equal rows of X when known (rows in one group are equal in X, so they stand for X's columns).
     """
     ymax = np.max(np.abs(y))
     if ymax == 0:
         return True  # y = 0 lies in every span
     y = y / ymax  # the decision does not depend on y's units; squares of 1e200 would overflow
     bound = tol * np.linalg.norm(y)
-    groups = _row_groups(X, term.codes, term.z)
+    groups = _row_groups(X if xgroup is None else xgroup, term.codes, term.z)
     if groups is None:
         return bool(np.linalg.norm(_fit_residual(term.codes, term.z, X, y, term.nlevels)) <= bound)
     group, rep = groups
@@ -593,7 +593,8 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             f"{mark_formula(text, pf.fixed, rhs0)}\n"
             "Simplify the fixed part (fewer terms or interactions), or use more data."
         )
-    keep, Q = _independent_columns(X)
+    xgroups = _row_groups(X) if len(X) > 2 * X.shape[1] else None  # equal rows of X, reused by the checks below
+    keep, Q = _independent_columns(X, groups=xgroups)
     fixed_encoding = PartEncoding(read.fixed, xterms, np.array(keep))
     dropped = tuple(xnames[j] for j in range(len(xnames)) if j not in set(keep.tolist()))
     if dropped:
@@ -687,7 +688,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
                 f"for {n} observations: its variances and the residual variance cannot be told apart (lme4 refuses "
                 f"this too).{where}Use fewer columns in the term, e.g. '(1 | {t.name})', or more data."
             )
-        if residual and _exact_fit(t, X, y, 1e-12):
+        if residual and _exact_fit(t, X, y, 1e-12, None if xgroups is None else xgroups[0]):
             raise DataError(
                 f"the response '{pf.response}' is fitted exactly by the fixed effects and the random effects for "
                 f"'{t.name}': the residual variance would be zero and the likelihood unbounded.{where}"

@@ -36,11 +36,12 @@ BOBYQA_XTOL = 1e-7
 _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached"}
 
 
-def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool):
+def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool, program=None):
     """Minimise ``objective(theta, args)`` with NLopt's BOBYQA (Powell 2009; MixedModels.jl's default optimiser),
     derivative-free, on the host: each evaluation calls the jitted objective. θ is unconstrained, in the units
     ``scale``; tolerances on d as in MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8), on θ BOBYQA_XTOL; the first trust region is BOBYQA_STEP (a tenth)
-    of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation."""
+    of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation. ``program``:
+    ``(theta, args) -> d`` compiled (default: ``objective`` jitted; the LMM passes its cached program)."""
     try:
         import nlopt
     except ImportError as err:
@@ -49,10 +50,11 @@ def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool):
         raise ArgumentError("optimizer='bobyqa' needs NLopt's Python package: pip install nlopt (or install "
                             "mixedjax with its bobyqa extra: pip install 'mixedjax[bobyqa]')") from err
     log = []
+    program = partial(_objective_jit, objective) if program is None else program
 
     def evaluate(phi, grad):
         th = phi * scale
-        v = float(_objective_jit(objective, th, args))  # numpy in: no separate device_put (0.1 ms a call)
+        v = float(program(th, args))  # numpy in: no separate device_put (0.1 ms a call)
         log.append((th, v))
         if verbose:
             print_eval(len(log), th, v)

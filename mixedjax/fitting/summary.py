@@ -129,6 +129,46 @@ _FIT_STATIC = ("objective", "layout", "options", "reml")
 _solve_estimates_jit = jax.jit(_solve_estimates, static_argnames=_FIT_STATIC)
 
 
+def _fit_program(theta0, args, scale, layout: Layout, options: FitOptions, reml: bool):
+    """_solve_estimates of the LMM objective, with only arrays and hashable statics for its arguments (the
+    objective is rebuilt from them), so that its traced program can be kept on disk (fitting.traces)."""
+    return _solve_estimates(lmm_objective(layout, reml), theta0, args, layout, options, scale, reml)
+
+
+@functools.cache
+def _cached_fit(nterms: int, quick: bool):
+    """The silent L-BFGS fit as a fitting.traces.CachedProgram: a new process fitting a model of a shape fitted
+    before reads its traced program (and XLA's compile of it) back instead of tracing, lowering and compiling."""
+    from . import traces
+    from .loop import quick_options
+    from .solve import Solution
+
+    k = (0.0,) * nterms
+    template = (Solution(*[0.0] * len(Solution._fields)), Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k))
+    return traces.CachedProgram("lmm_fit_quick" if quick else "lmm_fit", _fit_program, 3,
+                                ("layout", "options", "reml"), template, options=quick_options() if quick else None)
+
+
+def _deviance_program(theta, args, layout: Layout, reml: bool):
+    return lmm_objective(layout, reml)(theta, args)
+
+
+def _snap_program(theta, value, args, scale, layout: Layout, reml: bool, check: bool):
+    return _snap_estimates(lmm_objective(layout, reml), theta, value, args, layout, scale, reml, check)
+
+
+@functools.cache
+def _cached_bobyqa(nterms: int):
+    """BOBYQA's two programs for the LMM (each evaluation's objective; the snap, estimates and gradient at its
+    result) as fitting.traces.CachedPrograms, like _cached_fit."""
+    from . import traces
+
+    k = (0.0,) * nterms
+    est = Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k)
+    return (traces.CachedProgram("lmm_deviance", _deviance_program, 2, ("layout", "reml"), 0.0),
+            traces.CachedProgram("lmm_snap", _snap_program, 4, ("layout", "reml", "check"), (0.0, 0.0, est, 0.0)))
+
+
 @functools.cache
 def _solve_estimates_jit_quick():
     """_solve_estimates with the small-model compiler options, as fitting.solve.solve picks them."""
@@ -137,13 +177,13 @@ def _solve_estimates_jit_quick():
     return jax.jit(_solve_estimates, static_argnames=_FIT_STATIC, compiler_options=quick_options())
 
 
-@partial(jax.jit, static_argnames=("objective", "layout", "reml", "check"))
-def _snap_estimates_jit(objective, theta, value, args, layout, scale, reml, check):
+def _snap_estimates(objective, theta, value, args, layout, scale, reml, check):
     """BOBYQA's result snapped to zero where MixedModels.jl would, the estimates there and (``check``) the exact
     gradient there (NaN when not checked), in one program."""
     theta, value = snap(objective, theta, value, args, layout, scale, None)
     grad = jax.grad(objective)(theta, args) if check else jnp.full_like(theta, jnp.nan)
     return theta, value, estimates(theta, args, layout, reml), grad
+
 
 
 def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False,
@@ -153,7 +193,9 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     ``_solve`` (the same solve as ``solve``), BOBYQA on the host; an "auto" BOBYQA result is verified by the exact
     gradient and refined by L-BFGS when that check fails."""
     from .loop import use_quick
+    from .mappings import guard
 
+    guard()  # a long process compiling many shapes frees its programs before Linux's mapping limit
     scale = np.ones(layout.ntheta) if scale is None else np.asarray(scale, float)
     objective = lmm_objective(layout, reml)
     chosen = choose_optimizer(layout, opts)
@@ -163,9 +205,14 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
     # one compiled program for "auto" and "lbfgs"; verbose: each evaluation printed as it happens, by a separately
     # compiled loop (FitOptions.live)
     opts = dataclasses.replace(opts, optimizer="lbfgs", live=bool(verbose))
-    fn = _solve_estimates_jit_quick() if use_quick(layout) else _solve_estimates_jit
+    quick = use_quick(layout)
     # numpy in: the compiled program takes host arrays without a separate transfer per argument
-    sol, est = jax.device_get(fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml))
+    if opts.live:
+        fn = _solve_estimates_jit_quick() if quick else _solve_estimates_jit
+        out = fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml)
+    else:
+        out = _cached_fit(len(layout.terms), quick)(np.asarray(theta0, float), arrays, scale, layout, opts, reml)
+    sol, est = jax.device_get(out)
     summary = summarize(sol, layout)
     if not np.isfinite(summary.fmin):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
@@ -193,12 +240,14 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     the L-BFGS loop continues from BOBYQA's result and verifies it in full."""
     from .solve import rectify
 
-    th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose)
+    deviance_program, snap_program = _cached_bobyqa(len(layout.terms))
+    th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
+                                          program=partial(deviance_program, layout=layout, reml=reml))
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
-    th, fbest, est, grad = jax.device_get(_snap_estimates_jit(objective, th, np.float64(f), arrays, layout, scale,
-                                                              reml, check))
+    th, fbest, est, grad = jax.device_get(snap_program(th, np.float64(f), arrays, np.asarray(scale, float), layout,
+                                                       reml, check))
     th = np.asarray(th)
     fbest = float(fbest)
     if not np.isfinite(fbest):
