@@ -119,9 +119,15 @@ def _with_aux_fast(theta, data, v0, plan):
 
 
 def hessian_of(f):
-    """The exact Hessian of f in its first argument, reverse over reverse: the engine's factor has reverse-only
-    rules (the dense fill-in's custom_vjp), which a forward pass over the modes' implicit rule would meet."""
-    return jax.jacrev(jax.jacrev(f))
+    """The exact Hessian of f(x, data, start, plan, ...) in x: forward over reverse (jax.hessian), or reverse over
+    reverse when the plan takes a dense fill-in product, whose rule is reverse-only (see plan.build_plan: on
+    verbagg that path's Hessian came out NaN in a process that read its compiled program back; open)."""
+    def hess(x, *args, **kw):
+        plan = kw.get("plan", args[2] if len(args) > 2 else None)
+        h = jax.jacrev(jax.jacrev(f)) if any(plan.layout.nheavy) else jax.hessian(f)
+        return h(x, *args, **kw)
+
+    return hess
 
 
 class Compiled(NamedTuple):

@@ -74,6 +74,26 @@ class GlmmData(NamedTuple):
     skeleton: object
 
 
+def _fill_mode(design: Design) -> str:
+    """The fill-in of the dense block from the structured terms as pair products ("pairs") when there are at most
+    PAIR_CAP of them, else the engine's rule ("auto": dense products for the heavy columns). With pairs alone the
+    objective has no reverse-only rule, so its exact Hessian is forward over reverse; the dense products' path gave
+    an all-NaN Hessian on verbagg in a new process that read its compiled program from JAX's cache (open)."""
+    from ..blocks.plan import PAIR_CAP
+
+    layout = build_blocks(design, merge=False)[0]
+    if not any(layout.nheavy):
+        return "auto"
+    total = 0
+    for t in design.terms[: layout.m]:  # entries of D per level of the term: the rows of D its levels meet
+        d_keys = np.zeros(0, np.int64)
+        for td, o in zip(design.terms[layout.m :], layout.d_offsets):
+            d_keys = np.concatenate([d_keys, t.codes.astype(np.int64) * (layout.dz + 1) + o + td.codes])
+        per_level = np.bincount(np.unique(d_keys) // (layout.dz + 1), minlength=t.nlevels) * t.s
+        total += int(np.sum(per_level * (per_level + 1) // 2))
+    return "pairs" if total <= PAIR_CAP else "auto"
+
+
 def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan, GlmmData]:
     """The plan and device data of a design (host numpy in, device arrays out)."""
     cols, off = [], 0
@@ -81,7 +101,7 @@ def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan,
         cols.append(off + t.codes[:, None] * t.s + np.arange(t.s)[None, :])
         off += t.nlevels * t.s
     # the structure only: the blocks' numbers are assembled on the device from the working weights
-    layout, arrays, blocks, _ = build_blocks(design, merge=False)
+    layout, arrays, blocks, _ = build_blocks(design, fill=_fill_mode(design), merge=False)
     plan = GlmmPlan(family, layout, off)
     host = GlmmData(np.asarray(y, float), np.asarray(wt, float), np.asarray(offset, float), np.asarray(design.X),
                     tuple(np.asarray(t.z, float) for t in design.terms),
