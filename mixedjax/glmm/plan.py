@@ -74,9 +74,10 @@ class GlmmData(NamedTuple):
     skeleton: object
 
 
-# Most pair products for the pairs fill-in (see _fill_mode): verbagg has 95,000; the 100,000-row crossed model's
-# 5 million made a warm fit 45 s (the previous factor, a dense block, took 5.5 s; the dense products here: not measured)
-PAIR_LIMIT = 1_000_000
+# Most pair products for the pairs fill-in (see _fill_mode): the engine's cap. Slow for many pairs (the 100,000-row
+# crossed model's 5 million: warm fit 45 s, against 11-18 s on the dense products under a load of 12), but the
+# dense products' path gave NaN Hessians in processes that read their compiled programs back (verbagg, the 100k model)
+from ..blocks.plan import PAIR_CAP as PAIR_LIMIT  # noqa: E402
 
 
 def _fill_mode(design: Design) -> str:
