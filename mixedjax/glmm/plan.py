@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..blocks.plan import Layout, build_blocks
+from ..blocks.plan import PAIR_CAP, Layout, build_blocks
 from ..design.build import Design
 from .family import Family
 
@@ -77,7 +77,7 @@ class GlmmData(NamedTuple):
 # Most pair products for the pairs fill-in (see _fill_mode): the engine's cap. Slow for many pairs (the 100,000-row
 # crossed model's 5 million: warm fit 45 s, against 11-18 s on the dense products under a load of 12), but the
 # dense products' path gave NaN Hessians in processes that read their compiled programs back (verbagg, the 100k model)
-from ..blocks.plan import PAIR_CAP as PAIR_LIMIT  # noqa: E402
+PAIR_LIMIT = PAIR_CAP
 
 
 def _fill_mode(design: Design) -> str:
