@@ -14,6 +14,7 @@ them (docs/design.md, section 5). They give the blocks plan.py's host path gives
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 
 from ..core.indexing import _scatter_add, _segsum, _take
 from ..errors import ArgumentError
@@ -22,20 +23,24 @@ from .types import Arrays, ModelData, Plan
 
 
 def _rows(data: ModelData, y=None):
-    """z, X and y − offset scaled by √w (residual variance σ²/wᵢ), and y divided by its scale; also log scale²."""
-    sw = jnp.sqrt(data.weights)
-    zs = tuple(sw[:, None] * z for z in data.z)
-    yw = sw * ((data.y if y is None else y) - data.offset)
+    """z, X and (y − offset) / c, unweighted, with the weights w and 2 log c: every block is a sum of w_i times a
+    product of two rows, linear in w (so weights of either sign assemble: PIRLS's observed information). c is the
+    scale of √|w| (y − offset), as the host path's."""
+    w = data.weights
+    r = (data.y if y is None else y) - data.offset
+    yw = jnp.sqrt(jnp.abs(w)) * r
     big = jnp.max(jnp.abs(yw))
     big = jnp.where(big > 0, big, 1.0)
     c = big * jnp.std(yw / big)  # as the host path: no squares of huge values
-    c = jnp.where(c > 0, c, 1.0)
-    return zs, sw[:, None] * data.X, yw / c, 2 * jnp.log(c)
+    # every quantity is homogeneous in the scale (y / c with log c² beside it), so holding c constant is exact for
+    # derivatives, and avoids std's infinite derivative where √|w| (y − offset) is constant (PIRLS's y = 0)
+    c = lax.stop_gradient(jnp.where(c > 0, c, 1.0))
+    return data.z, data.X, r / c, w, 2 * jnp.log(c)
 
 
-def _gram(codes, left, right, nlevels):
-    """Σ_{i: codes[i] = c} left[i] right[i]' → (nlevels, a, b)."""
-    return _segsum(left[:, :, None] * right[:, None, :], codes, nlevels)
+def _gram(codes, w, left, right, nlevels):
+    """Σ_{i: codes[i] = c} w_i left[i] right[i]' → (nlevels, a, b)."""
+    return _segsum((w[:, None] * left)[:, :, None] * right[:, None, :], codes, nlevels)
 
 
 def _dense_z(zs, layout: Layout):
@@ -44,11 +49,12 @@ def _dense_z(zs, layout: Layout):
     return jnp.concatenate(d, axis=1) if d else jnp.zeros((layout.n, 0))
 
 
-def _response_column(plan: Plan, zD, X, yv, layout: Layout):
-    """The response's column of D: [Z_D' y; X' y; y' y]."""
-    zy = (zD * yv[:, None]).reshape(-1)
+def _response_column(plan: Plan, zD, X, yv, w, layout: Layout):
+    """The response's column of D: [Z_D' W y; X' W y; y' W y]."""
+    wy = w * yv
+    zy = (zD * wy[:, None]).reshape(-1)
     top = _segsum(zy, plan.drow.reshape(-1), layout.dz) if layout.dz else jnp.zeros(0)
-    return jnp.concatenate([top, X.T @ yv, jnp.atleast_1d(yv @ yv)])
+    return jnp.concatenate([top, X.T @ wy, jnp.atleast_1d(yv @ wy)])
 
 
 def _q0_response(plan: Plan, arrays: Arrays, AX0y, layout: Layout):
@@ -61,11 +67,11 @@ def _q0_response(plan: Plan, arrays: Arrays, AX0y, layout: Layout):
 
 def with_response(plan: Plan, arrays: Arrays, data: ModelData, y, layout: Layout) -> Arrays:
     """``arrays`` for the response ``y`` (the weights and offset of ``data``): the y-dependent parts re-assembled."""
-    zs, X, yv, log_c2 = _rows(data, y)
+    zs, X, yv, w, log_c2 = _rows(data, y)
     p = layout.p
-    AX = tuple(a.at[:, p, :].set(_segsum(yv[:, None] * zs[k], plan.codes[k], layout.terms[k].nlevels))
+    AX = tuple(a.at[:, p, :].set(_segsum((w * yv)[:, None] * zs[k], plan.codes[k], layout.terms[k].nlevels))
                for k, a in enumerate(arrays.AX))
-    col = _response_column(plan, _dense_z(zs, layout), X, yv, layout)
+    col = _response_column(plan, _dense_z(zs, layout), X, yv, w, layout)
     ADD = arrays.ADD.at[:, -1].set(col).at[-1, :].set(col)
     Q0 = arrays.Q0
     if layout.products:
@@ -73,19 +79,20 @@ def with_response(plan: Plan, arrays: Arrays, data: ModelData, y, layout: Layout
     return arrays._replace(AX=AX, ADD=ADD, Q0=Q0, log_yscale2=log_c2)
 
 
-def _dense_block(plan: Plan, zD, Xy, layout: Layout):
-    """D = [Z_D X y]'[Z_D X y] (both triangles)."""
+def _dense_block(plan: Plan, zD, Xy, w, layout: Layout):
+    """D = [Z_D X y]' W [Z_D X y] (both triangles)."""
     n, dz = layout.n, layout.dz
-    XX = Xy.T @ Xy
+    XX = (w[:, None] * Xy).T @ Xy
     if not dz:
         return XX
     cD = zD.shape[1]
     Dn = dz + Xy.shape[1]
     # every pair of D columns of a row lands at (drow[i, a], drow[i, b]) of the Z part
     slots = (plan.drow[:, :, None] * Dn + plan.drow[:, None, :]).reshape(-1)
-    vals = (zD[:, :, None] * zD[:, None, :]).reshape(-1)
+    wzD = w[:, None] * zD
+    vals = (wzD[:, :, None] * zD[:, None, :]).reshape(-1)
     S = _scatter_add(jnp.zeros(Dn * Dn, zD.dtype), slots, vals).reshape(Dn, Dn)
-    ZX = _segsum((zD[:, :, None] * Xy[:, None, :]).reshape(n * cD, -1), plan.drow.reshape(-1), dz)
+    ZX = _segsum((wzD[:, :, None] * Xy[:, None, :]).reshape(n * cD, -1), plan.drow.reshape(-1), dz)
     S = S.at[:dz, dz:].set(ZX).at[dz:, :dz].set(ZX.T)
     return S.at[dz:, dz:].set(XX)
 
@@ -96,18 +103,19 @@ def assemble(plan: Plan, arrays: Arrays, data: ModelData, layout: Layout) -> Arr
         raise ArgumentError("this plan merges term 0's products over levels with equal Gram blocks, which holds only "
                             "for the weights it was built with; build it with merge=False "
                             "(mj.Problem.build(..., merge=False)) to assemble new weights")
-    zs, X, yv, log_c2 = _rows(data)
+    zs, X, yv, w, log_c2 = _rows(data)
     Xy = jnp.concatenate([X, yv[:, None]], axis=1)
     zD = _dense_z(zs, layout)
+    wzD = w[:, None] * zD
     m = layout.m
-    Akk = tuple(_gram(plan.codes[k], zs[k], zs[k], layout.terms[k].nlevels) for k in range(m))
-    AX = tuple(_gram(plan.codes[k], Xy, zs[k], layout.terms[k].nlevels) for k in range(m))
-    Ajk = tuple(tuple(_gram(plan.codes[k], zs[j], zs[k], layout.terms[k].nlevels) for k in range(j))
+    Akk = tuple(_gram(plan.codes[k], w, zs[k], zs[k], layout.terms[k].nlevels) for k in range(m))
+    AX = tuple(_gram(plan.codes[k], w, Xy, zs[k], layout.terms[k].nlevels) for k in range(m))
+    Ajk = tuple(tuple(_gram(plan.codes[k], w, zs[j], zs[k], layout.terms[k].nlevels) for k in range(j))
                 for j in range(m))
     AD = []
     for k in range(m):
         s, E = layout.terms[k].s, arrays.AD[k].shape[0]
-        contrib = (zD[:, :, None] * zs[k][:, None, :]).reshape(-1, s)
+        contrib = (wzD[:, :, None] * zs[k][:, None, :]).reshape(-1, s)
         AD.append(_segsum(contrib, plan.ad_entry[k].reshape(-1), E))
     fill = list(arrays.fill)
     Q0 = arrays.Q0
@@ -118,7 +126,9 @@ def assemble(plan: Plan, arrays: Arrays, data: ModelData, layout: Layout) -> Arr
     if layout.products:
         s = layout.terms[0].s
         cols = arrays.Dcol[0]
-        prod = (_take(AX[0], cols)[:, :, :, None] * AD[0][:, None, None, :]).reshape(cols.shape[0], (layout.p + 1) * s * s)
+        prod = (_take(AX[0], cols)[:, :, :, None] * AD[0][:, None, None, :]).reshape(cols.shape[0],
+                                                                                   (layout.p + 1) * s * s)
         Q0 = _segsum(prod, plan.q0_index, Q0.shape[0]).reshape(Q0.shape)
-    return arrays._replace(Akk=Akk, Ajk=Ajk, AX=AX, AD=tuple(AD), fill=tuple(fill), ADD=_dense_block(plan, zD, Xy, layout),
-                           Q0=Q0, log_yscale2=log_c2, log_wdet=jnp.sum(jnp.log(data.weights)))
+    return arrays._replace(Akk=Akk, Ajk=Ajk, AX=AX, AD=tuple(AD), fill=tuple(fill),
+                           ADD=_dense_block(plan, zD, Xy, w, layout), Q0=Q0, log_yscale2=log_c2,
+                           log_wdet=jnp.sum(jnp.log(data.weights)))

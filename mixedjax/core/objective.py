@@ -196,33 +196,14 @@ def fixed_sigma_objective(theta, arrays, layout: Layout, sigma2, reml: bool = Fa
 def conditional_modes(theta, arrays, layout: Layout):
     """β̂, the spherical modes û of every term (ℓ_k, s_k) and r², by back-substitution through the blocks.
 
-    Values are on the host's scale of y (divide by nothing; the caller multiplies by the y scale).
+    Values are on the host's scale of y (divide by nothing; the caller multiplies by the y scale). The y row of the
+    factor is L⁻¹ of the system's right-hand side, so one back substitution (core.substitution) gives the modes.
     """
+    from .substitution import backward
+
     f = factor(theta, arrays, layout)
     m, dz = layout.m, layout.dz
     LDD = f.LDD
-    # [u_D; β] solves L_DD[:-1,:-1]' x = L_DD[-1, :-1]
-    xD = solve_triangular(LDD[:-1, :-1], LDD[-1, :-1], lower=True, trans="T")
-    beta = xD[dz:]
-    # w = Λ_D x_D (the Z part of D scaled back), used with the left-unscaled L̃_Dk
-    uD = []
-    wz = xD[:dz]
-    for t, lam, o in zip(layout.terms[m:], f.lams[m:], layout.d_offsets):
-        u = xD[o : o + t.nlevels * t.s].reshape(t.nlevels, t.s)
-        uD.append(u)
-        wz = wz.at[o : o + t.nlevels * t.s].set((u @ lam.T).reshape(-1))
-    us = [None] * m
-    for k in reversed(range(m)):
-        tk = layout.terms[k]
-        rhs = f.LX[k][:, -1, :]  # y row of L_Xk (Λ = I there)
-        rhs = rhs - jnp.einsum("cps,p->cs", f.LX[k][:, :-1, :], beta)
-        if dz:
-            rhs = rhs - _segsum(f.LD[k] * _take(wz, arrays.Drow[k])[:, None], arrays.Dcol[k], tk.nlevels,
-                                sorted_=True)
-        for j in range(k + 1, m):
-            Ljk = jnp.einsum("ab,cas->cbs", f.lams[j], f.Lt[j][k])  # (ℓ_k, s_j, s_k)
-            uj = _take(us[j], arrays.maps[j][k])  # (ℓ_k, s_j)
-            rhs = rhs - jnp.einsum("cbs,cb->cs", Ljk, uj)
-        Lk = f.Lkk[k]
-        us[k] = solve_triangular(Lk, rhs[..., None], lower=True, trans="T")[..., 0]
-    return beta, us + uD, jnp.diagonal(LDD)[-1] ** 2, f
+    us, xD = backward(f, [f.LX[k][:, -1, :] for k in range(m)], LDD[-1, :-1], arrays, layout)
+    uD = [xD[o : o + t.nlevels * t.s].reshape(t.nlevels, t.s) for t, o in zip(layout.terms[m:], layout.d_offsets)]
+    return xD[dz:], list(us) + uD, jnp.diagonal(LDD)[-1] ** 2, f

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import minimize
+from jax import lax
 
 from ..fitting.solve import diagonal_indices, rectify
 from .laplace import Evaluation, compiled_for
@@ -53,11 +55,18 @@ class StageResult(NamedTuple):
     evaluation: Evaluation
 
 
+def _dev(a):
+    """A host array on the device (jax.device_put: jnp.asarray compiles a small program per shape)."""
+    return jax.device_put(np.asarray(a, dtype=float))
+
+
 PROBE = 0.1  # a variance parameter that ends at zero is moved here once to see whether the objective decreases
 MAX_RESTARTS = 3
 
 
 def _lbfgs(f, x0, opts: GlmmOptions):
+    from scipy.optimize import minimize  # here: scipy.optimize is 0.7 s of import mixedjax
+
     return minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B",
                     options={"maxiter": opts.maxiter, "gtol": opts.gtol, "ftol": opts.ftol, "maxcor": 20})
 
@@ -70,7 +79,7 @@ def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, la
     log = []
 
     def f(x):
-        (val, _), g = fun_grad(jnp.asarray(x))
+        (val, _), g = fun_grad(_dev(x))
         val, g = float(val), np.asarray(g, dtype=float)
         log.append(val)
         if verbose:
@@ -97,7 +106,7 @@ def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, la
         nit += res.nit
     x = np.array(res.x, float)
     k = plan.ntheta
-    x[:k] = x[:k] * np.asarray(rectify(jnp.asarray(x[:k]), plan))
+    x[:k] = x[:k] * np.asarray(rectify(_dev(x[:k]), plan))
     return res, x, nit, len(log)
 
 
@@ -158,9 +167,9 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
     c = compiled_for(plan)
     res, x, nit, nf = _minimise(lambda th: c.value_and_grad_fast(th, data, v0, plan), theta0, plan, opts, verbose,
                                 "θ (β by PIRLS)")
-    x = _snap(lambda t: float(c.value_and_grad_fast(jnp.asarray(t), data, v0, plan)[0][0]), x, plan)
-    (val, ev), g = c.value_and_grad_fast(jnp.asarray(x), data, v0, plan)
-    H = np.asarray(c.hessian_fast(jnp.asarray(x), data, v0, plan)) if with_hessian else None
+    x = _snap(lambda t: float(c.value_and_grad_fast(_dev(t), data, v0, plan)[0][0]), x, plan)
+    (val, ev), g = c.value_and_grad_fast(_dev(x), data, v0, plan)
+    H = np.asarray(c.hessian_fast(_dev(x), data, v0, plan)) if with_hessian else None
     g = np.asarray(g)
     return StageResult(x, float(val), g, H, nit, nf + 1, _verdict(res, g, H, free_parameters(x, plan)), ev)
 
@@ -172,45 +181,51 @@ def fit_joint(plan: GlmmPlan, data: GlmmData, phi0, u0, nagq: int, opts: GlmmOpt
     # but θ and β can be on very different scales: grouseticks' slope of a covariate spread over ±60), so its unit
     # first step is about a Newton step
     phi0 = np.asarray(phi0, float)
-    H0 = np.asarray(c.hessian(jnp.asarray(phi0), data, u0, plan, nagq))
+    H0 = np.asarray(c.hessian(_dev(phi0), data, u0, plan, nagq))
     lam, V = np.linalg.eigh((H0 + H0.T) / 2)
     lam = np.maximum(lam, 1e-6 * max(float(np.abs(lam).max()), 1e-12))
     Rinv = V / np.sqrt(lam)[None, :]  # φ = φ0 + Rinv x̃
 
     def whitened(xt):
-        (val, ev), g = c.value_and_grad(jnp.asarray(phi0 + Rinv @ np.asarray(xt)), data, u0, plan, nagq)
-        return (val, ev), jnp.asarray(Rinv.T @ np.asarray(g))
+        (val, ev), g = c.value_and_grad(_dev(phi0 + Rinv @ np.asarray(xt)), data, u0, plan, nagq)
+        return (val, ev), _dev(Rinv.T @ np.asarray(g))
 
     res, xt, nit, nf = _minimise(whitened, np.zeros_like(phi0), None, opts, verbose, "(θ, β)")
     x = phi0 + Rinv @ np.asarray(res.x)
     k = plan.ntheta
-    x[:k] = x[:k] * np.asarray(rectify(jnp.asarray(x[:k]), plan))
-    x = _snap(lambda t: float(c.value_and_grad(jnp.asarray(t), data, u0, plan, nagq)[0][0]), x, plan)
-    (val, ev), g = c.value_and_grad(jnp.asarray(x), data, u0, plan, nagq)
-    H = np.asarray(c.hessian(jnp.asarray(x), data, u0, plan, nagq))
+    x[:k] = x[:k] * np.asarray(rectify(_dev(x[:k]), plan))
+    x = _snap(lambda t: float(c.value_and_grad(_dev(t), data, u0, plan, nagq)[0][0]), x, plan)
+    (val, ev), g = c.value_and_grad(_dev(x), data, u0, plan, nagq)
+    H = np.asarray(c.hessian(_dev(x), data, u0, plan, nagq))
     g = np.asarray(g)
     return StageResult(x, float(val), g, H, nit, nf + 1, _verdict(res, g, H, free_parameters(x, plan)), ev)
 
 
 def glm_start(X, y, wt, offset, family, iters: int = 50) -> np.ndarray:
-    """β of the GLM without random effects by IRLS on the host (numpy): where stage 1's PIRLS starts."""
+    """β of the GLM without random effects by IRLS: where stage 1's PIRLS starts (one compiled program: the family's
+    functions called eagerly would compile one per operation, a second of a new process's fit)."""
+    return np.asarray(_glm_irls(_dev(X), _dev(y), _dev(wt), _dev(offset), family, iters))
+
+
+@partial(jax.jit, static_argnames=("family", "iters"))
+def _glm_irls(X, y, wt, offset, family, iters):
     # R's family()$initialize starting values
     if family.dist.value == "binomial":
         mu = (wt * y + 0.5) / (wt + 1.0)
     else:
         mu = y + 0.1
-    eta = np.asarray(family.linkfun(jnp.asarray(mu)))
-    beta = np.zeros(X.shape[1])
-    for _ in range(iters):
-        me = np.asarray(family.mu_eta(jnp.asarray(eta)))
-        mu = np.asarray(family.linkinv(jnp.asarray(eta)))
-        w = wt * me**2 / np.asarray(family.variance(jnp.asarray(mu)))
+    eta0 = family.linkfun(mu)
+
+    def step(c):
+        beta, eta, it, _ = c
+        me = family.mu_eta(eta)
+        mu = family.linkinv(eta)
+        sw = jnp.sqrt(wt * me**2 / family.variance(mu))
         z = eta - offset + (y - mu) / me
-        sw = np.sqrt(w)
-        new = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
-        done = np.max(np.abs(new - beta)) < 1e-10 * (1 + np.max(np.abs(beta)))
-        beta = new
-        eta = offset + X @ beta
-        if done:
-            break
+        new = jnp.linalg.lstsq(X * sw[:, None], z * sw)[0]
+        done = jnp.max(jnp.abs(new - beta)) < 1e-10 * (1 + jnp.max(jnp.abs(beta)))
+        return new, offset + X @ new, it + 1, done
+
+    beta, _, _, _ = lax.while_loop(lambda c: (c[2] < iters) & ~c[3], step,
+                                   (jnp.zeros(X.shape[1]), eta0, 0, False))
     return beta

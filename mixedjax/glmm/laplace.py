@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.indexing import _segsum
-from .factor import factor, logdet_z
-from .pirls import linear_predictor, modes, split
+from ..core.substitution import logdet_z
+from .pirls import linear_predictor, modes, split, system
 from .plan import GlmmData, GlmmPlan, z_lambda
 
 
@@ -47,8 +47,8 @@ def _laplace_parts(theta, beta, u, plan: GlmmPlan, data: GlmmData):
     eta = linear_predictor(A, u, beta, data)
     mu = fam.linkinv(eta)
     dev = fam.dev_resid(data.y, mu, data.wt)
-    F = factor(A, fam.working_weights(eta, data.wt), plan, data, False)
-    return A, eta, mu, dev, F, logdet_z(F, plan)
+    F = system(theta, fam.working_weights(eta, data.wt), data, plan, False)
+    return A, eta, mu, dev, F, logdet_z(F, plan.layout)
 
 
 def evaluate(theta, beta, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1) -> Evaluation:
@@ -82,7 +82,7 @@ def _agq(A, u, eta, dev, F, plan: GlmmPlan, data: GlmmData, nagq: int):
     q = plan.q
     g = data.cols[:, 0]
     devc0 = _segsum(dev, g, q) + u**2
-    Ljj2 = F.L0[:, 0, 0] ** 2
+    Ljj2 = F.Lkk[0][:, 0, 0] ** 2
     sd = 1.0 / jnp.sqrt(Ljj2)
     z, w = gauss_hermite(nagq)
     a = A[:, 0]
@@ -118,6 +118,18 @@ def _with_aux_fast(theta, data, v0, plan):
     return ev.objective, ev
 
 
+def hessian_of(f):
+    """The exact Hessian of f(x, data, start, plan, ...) in x: forward over reverse (jax.hessian), or reverse over
+    reverse when the plan takes a dense fill-in product, whose rule is reverse-only (see plan.build_plan: on
+    verbagg that path's Hessian came out NaN in a process that read its compiled program back; open)."""
+    def hess(x, *args, **kw):
+        plan = kw.get("plan", args[2] if len(args) > 2 else None)
+        h = jax.jacrev(jax.jacrev(f)) if any(plan.layout.nheavy) else jax.hessian(f)
+        return h(x, *args, **kw)
+
+    return hess
+
+
 class Compiled(NamedTuple):
     """The jitted functions a fit calls. value_and_grad(φ, data, u0, plan, nagq) -> ((value, Evaluation), ∇);
     value_and_grad_fast(θ, data, v0, plan) likewise; hessian / hessian_fast: the exact Hessians."""
@@ -135,24 +147,27 @@ QUICK_WORK = 20_000
 
 def work(plan: GlmmPlan) -> float:
     """A rough size of one PIRLS step: the per-row products and the dense block's Cholesky."""
-    from .factor import rest_size
-
-    return plan.n * plan.S**2 + rest_size(plan, True) ** 3 / 3
+    return plan.n * plan.S**2 + (plan.layout.dz + plan.p + 1) ** 3 / 3
 
 
 @functools.cache
 def compiled(quick: bool) -> Compiled:
     """The jitted functions, compiled without XLA's optimisation passes when ``quick`` (small models: the compile,
-    not the run, is then what a fit waits for; see fitting.loop.QUICK_OPTIONS)."""
+    not the run, is then what a fit waits for; see fitting.loop.QUICK_OPTIONS). Their traced programs are kept on
+    disk (fitting.traces): a new process fitting a model of a shape seen before neither traces nor compiles."""
     from ..fitting.loop import quick_options
+    from ..fitting.traces import CachedProgram
 
-    kw = {"compiler_options": quick_options()} if quick else {}
-    static = ("plan", "nagq")
+    opts = quick_options() if quick else None
+    tag = "quick" if quick else "full"
+    ev = Evaluation(*[0.0] * len(Evaluation._fields))
     return Compiled(
-        jax.jit(jax.value_and_grad(_with_aux, has_aux=True), static_argnames=static, **kw),
-        jax.jit(jax.value_and_grad(_with_aux_fast, has_aux=True), static_argnames=("plan",), **kw),
-        jax.jit(jax.hessian(objective), static_argnames=static, **kw),
-        jax.jit(jax.hessian(objective_fast), static_argnames=("plan",), **kw),
+        CachedProgram(f"glmm_vg_{tag}", jax.value_and_grad(_with_aux, has_aux=True), 3, ("plan", "nagq"),
+                      ((0.0, ev), 0.0), opts),
+        CachedProgram(f"glmm_vg_fast_{tag}", jax.value_and_grad(_with_aux_fast, has_aux=True), 3, ("plan",),
+                      ((0.0, ev), 0.0), opts),
+        CachedProgram(f"glmm_hessian_{tag}", hessian_of(objective), 3, ("plan", "nagq"), 0.0, opts),
+        CachedProgram(f"glmm_hessian_fast_{tag}", hessian_of(objective_fast), 3, ("plan",), 0.0, opts),
     )
 
 

@@ -123,7 +123,7 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
 
     beta0 = glm_start(design.X, y, wt, offset_rows, fam)
     theta0 = np.concatenate([t.theta0() for t in design.terms])
-    v0 = jnp.concatenate([jnp.zeros(plan.q), jnp.asarray(beta0)])
+    v0 = jax.device_put(np.concatenate([np.zeros(plan.q), beta0]))
     stage1 = fit_fast(plan, gdata, theta0, v0, opts, verbose, with_hessian=fast)
     ev1 = stage1.evaluation
     if fast:
@@ -280,14 +280,13 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         differences); for ``fast`` the inverse of the β block of the penalised system at the modes (lme4's RX)."""
         k = self.plan.ntheta
         if self.fast:
-            from .factor import solve
-            from .pirls import exact_hessian
+            from .pirls import exact_hessian, solve
 
             q, p = self.plan.q, self.plan.p
             v = jnp.concatenate([self.evaluation.u, self.evaluation.beta])
             F = exact_hessian(v, jnp.asarray(self.theta), self.evaluation.beta, self.plan, self.data, True)
             # the β block of H⁻¹ (H the Hessian of g/2 in (u, β)), one solve per fixed effect
-            V = np.stack([np.asarray(solve(F, jnp.zeros(q + p).at[q + j].set(1.0), self.plan))[q:]
+            V = np.stack([np.asarray(solve(F, jnp.zeros(q + p).at[q + j].set(1.0), self.data, self.plan, True))[q:]
                           for j in range(p)])
             return _readonly((V + V.T) / 2)
         H = self.stage.hessian
@@ -363,8 +362,9 @@ class GeneralizedLinearMixedModel(InformationCriteria):
                          name="residuals")
 
     def predict(self, newdata=None, *, type: str = "response", re_form=None, offset=None) -> pd.Series:
-        """Predictions on the ``"response"`` or ``"link"`` scale; ``re_form``: None (all random effects) or
-        ``"~0"`` / ``"NA"`` (none). Levels of a grouping factor not seen in the fit get random effects 0."""
+        """Predictions on the ``"response"`` or ``"link"`` scale; ``re_form``: None (all random effects),
+        ``"~0"`` / ``"NA"`` (none) or a formula of some of the random-effects terms, such as ``"~(1 | herd)"``, as
+        the LMM's predict reads it. Levels of a grouping factor not seen in the fit get random effects 0."""
         from .predict import predict
 
         return predict(self, newdata, type, re_form, offset)
@@ -372,7 +372,8 @@ class GeneralizedLinearMixedModel(InformationCriteria):
     # ---- derivatives ------------------------------------------------------------------------------------------
     def objective_function(self):
         """The minimised criterion as a pure JAX function of the optimised parameters (θ, then β unless
-        ``fast``), for jax.jit / jax.grad / jax.hessian."""
+        ``fast``), for jax.jit / jax.grad / jax.jacrev (reverse mode: the blocked factor's fill-in has a
+        reverse-only rule, so the Hessian is ``jax.jacrev(jax.jacrev(f))``, not ``jax.hessian``)."""
         from .laplace import objective, objective_fast
 
         d, u0, plan, nagq = self.data, self.u0, self.plan, self.nagq

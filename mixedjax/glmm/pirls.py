@@ -7,6 +7,10 @@ For fixed θ (and β, unless β is solved for too: ``fast``), the modes minimise
 by Fisher scoring with step halving (Bates et al., lme4's PIRLS; McCullagh & Nelder 1989, section 2.5). The
 iterations are a ``lax.while_loop``; derivatives of the modes in (θ, β) are not taken through them but by the
 implicit function theorem at the fixed point ∇g(v̂) = 0: v̂' = −H⁻¹ ∂_(θ,β) ∇g, with H the exact Hessian of g/2.
+
+Each step's system Λ'Z'WZΛ + I (with the X rows when β is solved for too) is the engine's M(θ): its blocks are
+re-assembled on the device from the working weights (``blocks.assembly.assemble``), factored by
+``core.objective.factor`` and solved by ``core.substitution``, the functions the LMM's objective uses.
 """
 
 from __future__ import annotations
@@ -17,14 +21,39 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..blocks.assembly import assemble
+from ..blocks.types import ModelData
+from ..core import substitution
 from ..core.indexing import _segsum
-from .factor import factor, solve
+from ..core.objective import factor
 from .family import eta_second_derivative
 from .plan import GlmmData, GlmmPlan, z_lambda
 
 MAXITER = 60  # PIRLS iterations (Newton steps converge in well under 20 from u = 0 in practice)
 MAXHALVE = 20  # step halvings per iteration
 TOL = 1e-13  # stop when the Newton decrement δ'∇ is below TOL · (1 + g): g is then within that of its minimum
+
+
+def system(theta, w, data: GlmmData, plan: GlmmPlan, with_beta: bool):
+    """The engine's blocked factor of M(θ) for the rows weighted by w (n,): the random-effects block Λ'Z'WZΛ + I and,
+    ``with_beta``, the fixed effects' rows X'WX. The response column is a unit one (y = 0, its diagonal 1), so the
+    factor's y row plays no part; without β, X's rows are the identity, uncoupled (the leading q rows are then
+    Λ'Z'WZΛ + I's factor whatever the signs of w)."""
+    layout = plan.layout
+    n, dz, p = layout.n, layout.dz, layout.p
+    md = ModelData(z=data.z, X=data.X if with_beta else jnp.zeros_like(data.X), y=jnp.zeros(n), weights=w,
+                   offset=jnp.zeros(n))
+    arrays = assemble(data.blocks, data.skeleton, md, layout)
+    ADD = arrays.ADD.at[-1, -1].set(1.0)
+    if not with_beta:
+        ADD = ADD.at[dz : dz + p, dz : dz + p].set(jnp.eye(p))
+    return factor(theta, arrays._replace(ADD=ADD), layout)
+
+
+def solve(F, b, data: GlmmData, plan: GlmmPlan, fast: bool):
+    """H⁻¹ b for the factor F of :func:`system` (b: q values, or q + p when ``fast``)."""
+    layout = plan.layout
+    return substitution.solve(F, b, data.skeleton, layout, layout.dz + (layout.p if fast else 0))
 
 
 def split(v, plan: GlmmPlan, fast: bool, beta):
@@ -73,9 +102,9 @@ def _pirls(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
         v, g, _, it = c
         u, b = split(v, plan, fast, beta)
         eta = linear_predictor(A, u, b, data)
-        F = factor(A, fam.working_weights(eta, data.wt), plan, data, fast)
+        F = system(theta, fam.working_weights(eta, data.wt), data, plan, fast)
         rhs = _score(A, u, eta, plan, data, fast)
-        delta = solve(F, rhs, plan)
+        delta = solve(F, rhs, data, plan, fast)
         dec = delta @ rhs
 
         def halve(h):
@@ -100,7 +129,7 @@ def exact_hessian(v, theta, beta, plan: GlmmPlan, data: GlmmData, fast: bool):
     A, _ = z_lambda(theta, plan, data)
     u, b = split(v, plan, fast, beta)
     eta = linear_predictor(A, u, b, data)
-    return factor(A, eta_second_derivative(plan.family, data.y, eta, data.wt), plan, data, fast)
+    return system(theta, eta_second_derivative(plan.family, data.y, eta, data.wt), data, plan, fast)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(4, 5))
@@ -117,7 +146,7 @@ def _modes_jvp(plan, fast, primals, tangents):
     v = modes(theta, beta, data, v0, plan, fast)
     grad = lambda th, be, d: jax.grad(penalised_deviance)(v, th, be, plan, d, fast) / 2
     _, dF = jax.jvp(grad, (theta, beta, data), (dtheta, dbeta, ddata))
-    return v, -solve(exact_hessian(v, theta, beta, plan, data, fast), dF, plan)
+    return v, -solve(exact_hessian(v, theta, beta, plan, data, fast), dF, data, plan, fast)
 
 
 def pirls_iterations(theta, beta, data, v0, plan: GlmmPlan, fast: bool):

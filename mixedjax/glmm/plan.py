@@ -1,8 +1,10 @@
 """The host plan of a GLMM (static, hashable) and its data on the device.
 
-Everything that depends only on the grouping structure is computed once here: for every row, the columns of the
-random-effects vector u its entries of Z Λ fall in. What depends on θ, β, y or the weights is computed by the pure
-functions of :mod:`mixedjax.glmm.pirls` and :mod:`mixedjax.glmm.laplace` from :class:`GlmmData`.
+Everything that depends only on the grouping structure is computed once here: the engine's blocked layout and the
+index maps that assemble its blocks from the rows (``blocks.plan.build_blocks``, unmerged so that new weights
+re-assemble), and for every row the columns of the random-effects vector u its entries of Z Λ fall in. What depends
+on θ, β, y or the working weights is computed by the pure functions of :mod:`mixedjax.glmm.pirls` and
+:mod:`mixedjax.glmm.laplace` from :class:`GlmmData`.
 """
 
 from __future__ import annotations
@@ -14,31 +16,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..blocks.plan import TermLayout
+from ..blocks.plan import PAIR_CAP, Layout, build_blocks
 from ..design.build import Design
-from ..errors import DataError
 from .family import Family
-
-# The penalised system is factored by blocks (glmm/factor.py): term 0's levels one by one, the rest as one dense
-# block of r = q − ℓ_0 s_0 + p rows, with an ℓ_0 s_0 × r coupling block; these bound r and that block.
-MAX_REST = 4000
-MAX_COUPLING = 50_000_000
 
 
 @dataclass(frozen=True)
 class GlmmPlan:
-    """Static description of a GLMM: the family, the random-effects terms (as core.objective.lambdas reads them),
-    the sizes and the number of entries S of Z Λ per row (Σ s_k)."""
+    """Static description of a GLMM: the family and the engine's blocked layout (the random-effects terms as
+    core.objective.lambdas reads them, the structured terms and the dense block), with the sizes."""
 
     family: Family
-    terms: tuple[TermLayout, ...]
+    layout: Layout
     q: int  # random effects: Σ ℓ_k s_k
-    p: int  # fixed effects
-    n: int
-    ntheta: int
+
+    @property
+    def terms(self):
+        return self.layout.terms
+
+    @property
+    def p(self) -> int:  # fixed effects
+        return self.layout.p
+
+    @property
+    def n(self) -> int:
+        return self.layout.n
+
+    @property
+    def ntheta(self) -> int:
+        return self.layout.ntheta
 
     @property
     def S(self) -> int:
+        """Entries of Z Λ per row: Σ s_k."""
         return sum(t.s for t in self.terms)
 
     @property
@@ -50,7 +60,9 @@ class GlmmPlan:
 class GlmmData(NamedTuple):
     """The model's data on the device. y: proportion or count (n,); wt: prior weights (n,); offset (n,);
     X (n, p); z: per term (n, s_k), in plan order; cols: (n, S) int32, the position in u of each entry of a row
-    of Z Λ (term by term, then by column of λ_k)."""
+    of Z Λ (term by term, then by column of λ_k); blocks: the engine's index maps that assemble the weighted blocks
+    (blocks.types.Plan); skeleton: the engine's arrays whose index fields the factor reads (their numbers are
+    re-assembled from the working weights at each PIRLS step)."""
 
     y: jax.Array
     wt: jax.Array
@@ -58,28 +70,46 @@ class GlmmData(NamedTuple):
     X: jax.Array
     z: tuple
     cols: jax.Array
+    blocks: object
+    skeleton: object
+
+
+# Most pair products for the pairs fill-in (see _fill_mode): the engine's cap. Slow for many pairs (the 100,000-row
+# crossed model's 5 million: warm fit 45 s, against 11-18 s on the dense products under a load of 12), but the
+# dense products' path gave NaN Hessians in processes that read their compiled programs back (verbagg, the 100k model)
+PAIR_LIMIT = PAIR_CAP
+
+
+def _fill_mode(design: Design) -> str:
+    """The fill-in of the dense block from the structured terms as pair products ("pairs") when there are at most
+    PAIR_LIMIT of them, else the engine's rule ("auto": dense products for the heavy columns). With pairs alone the
+    objective has no reverse-only rule, so its exact Hessian is forward over reverse; the dense products' path gave
+    an all-NaN Hessian on verbagg in a new process that read its compiled program from JAX's cache (open)."""
+    layout = build_blocks(design, merge=False)[0]
+    if not any(layout.nheavy):
+        return "auto"
+    total = 0
+    for t in design.terms[: layout.m]:  # entries of D per level of the term: the rows of D its levels meet
+        d_keys = np.zeros(0, np.int64)
+        for td, o in zip(design.terms[layout.m :], layout.d_offsets):
+            d_keys = np.concatenate([d_keys, t.codes.astype(np.int64) * (layout.dz + 1) + o + td.codes])
+        per_level = np.bincount(np.unique(d_keys) // (layout.dz + 1), minlength=t.nlevels) * t.s
+        total += int(np.sum(per_level * (per_level + 1) // 2))
+    return "pairs" if total <= PAIR_LIMIT else "auto"
 
 
 def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan, GlmmData]:
     """The plan and device data of a design (host numpy in, device arrays out)."""
-    terms, cols, off, toff = [], [], 0, 0
+    cols, off = [], 0
     for t in design.terms:
-        terms.append(TermLayout(t.s, t.nlevels, toff, t.pattern))
-        toff += t.ntheta
         cols.append(off + t.codes[:, None] * t.s + np.arange(t.s)[None, :])
         off += t.nlevels * t.s
-    t0 = design.terms[0]
-    rest = off - t0.nlevels * t0.s + design.p
-    if rest > MAX_REST or t0.nlevels * t0.s * rest > MAX_COUPLING:
-        names = ", ".join(f"{t.name} ({t.nlevels:,} levels × {t.s})" for t in design.terms[1:])
-        raise DataError(f"this model's dense block would have {rest:,} rows (the random effects of {names} and the "
-                        f"{design.p} fixed effects; the first term, {t0.name}, is factored level by level), and "
-                        f"mj.glmm supports at most {MAX_REST:,} (and {MAX_COUPLING:,} entries coupling it to "
-                        f"{t0.name}). Fit fewer or smaller crossed terms.")
-    plan = GlmmPlan(family, tuple(terms), off, design.p, design.n, toff)
+    # the structure only: the blocks' numbers are assembled on the device from the working weights
+    layout, arrays, blocks, _ = build_blocks(design, fill=_fill_mode(design), merge=False)
+    plan = GlmmPlan(family, layout, off)
     host = GlmmData(np.asarray(y, float), np.asarray(wt, float), np.asarray(offset, float), np.asarray(design.X),
                     tuple(np.asarray(t.z, float) for t in design.terms),
-                    np.concatenate(cols, axis=1).astype(np.int32))
+                    np.concatenate(cols, axis=1).astype(np.int32), blocks, arrays)
     return plan, jax.device_put(host)
 
 
@@ -87,5 +117,5 @@ def z_lambda(theta, plan: GlmmPlan, data: GlmmData):
     """The entries of Z Λ(θ) per row, (n, S): for term k, the row z_ik' λ_k at columns ``data.cols``."""
     from ..core.objective import lambdas
 
-    lams = lambdas(theta, plan)
+    lams = lambdas(theta, plan.layout)
     return jnp.concatenate([z @ lam for z, lam in zip(data.z, lams)], axis=1), lams

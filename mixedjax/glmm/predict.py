@@ -9,17 +9,18 @@ import pandas as pd
 
 from ..design.build import build_design
 from ..design.input import as_frame as _as_frame
+from ..diagnostics.predict import select_terms
 from ..errors import ArgumentError, DataError
 
-_NO_RE = ("~0", "~ 0", "NA", "na", "~-1")
 
-
-def _use_random(re_form) -> bool:
-    if re_form is None:
-        return True
-    if re_form is False or (isinstance(re_form, str) and re_form.strip() in _NO_RE):
-        return False
-    raise ArgumentError(f"re_form must be None (all random effects) or '~0' / 'NA' (none), not {re_form!r}")
+def _selection(m, re_form) -> dict:
+    """Term name -> the mask of its columns that ``re_form`` keeps, read as the LMM's predict reads it
+    (``diagnostics.predict.select_terms``: None every term, "~0" / "NA" none, or a formula of terms); False is
+    accepted for none."""
+    if re_form is False:
+        re_form = "~0"
+    sel = select_terms(m.design, re_form)
+    return {t.name: mask for t, mask in zip(m.design.terms, sel.masks)}
 
 
 def _new_design(m, newdata: pd.DataFrame):
@@ -56,13 +57,18 @@ def _new_design(m, newdata: pd.DataFrame):
 def predict(m, newdata, type: str, re_form, offset) -> pd.Series:
     if type not in ("response", "link"):
         raise ArgumentError(f"type must be 'response' or 'link', not {type!r}")
-    random = _use_random(re_form)
+    keep_cols = _selection(m, re_form)
+    ranef = m.ranef()
     if newdata is None:
         ev = m.evaluation
-        eta = np.asarray(ev.eta)
-        if not random:
-            eta = np.asarray(m.data.offset) + np.asarray(m.data.X) @ np.asarray(ev.beta)
-        out, labels = eta, m.labels
+        if all(mask.all() for mask in keep_cols.values()):
+            out = np.asarray(ev.eta)
+        else:
+            out = np.asarray(m.data.offset) + np.asarray(m.data.X) @ np.asarray(ev.beta)
+            for t in m.design.terms:
+                mask = keep_cols[t.name]
+                out = out + np.sum(t.z[:, mask] * ranef[t.name].to_numpy()[t.codes][:, mask], axis=1)
+        labels = m.labels
     else:
         newdata = _as_frame(newdata)
         labels = newdata.index
@@ -88,15 +94,16 @@ def predict(m, newdata, type: str, re_form, offset) -> pd.Series:
         eta = off[pos] + Xn @ m.fixef.to_numpy()
         if d.offset is not None:  # offset(...) terms of the formula, evaluated on the new rows
             eta = eta + np.asarray(d.offset)[keep]
-        if random:
-            ranef = m.ranef()
-            for t in d.terms:
-                b = ranef[t.name]
-                index = {lv: i for i, lv in enumerate(b.index)}
-                where = np.array([index.get(t.levels[c], -1) for c in t.codes[keep]])
-                vals = np.vstack([b.to_numpy(), np.zeros((1, b.shape[1]))])[where]  # unseen levels: b = 0
-                zcols = [list(t.columns).index(c) for c in b.columns]
-                eta = eta + np.sum(t.z[keep][:, zcols] * vals, axis=1)
+        for t in d.terms:
+            b = ranef[t.name]
+            cols = [c for c, k in zip(b.columns, keep_cols[t.name]) if k]
+            if not cols:
+                continue
+            index = {lv: i for i, lv in enumerate(b.index)}
+            where = np.array([index.get(t.levels[c], -1) for c in t.codes[keep]], dtype=np.int64)
+            vals = np.vstack([b[cols].to_numpy(), np.zeros((1, len(cols)))])[where]  # unseen levels: b = 0
+            zcols = [list(t.columns).index(c) for c in cols]
+            eta = eta + np.sum(t.z[keep][:, zcols] * vals, axis=1)
         out = np.full(len(newdata), np.nan)
         out[pos] = eta
     if type == "response":
