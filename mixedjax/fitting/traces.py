@@ -7,9 +7,9 @@ exported once (StableHLO, serialised) and read back by later processes, which th
 cache hit).
 
 A program is keyed by the function's name, its static arguments (their ``repr``: frozen dataclasses such as a plan),
-the shapes, dtypes and tree structure of its array arguments, the JAX version, the 64-bit mode and a hash of
-mixedjax's own source, so a changed mixedjax never reads a program traced by an older one. The directory is
-``$MIXEDJAX_CACHE_DIR/traces`` (default ``~/.cache/mixedjax/traces``); an empty MIXEDJAX_CACHE_DIR switches it off,
+the shapes, dtypes and tree structure of its array arguments, the JAX version, the 64-bit mode, the backend
+(cpu, gpu) and a hash of mixedjax's own source, so a changed mixedjax never reads a program traced by an older one.
+The directory is ``$MIXEDJAX_CACHE_DIR/traces`` (default ``~/.cache/mixedjax/traces``); an empty MIXEDJAX_CACHE_DIR switches it off,
 and then the function is simply jitted. A file that cannot be read is traced again and rewritten.
 """
 
@@ -57,7 +57,7 @@ def _dtype(x):
 def _key(name: str, static: tuple, leaves, treedef, options) -> str:
     h = hashlib.sha256()
     for part in (name, repr(static), str(treedef), repr(sorted((options or {}).items())), jax.__version__,
-                 str(jax.config.jax_enable_x64), _source_hash()):
+                 str(jax.config.jax_enable_x64), jax.default_backend(), _source_hash()):
         h.update(part.encode())
         h.update(b"\0")
     for x in leaves:

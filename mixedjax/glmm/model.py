@@ -121,6 +121,9 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
                             f"such as (1 | g); this model has {len(plan.terms)} term(s) with "
                             f"{', '.join(str(t.s) for t in plan.terms)} column(s). Use nagq=1 (Laplace).")
 
+    from ..fitting.mappings import guard
+
+    guard()  # as for LMMs: free compiled programs before Linux's mapping limit
     beta0 = glm_start(design.X, y, wt, offset_rows, fam)
     theta0 = np.concatenate([t.theta0() for t in design.terms])
     v0 = jax.device_put(np.concatenate([np.zeros(plan.q), beta0]))
