@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 
 from ..blocks.plan import Layout
-from ..fitting.newton import DONE, finish, loop_result, newton_start, newton_step
 from ..fitting.loop import quick_options
+from ..fitting.newton import DONE, loop_result, newton_start, newton_step
 from ..fitting.options import FitOptions
-from ..fitting.solve import lmm_objective, units_shift
+from ..fitting.solve import finish, lmm_objective, units_shift
 from .function import Context, _reported, arrays_at
 from .sharding import on_devices
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from ..blocks.plan import Layout
 from .options import FitOptions
-from .solve import RESULTS, Solution, diagonal_indices, rectify, snap, verdict
+from .solve import RESULTS, Solution, diagonal_indices, finish
 
 SEARCH, POLISH, DONE = 0, 1, 2  # the loop's modes
 MAX_EVAL = 100  # passes (each nθ + 1 gradients) before the fit stops with max_evaluations; the log's length
@@ -124,7 +124,7 @@ def to_boundary(phi, d, lone, gate):
 
 def newton_step(c: NewtonState, objective, args, scale, layout: Layout, opts: FitOptions, shift=0.0) -> NewtonState:
     """One pass of the loop (pure; a state already DONE is returned unchanged)."""
-    dtype, n, cap = c.th.dtype, c.th.size, c.buf_f.shape[0]
+    n, cap = c.th.size, c.buf_f.shape[0]
     diag = jnp.zeros(n, bool).at[jnp.asarray(diagonal_indices(layout), jnp.int32)].set(True)
     lone = jnp.zeros(n, bool).at[jnp.asarray(lone_diagonals(layout), jnp.int32)].set(True)
 
@@ -216,17 +216,6 @@ def newton_loop(objective, theta0, scale, args, layout: Layout, opts: FitOptions
                              lambda c: newton_step(c, objective, args, scale, layout, opts, shift),
                              newton_start(theta0, scale))
     return loop_result(out, scale)
-
-
-def finish(out, objective, args, layout: Layout, scale, theta0) -> Solution:
-    """A Solution from the loop's result: rectified, snapped and verified as the engine's ``solve`` does."""
-    flips = rectify(out.theta, layout)
-    th, g, H = out.theta * flips, out.gradient * flips, out.hessian * jnp.outer(flips, flips)
-    th, value = snap(objective, th, out.value, args, layout, scale, out.hessian_phi)
-    code, gmax, emin = verdict(out.status, th, g, H, layout)
-    converged = (code == RESULTS.gradient_zero) | (code == RESULTS.objective_stalled)
-    return Solution(th, value, code, converged, g, H, emin, gmax, out.iterations, out.feval, out.log_theta,
-                    out.log_value, theta0)
 
 
 def newton_solve(objective, theta0, args, layout: Layout, options: FitOptions, scale, shift=0.0) -> Solution:

@@ -122,7 +122,12 @@ def _solve(objective, theta0, args, layout: Layout, options: FitOptions, scale, 
     """solve, unjitted (see :func:`solve`)."""
     from .loop import lbfgs_loop
 
-    out = lbfgs_loop(objective, theta0, scale, args, options, shift)
+    return finish(lbfgs_loop(objective, theta0, scale, args, options, shift), objective, args, layout, scale, theta0)
+
+
+def finish(out, objective, args, layout: Layout, scale, theta0) -> Solution:
+    """A Solution from an optimiser's result (a loop.LoopResult, θ units): rectified, snapped and verified. The
+    L-BFGS solve and the batched Newton solve (newton.py) both end here."""
     flips = rectify(out.theta, layout)
     th, g, H = out.theta * flips, out.gradient * flips, out.hessian * jnp.outer(flips, flips)
     th, value = snap(objective, th, out.value, args, layout, scale, out.hessian_phi)
