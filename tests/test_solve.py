@@ -43,6 +43,28 @@ def test_verdict_codes():
     assert int(verdict(jnp.int32(RESULTS.max_iterations), th, g, ok, lay)[0]) == RESULTS.max_iterations
 
 
+def test_verdict_keeps_small_eigenvalues_accurate_beside_a_boundary():
+    """The free eigenvalues are judged to H's own precision when directions are on the boundary (kb07 was once
+    called a saddle from eigenvalues of −1e284: the fixed directions had 1e300 on their diagonal)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    n = 200
+    df = pd.DataFrame({c: rng.standard_normal(n) for c in ("y", "x1", "x2", "x3")}).assign(
+        g=rng.integers(0, 10, n).astype(str))
+    lay = mj.Problem.build("y ~ 1 + (1 + x1 + x2 + x3 | g)", df).layout
+    th = np.linspace(0.5, 1.0, 10)
+    th[[7, 9]] = 0.0  # λ's (2,2) and (3,3) on the boundary
+    free = th != 0
+    Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    for small, expect in ((-1e-4, RESULTS.gradient_zero), (-5.0, RESULTS.saddle_point)):
+        H = np.full((10, 10), 7.0)
+        H[np.ix_(free, free)] = Q @ np.diag(np.r_[small, np.linspace(20.0, 980.0, 7)]) @ Q.T
+        code, _, emin = verdict(jnp.int32(RESULTS.gradient_zero), jnp.asarray(th), jnp.zeros(10), jnp.asarray(H), lay)
+        assert int(code) == expect
+        np.testing.assert_allclose(float(emin), small, rtol=1e-6)
+
+
 def _batch_fit(problem, Y, theta0):
     """Each response fitted by solve inside one jitted vmap, from the arrays re-assembled on the device."""
     lay = problem.layout

@@ -106,12 +106,13 @@ def verdict(code, theta, g, H, layout: Layout):
     free = jnp.ones(theta.shape, bool).at[diag].set(theta[diag] != 0)
     finite = jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(H))
     gmax = jnp.max(jnp.where(free, jnp.abs(g), 0.0))
-    # eigenvalues of H on the free directions: the fixed ones get a +inf-like diagonal and no coupling
-    big = 1e300
-    Hf = jnp.where(free[:, None] & free[None, :], jnp.where(finite, H, 0.0), 0.0) + jnp.diag(jnp.where(free, 0.0, big))
-    eig = jnp.linalg.eigvalsh(Hf)
+    # eigenvalues of H on the free directions: the fixed ones get a diagonal c above every free eigenvalue (Gershgorin:
+    # |λ| ≤ n·max|H|) and no coupling. c stays of H's magnitude, since eigvalsh's absolute error is eps·‖Hf‖.
+    Hfree = jnp.where(free[:, None] & free[None, :], jnp.where(finite, H, 0.0), 0.0)
+    c = 2.0 * (1.0 + theta.size * jnp.max(jnp.abs(Hfree)))
+    eig = jnp.linalg.eigvalsh(Hfree + jnp.diag(jnp.where(free, 0.0, c)))
     emin = jnp.where(jnp.any(free), jnp.min(eig), jnp.inf)
-    escale = jnp.max(jnp.where(eig < big / 2, jnp.abs(eig), 0.0))
+    escale = jnp.max(jnp.where(eig < c / 2, jnp.abs(eig), 0.0))
     converged = (code == RESULTS.gradient_zero) | (code == RESULTS.objective_stalled)
     code = jnp.where(converged & ~finite, RESULTS.nonfinite, code)
     code = jnp.where(converged & finite & (emin < -1e-6 * jnp.maximum(1.0, escale)), RESULTS.saddle_point, code)
