@@ -17,8 +17,8 @@ from mixedjax.design.build import (
     _exact_fit,
     _independent_columns,
     _row_groups,
-    _sum_by_level,
 )
+from mixedjax.design.sums import sum_by_level, sum_by_row
 
 RNG = np.random.default_rng(7)
 N = 600
@@ -190,6 +190,10 @@ def test_confounded(compressible):
     assert np.all([_relative_residual(X, c) < 1e-12 for c in _z_dense(inside).T])
     assert _confounded(inside, Q)
     assert not _confounded(outside, Q)
+    if compressible:  # Q's rows through X's groups of equal rows, as build_design passes them
+        groups = _row_groups(X)
+        keep, Qg = _independent_columns(X, groups=groups)
+        assert _confounded(inside, Qg, groups) and not _confounded(outside, Qg, groups)
 
 
 # ---- sums by level ------------------------------------------------------------------------------------------------
@@ -199,7 +203,27 @@ def test_sum_by_level_matches_a_plain_loop():
     ref = np.zeros((nlev, 2, 3))
     for i in range(N):
         ref[G[i]] += np.outer(left[i], right[i])
-    np.testing.assert_allclose(_sum_by_level(G, left, right, nlev), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_by_level(G, left, right, nlev), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_sum_by_level_through_groups_of_equal_rows():
+    """right's rows taken from 4 distinct ones (a factor's dummies): the sum by (level, group) cells equals the
+    plain loop, and so does Z'R by rows of the dense block."""
+    distinct = RNG.normal(size=(4, 3))
+    right, left = distinct[F], RNG.normal(size=(N, 2))
+    groups = _row_groups(right)
+    assert groups is not None and len(groups[1]) == 4
+    ref = np.zeros((11, 2, 3))
+    for i in range(N):
+        ref[G[i]] += np.outer(left[i], right[i])
+    np.testing.assert_allclose(sum_by_level(G, left, right, 11, groups), ref, rtol=1e-12, atol=1e-12)
+    rows = np.stack([G, 11 + RNG.integers(0, 5, N)], axis=1)  # two D columns per row: one nonzero each
+    zr = np.zeros((16, 3))
+    for i in range(N):
+        for a in range(2):
+            zr[rows[i, a]] += left[i, a] * right[i]
+    np.testing.assert_allclose(sum_by_row(rows, left, right, 16, groups), zr, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_by_row(rows, left, right, 16), zr, rtol=1e-12, atol=1e-12)
 
 
 def test_design_of_a_frame_uses_the_fast_path():

@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from ..design.build import Design
+from ..design.sums import sum_by_level, sum_by_row
 from .types import Arrays, Fill, Plan
 
 
@@ -71,16 +72,6 @@ def _nested(inner: np.ndarray, outer: np.ndarray, n_inner: int) -> np.ndarray | 
     out[inner] = outer
     every = np.bincount(inner, minlength=n_inner).all()  # a level with no rows has no outer level
     return out if every and np.array_equal(out[inner], outer) else None
-
-
-def _gram_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int) -> np.ndarray:
-    """G[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1])."""
-    a, b = left.shape[1], right.shape[1]
-    G = np.empty((nlev, a, b))
-    for i in range(a):
-        for j in range(b):
-            G[:, i, j] = np.bincount(codes, weights=left[:, i] * right[:, j], minlength=nlev)
-    return G
 
 
 def _pairs(rows: np.ndarray, cols: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,6 +179,14 @@ def _weighted(design: Design, weights, offset):
     return zs, sw[:, None] * design.X, sw * (design.y - off), w, off
 
 
+def _cross_X(codes, z, sw, design: Design, Xy, nlev: int) -> np.ndarray:
+    """Σ over each level's rows of [√w X, y] z' → (ℓ, p+1, s), z already weighted by √w: X's part through its
+    groups of equal rows (design.xgroups), the response's directly."""
+    ZX = sum_by_level(codes, z * sw[:, None], design.X, nlev, design.xgroups)
+    Zy = sum_by_level(codes, z, Xy[:, -1:], nlev)
+    return np.concatenate([ZX, Zy], axis=2).transpose(0, 2, 1)
+
+
 def _structured_prefix(terms):
     """The number m of structured terms and the nesting maps maps[(j, k)] (level of j holding each level of k)."""
     maps: dict[tuple[int, int], np.ndarray] = {}
@@ -237,6 +236,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
     terms = design.terms
     n, p = design.n, design.p
     zs, Xw, yw, w, off = _weighted(design, weights, offset)
+    sw = np.sqrt(w)
     big = float(np.max(np.abs(yw))) or 1.0
     yscale = big * float(np.std(yw / big)) or 1.0  # std without squaring huge values
     Xy = np.column_stack([Xw, yw / yscale])
@@ -260,6 +260,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
     drow = np.stack([o + td.codes * td.s + a for td, o in zip(d_terms, d_off) for a in range(td.s)], axis=1) \
         if d_terms else np.zeros((n, 0), np.int64)
     zD = np.column_stack(d_z) if d_terms else np.zeros((n, 0))
+    vector_d = any(t.s > 1 for t in d_terms)
 
     Akk, AX, AD, Drow, Dcol, fills, ad_entry = [], [], [], [], [], [], []
     Ajk = [[None] * j for j in range(m)]
@@ -267,10 +268,10 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
     tgt = [[None] * k for k in range(m)]
     for k in range(m):
         t = terms[k]
-        Akk.append(_gram_by_level(t.codes, zs[k], zs[k], t.nlevels))
-        AX.append(_gram_by_level(t.codes, Xy, zs[k], t.nlevels))  # (ℓ_k, p+1, s_k)
+        Akk.append(sum_by_level(t.codes, zs[k], zs[k], t.nlevels))
+        AX.append(_cross_X(t.codes, zs[k], sw, design, Xy, t.nlevels))  # (ℓ_k, p+1, s_k)
         for j in range(k + 1, m):
-            Ajk[j][k] = _gram_by_level(t.codes, zs[j], zs[k], t.nlevels)
+            Ajk[j][k] = sum_by_level(t.codes, zs[j], zs[k], t.nlevels)
 
     # sparse Z part of D in each structured column block, with fill from earlier blocks
     entry_keys: list[np.ndarray] = []
@@ -309,7 +310,8 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
         light = np.flatnonzero(~heavy[cols])
         e1, e2, slot = _pairs(rows[light], cols[light], Dn)
         e1, e2 = light[e1], light[e2]
-        mirror = (rowblock[rows[e1]] == rowblock[rows[e2]]) & (rows[e1] != rows[e2])
+        mirror = (rowblock[rows[e1]] == rowblock[rows[e2]]) & (rows[e1] != rows[e2]) if vector_d \
+            else np.zeros(len(e1), bool)  # a level block of one row has no lower triangle
         e1, e2, slot = (np.concatenate([a, b]) for a, b in
                         ((e1, e1[mirror]), (e2, e2[mirror]), (slot, rows[e1[mirror]] * Dn + rows[e2[mirror]])))
         if k == 0:
@@ -361,9 +363,8 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
         ZZ = np.bincount(flat, weights=(zD[:, :, None] * zD[:, None, :]).reshape(-1), minlength=dz * dz)
         ZZ = ZZ.reshape(dz, dz)  # one dz × dz temporary, as a sparse product's dense result would be
         del flat
-        rows_d = drow.reshape(-1)
-        ZX = np.stack([np.bincount(rows_d, weights=(zD * Xy[:, j : j + 1]).reshape(-1), minlength=dz)
-                       for j in range(p + 1)], axis=1)
+        ZX = np.concatenate([sum_by_row(drow, zD * sw[:, None], design.X, dz, design.xgroups),
+                             sum_by_row(drow, zD, Xy[:, -1:], dz)], axis=1)
         ADD = np.block([[ZZ, ZX], [ZX.T, Xy.T @ Xy]])
     else:
         ADD = Xy.T @ Xy

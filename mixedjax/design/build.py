@@ -24,7 +24,8 @@ from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 from ..formula.terms import Atoms, ModelFormula, read_model
 from ..formula.values import Factor, Matrix, level_name
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
-from .input import as_frame
+from .input import as_frame, numpy_dtypes
+from .sums import sum_by_level
 from .weights import check_offset, check_weights, row_values
 
 _HIDDEN = "\x00mixedjax:"  # prefix of columns carried alongside the data's (no user column starts with NUL)
@@ -101,6 +102,7 @@ class Design:
     encoding: Encoding | None = None  # how the fit encoded its data, to encode new data alike (design.encode_new)
     weights: np.ndarray | None = None  # (n,) prior weights (residual variance σ²/wᵢ); None for all ones
     offset_given: bool = False  # offset= was passed (new data cannot have it: predict refuses)
+    xgroups: tuple[np.ndarray, np.ndarray] | None = None  # (group of each row, one row of each): X's equal rows
 
     @property
     def n(self) -> int:
@@ -381,16 +383,6 @@ def _span_residual(Q: np.ndarray, y: np.ndarray) -> np.ndarray:
     return r - Q @ (Q.T @ r)
 
 
-def _sum_by_level(codes: np.ndarray, left: np.ndarray, right: np.ndarray, nlev: int) -> np.ndarray:
-    """S[c] = Σ_{i: codes[i] = c} left[i] right[i]'  → (nlev, left.shape[1], right.shape[1]), one bincount per pair
-    of columns (no scipy on the fit's path)."""
-    out = np.empty((nlev, left.shape[1], right.shape[1]))
-    for a in range(left.shape[1]):
-        for b in range(right.shape[1]):
-            out[:, a, b] = np.bincount(codes, weights=left[:, a] * right[:, b], minlength=nlev)
-    return out
-
-
 def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float, xgroup: np.ndarray | None = None) -> bool:
     """Is y (numerically) in the span of [X Z_k]: ‖(I − P)y‖ ≤ tol ‖y‖ for the projection P on that span?
 
@@ -424,8 +416,8 @@ def _fit_residual(codes: np.ndarray, z: np.ndarray, X: np.ndarray, y: np.ndarray
     """(I − P)y for the projection P on the span of [X Z]: Z (levels × columns of z) is projected out level by
     level, then X."""
     Xy = np.column_stack([X, y])
-    G = _sum_by_level(codes, z, z, nlev)
-    B = _sum_by_level(codes, z, Xy, nlev)
+    G = sum_by_level(codes, z, z, nlev)
+    B = sum_by_level(codes, z, Xy, nlev)
     if z.shape[1] == 1:  # the pseudo-inverse of a 1 × 1 Gram matrix, without a batched SVD
         g = G[:, 0, 0]
         W = np.divide(B, g[:, None, None], out=np.zeros_like(B), where=g[:, None, None] > 0)
@@ -438,7 +430,7 @@ def _fit_residual(codes: np.ndarray, z: np.ndarray, X: np.ndarray, y: np.ndarray
     return _span_residual(Q, R[:, -1])
 
 
-def _confounded(term: "Term", Q: np.ndarray) -> bool:
+def _confounded(term: "Term", Q: np.ndarray, qgroups=None) -> bool:
     """Does every column of Z_k (one per level and term column) lie in the span of X (orthonormal basis Q)?
 
     ‖(I − QQ')z‖² = ‖z‖² − ‖Q'z‖², with Q'Z_k formed by sums over the rows of each level.
@@ -447,7 +439,7 @@ def _confounded(term: "Term", Q: np.ndarray) -> bool:
         return False
     znorm2 = np.stack([np.bincount(term.codes, weights=term.z[:, a] ** 2, minlength=term.nlevels)
                        for a in range(term.s)], axis=1)
-    qz = _sum_by_level(term.codes, term.z, Q, term.nlevels)
+    qz = sum_by_level(term.codes, term.z, Q, term.nlevels, qgroups)
     resid2 = znorm2 - np.sum(qz**2, axis=-1)
     return bool(np.all(resid2 <= 1e-10 * np.maximum(znorm2, 1e-300)))
 
@@ -460,7 +452,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
     pf = parse_formula(formula)
     text = pf.text
     rhs0 = text.find("~") + 1  # mark parts of the right-hand side there, not in the response
-    data = as_frame(data)
+    data = as_frame(data, numpy=False)  # the columns the formula uses are converted once selected
     if data.shape[0] == 0:
         raise DataError("the data have no rows; pass the table of observations the model is fitted to")
 
@@ -502,7 +494,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             "rename them so that each name the formula uses is unique."
         )
     position = {c: j for j, c in enumerate(names)}
-    df = data.iloc[:, [position[c] for c in used]].set_axis(used, axis=1)  # one selection, no label lookups
+    df = numpy_dtypes(data.iloc[:, [position[c] for c in used]].set_axis(used, axis=1))  # one selection, no lookups
     # prior weights and offset given as arguments: carried as hidden columns so missing values drop their rows
     extra = {"weights": row_values(weights, data, "weights"), "offset": row_values(offset, data, "offset")}
     for key, values in extra.items():
@@ -694,7 +686,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
                 f"'{t.name}': the residual variance would be zero and the likelihood unbounded.{where}"
                 "Check that the response is not a function of the grouping factor (and the fixed effects)."
             )
-        if _confounded(t, Q):
+        if _confounded(t, Q, xgroups):
             warnings.warn(
                 f"the random effects of '{src}' are confounded with the fixed effects: every column of "
                 f"their model matrix is a combination of fixed-effect columns, so their variance is not identified "
@@ -722,4 +714,5 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
         encoding=encoding,
         weights=w_arg,
         offset_given=off_arg is not None,
+        xgroups=xgroups,
     )

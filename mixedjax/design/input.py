@@ -17,10 +17,12 @@ from ..errors import DataError
 _HOW = "Pass a pandas or polars DataFrame, a pyarrow Table, or a dict of equal-length columns."
 
 
-def as_frame(data) -> pd.DataFrame:
-    """``data`` as a pandas DataFrame with numpy-backed (or categorical) columns; pandas input keeps its index."""
+def as_frame(data, numpy: bool = True) -> pd.DataFrame:
+    """``data`` as a pandas DataFrame with numpy-backed (or categorical) columns; pandas input keeps its index.
+    ``numpy=False``: a pandas frame is returned with its dtypes as they are (the caller converts the columns it
+    selects by ``numpy_dtypes``: a wide frame's other columns are never converted)."""
     if isinstance(data, pd.DataFrame):
-        return _numpy_dtypes(data)
+        return numpy_dtypes(data) if numpy else data
     if data is None or np.isscalar(data):
         raise DataError(f"data must be a table of columns, not {type(data).__name__}.\n{_HOW}\n"
                         "e.g. lmm('y ~ x + (1 | g)', df).")
@@ -28,9 +30,9 @@ def as_frame(data) -> pd.DataFrame:
         return _from_dict(data)
     native = _via_narwhals(data)
     if native is not None:
-        return _numpy_dtypes(native)
+        return numpy_dtypes(native)
     try:
-        return _numpy_dtypes(pd.DataFrame(data))
+        return numpy_dtypes(pd.DataFrame(data))
     except Exception as err:
         raise DataError(f"data must be a table of columns, not {type(data).__name__} ({err}).\n{_HOW}") from err
 
@@ -49,7 +51,7 @@ def _from_dict(data: dict) -> pd.DataFrame:
     for k, v in data.items():
         native = _via_narwhals_series(v)
         cols[k] = native if native is not None else v
-    return _numpy_dtypes(pd.DataFrame(cols))
+    return numpy_dtypes(pd.DataFrame(cols))
 
 
 def _via_narwhals(data) -> pd.DataFrame | None:
@@ -78,7 +80,7 @@ def _via_narwhals_series(values):
     return series.to_pandas().reset_index(drop=True)
 
 
-def _numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+def numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     """Columns with pyarrow or pandas extension dtypes as numpy (float for numbers with missing values, object for
     text) or categorical ones; a frame that has none is returned as it is (no copy)."""
     convert = [j for j, dt in enumerate(df.dtypes) if _needs_conversion(dt)]  # by position: names may repeat
