@@ -137,9 +137,9 @@ def _merge(outer: np.ndarray, level: np.ndarray, nlevels: int, values: np.ndarra
     several times faster than a reduceat over the rows of a 2-D array)."""
     key = outer.astype(np.int64) * nlevels + level
     presorted = bool(np.all(key[1:] >= key[:-1]))  # term 0's pairs arrive sorted (see build_blocks)
-    order = None if presorted else _argsort(key)
-    if order is not None:
-        key = key[order]
+    order = None
+    if not presorted:
+        order, key = _sort(key)
     first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, bool)
     starts = np.flatnonzero(first)
     index = np.cumsum(first) - 1
@@ -151,13 +151,16 @@ def _merge(outer: np.ndarray, level: np.ndarray, nlevels: int, values: np.ndarra
     return key // nlevels, key % nlevels, sums, index
 
 
-def _argsort(key: np.ndarray) -> np.ndarray:
-    """An order that sorts the non-negative int64 ``key`` (equal keys in any order): one plain sort of key·n + i when
-    that fits in int64 (numpy's vectorised sort of int64 is several times faster than its argsort), else argsort."""
+def _sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, key[order]) for a non-negative int64 ``key`` (equal keys in any order): one plain sort of key·n + i
+    when that fits in int64 (numpy's vectorised sort of int64 is several times faster than its argsort), else
+    argsort."""
     n = len(key)
     if n and int(key.max()) < (2**62) // n:
-        return np.sort(key * n + np.arange(n)) % n
-    return np.argsort(key)
+        packed = np.sort(key * n + np.arange(n))
+        return packed % n, packed // n
+    order = np.argsort(key)
+    return order, key[order]
 
 
 def _representatives(Akk0: np.ndarray, merge: bool) -> np.ndarray:
@@ -316,17 +319,21 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
                         ((e1, e1[mirror]), (e2, e2[mirror]), (slot, rows[e1[mirror]] * Dn + rows[e2[mirror]])))
         if k == 0:
             # term 0's pairs are merged below by (slot, representative level): sorting by both now leaves the
-            # merge's own stable sort an already sorted key (one pass instead of a second full sort)
+            # merge's own sort an already sorted key; the sorted key also gives slot and level without a gather
             rep = _representatives(Akk[0], merge)
-            order = _argsort(slot * t.nlevels + rep[cols[e1]])
+            order, skey = _sort(slot * t.nlevels + rep[cols[e1]])
+            slot, pcol = skey // t.nlevels, skey % t.nlevels
+            del skey
+            if not merge:
+                e1, e2 = e1[order], e2[order]
         else:
-            order = _argsort(slot)  # pairs of one slot are summed, in any order
-        e1, e2, slot = e1[order], e2[order], slot[order]
+            order, slot = _sort(slot)  # pairs of one slot are summed, in any order
+            e1, e2 = e1[order], e2[order]
         new = np.concatenate([[True], slot[1:] != slot[:-1]]) if len(slot) else np.zeros(0, bool)
         uslot, seg = slot[new], np.cumsum(new) - 1  # slot is sorted: its runs are the distinct slots
         f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
         npairs.append(int(len(slot)))
-        del order, slot
+        del slot
         if k == 0:
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
             # A_D0[e1] V_c A_D0[e2]' with V_c = λ (λ' A_cc λ + I)^{-1} λ', linear in the s × s matrix V_c of the
@@ -336,9 +343,11 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # product, gathered from the first such level (InstEval: 1,286,575 pairs become 831,629).
             s2 = t.s * t.s
             P = (ADk[e1][:, :, None] * ADk[e2][:, None, :]).reshape(-1, s2)
-            pcol = rep[cols[e1]]
             if merge:
+                # the products in pair order (e1 ascending: a streamed gather), then one gather into sorted order
+                P = P[order]
                 del e1, e2  # not kept: free them before the merge's temporaries (ml1m: 25 million pairs)
+            del order
             f["seg"], f["pcol"], f["P"], pidx = _merge(f.pop("seg"), pcol, t.nlevels, P)
             p0 = None if merge else (e1, e2, pidx)
             del P, pcol
@@ -352,7 +361,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             del seg
         else:
             f["e1"], f["e2"] = e1, e2
-            del seg
+            del seg, order
         fills.append(Fill(**f))
         nheavy.append(int(heavy.sum()))
 
