@@ -87,9 +87,9 @@ def _pairs(rows: np.ndarray, cols: np.ndarray, stride: int) -> tuple[np.ndarray,
     local = np.arange(E) - start_of_col
     reps = local + 1
     e1 = np.repeat(np.arange(E), reps)
-    first = np.cumsum(reps) - reps
-    e2 = start_of_col[e1] + (np.arange(len(e1)) - np.repeat(first, reps))
-    slot = rows[e2] * stride + rows[e1]  # upper triangle: row index <= column index
+    first = np.cumsum(reps) - reps  # where entry e's pairs start
+    e2 = np.arange(len(e1)) - np.repeat(first - start_of_col, reps)  # e's pairs run over its column's entries up to e
+    slot = rows[e2] * stride + np.repeat(rows, reps)  # upper triangle: row index <= column index
     return e1, e2, slot
 
 
@@ -354,7 +354,12 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]', summed per row of D over the entries whose
             # columns share A_cc (InstEval: 73,421 entries become 28,474)
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
-                Q = (AX[0][cols][:, :, :, None] * ADk[:, None, None, :]).reshape(len(rows), (p + 1) * s2)
+                Q = np.take(AX[0], cols, axis=0)  # (entries, p+1, s)
+                if t.s == 1:
+                    Q = Q.reshape(len(rows), p + 1)
+                    Q *= ADk  # in place: a scalar term's product needs no broadcast temporary
+                else:
+                    Q = (Q[:, :, :, None] * ADk[:, None, None, :]).reshape(len(rows), (p + 1) * s2)
                 qrow, qcol, Q, q0_index = _merge(rows, rep[cols], t.nlevels, Q)
                 Q0 = (Q.reshape(-1, p + 1, s2), qrow, qcol)
                 products = True
