@@ -294,8 +294,11 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
     for v in group:
         col = data[v]
         if isinstance(col.dtype, pd.CategoricalDtype):
-            col = col.cat.remove_unused_categories()
-            codes_list.append(np.asarray(col.cat.codes, dtype=np.int64))
+            codes = np.asarray(col.cat.codes, dtype=np.int64)
+            if not np.bincount(codes[codes >= 0], minlength=len(col.cat.categories)).all():
+                col = col.cat.remove_unused_categories()  # (pandas' copy of the column only when needed)
+                codes = np.asarray(col.cat.codes, dtype=np.int64)
+            codes_list.append(codes)
             values_list.append(col.cat.categories.tolist())  # Python scalars (np.int64(3) -> 3)
         else:
             c, u = pd.factorize(col, sort=True)
