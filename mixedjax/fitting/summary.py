@@ -162,11 +162,15 @@ def _cached_bobyqa(nterms: int):
     """BOBYQA's two programs for the LMM (each evaluation's objective; the snap, estimates and gradient at its
     result) as fitting.traces.CachedPrograms, like _cached_fit."""
     from . import traces
+    from .loop import quick_options
 
     k = (0.0,) * nterms
     est = Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k)
+    # the snap program runs once per fit, the deviance once per evaluation: the former is compiled with the quick
+    # options (InstEval, one thread, loaded machine: compile 10.3 -> 2.5 s, run 183 -> 252 ms; docs/performance.md)
     return (traces.CachedProgram("lmm_deviance", _deviance_program, 2, ("layout", "reml"), 0.0),
-            traces.CachedProgram("lmm_snap", _snap_program, 4, ("layout", "reml", "check"), (0.0, 0.0, est, 0.0)))
+            traces.CachedProgram("lmm_snap", _snap_program, 4, ("layout", "reml", "check"), (0.0, 0.0, est, 0.0),
+                                 options=quick_options()))
 
 
 @functools.cache
