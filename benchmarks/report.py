@@ -200,8 +200,8 @@ def write_report(results: dict, path_md: Path) -> None:
     path_md.write_text("\n".join(L) + "\n" + _kept_sections(path_md))
 
 
-# sections other benchmark scripts write (batched.py's runs, inference.py): kept across rewrites, at the end
-KEPT = ("\n## Many fits in one compiled call", "\n## Inference")
+# sections other benchmark scripts write (batched.py's runs, inference.py, glmm.py): kept across rewrites, at the end
+KEPT = ("\n## Many fits in one compiled call", "\n## Inference", "\n## GLMMs")
 
 
 def _kept_sections(path_md: Path) -> str:

@@ -114,3 +114,31 @@ def test_singular_fit_is_reported():
         ms = mj.glmm("y ~ 1 + x + (1 | g)", df, "binomial")
     assert ms.is_singular and ms.theta[0] == 0.0 and ms.converged
     assert "singular" in str(ms)
+
+
+def test_pirls_start_changes_nothing_but_the_start(m):
+    """The fit warm-starts PIRLS from the last evaluation's modes (glmm.fit.WarmStart): the objective and its
+    gradient at a point are the same from u = 0 and from the fit's modes (to PIRLS's tolerance), and a non-finite
+    evaluation does not move the start."""
+    import jax.numpy as jnp
+
+    from mixedjax.glmm.fit import WarmStart
+    from mixedjax.glmm.laplace import compiled_for
+
+    c = compiled_for(m.plan)
+    phi = jnp.asarray(m.stage.x + 0.1)
+    (v0, _), g0 = c.value_and_grad(phi, m.data, jnp.zeros(m.plan.q), m.plan, 1)
+    (v1, _), g1 = c.value_and_grad(phi, m.data, jnp.asarray(m.evaluation.u), m.plan, 1)
+    assert float(v1) == pytest.approx(float(v0), rel=1e-11)
+    np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-7, atol=1e-8)
+
+    class Ev:
+        def __init__(self, u):
+            self.u, self.beta = u, jnp.zeros(1)
+
+    start = WarmStart(jnp.zeros(2))
+    call = start.wrap(lambda x, v: ((x, Ev(v + 1.0)), x), with_beta=False)
+    call(jnp.asarray(1.0))
+    np.testing.assert_array_equal(np.asarray(start.v), [1.0, 1.0])  # moved to the finite evaluation's modes
+    call(jnp.asarray(np.inf))
+    np.testing.assert_array_equal(np.asarray(start.v), [1.0, 1.0])  # a non-finite one leaves it

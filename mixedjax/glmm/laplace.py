@@ -119,15 +119,12 @@ def _with_aux_fast(theta, data, v0, plan):
 
 
 def hessian_of(f):
-    """The exact Hessian of f(x, data, start, plan, ...) in x: forward over reverse (jax.hessian), or reverse over
-    reverse when the plan takes a dense fill-in product, whose rule is reverse-only (see plan.build_plan: on
-    verbagg that path's Hessian came out NaN in a process that read its compiled program back; open)."""
-    def hess(x, *args, **kw):
-        plan = kw.get("plan", args[2] if len(args) > 2 else None)
-        h = jax.jacrev(jax.jacrev(f)) if any(plan.layout.nheavy) else jax.hessian(f)
-        return h(x, *args, **kw)
-
-    return hess
+    """The exact Hessian of f(x, data, start, plan, ...) in x, forward over reverse (jax.hessian) on every fill-in
+    path. Reverse over reverse (jax.jacrev(jax.jacrev(f)), what the dense-product path used to take) came out all
+    NaN on verbagg under XLA's --xla_cpu_multi_thread_eigen=false and in processes that read the program from JAX's
+    compilation cache, with every gather and scatter index checked in bounds: an XLA CPU miscompile of that
+    program, not arithmetic (docs/glmm.md, "The NaN Hessian"); forward over reverse is finite there, and cheaper."""
+    return jax.hessian(f)
 
 
 class Compiled(NamedTuple):

@@ -375,8 +375,7 @@ class GeneralizedLinearMixedModel(InformationCriteria):
     # ---- derivatives ------------------------------------------------------------------------------------------
     def objective_function(self):
         """The minimised criterion as a pure JAX function of the optimised parameters (θ, then β unless
-        ``fast``), for jax.jit / jax.grad / jax.jacrev (reverse mode: the blocked factor's fill-in has a
-        reverse-only rule, so the Hessian is ``jax.jacrev(jax.jacrev(f))``, not ``jax.hessian``)."""
+        ``fast``), for jax.jit / jax.grad / jax.hessian (the modes' derivatives are implicit, in either mode)."""
         from .laplace import objective, objective_fast
 
         d, u0, plan, nagq = self.data, self.u0, self.plan, self.nagq

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..blocks.plan import PAIR_CAP, Layout, build_blocks
+from ..blocks.plan import Layout, build_blocks
 from ..design.build import Design
 from .family import Family
 
@@ -74,30 +74,6 @@ class GlmmData(NamedTuple):
     skeleton: object
 
 
-# Most pair products for the pairs fill-in (see _fill_mode): the engine's cap. Slow for many pairs (the 100,000-row
-# crossed model's 5 million: warm fit 45 s, against 11-18 s on the dense products under a load of 12), but the
-# dense products' path gave NaN Hessians in processes that read their compiled programs back (verbagg, the 100k model)
-PAIR_LIMIT = PAIR_CAP
-
-
-def _fill_mode(design: Design) -> str:
-    """The fill-in of the dense block from the structured terms as pair products ("pairs") when there are at most
-    PAIR_LIMIT of them, else the engine's rule ("auto": dense products for the heavy columns). With pairs alone the
-    objective has no reverse-only rule, so its exact Hessian is forward over reverse; the dense products' path gave
-    an all-NaN Hessian on verbagg in a new process that read its compiled program from JAX's cache (open)."""
-    layout = build_blocks(design, merge=False)[0]
-    if not any(layout.nheavy):
-        return "auto"
-    total = 0
-    for t in design.terms[: layout.m]:  # entries of D per level of the term: the rows of D its levels meet
-        d_keys = np.zeros(0, np.int64)
-        for td, o in zip(design.terms[layout.m :], layout.d_offsets):
-            d_keys = np.concatenate([d_keys, t.codes.astype(np.int64) * (layout.dz + 1) + o + td.codes])
-        per_level = np.bincount(np.unique(d_keys) // (layout.dz + 1), minlength=t.nlevels) * t.s
-        total += int(np.sum(per_level * (per_level + 1) // 2))
-    return "pairs" if total <= PAIR_LIMIT else "auto"
-
-
 def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan, GlmmData]:
     """The plan and device data of a design (host numpy in, device arrays out)."""
     cols, off = [], 0
@@ -105,7 +81,7 @@ def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan,
         cols.append(off + t.codes[:, None] * t.s + np.arange(t.s)[None, :])
         off += t.nlevels * t.s
     # the structure only: the blocks' numbers are assembled on the device from the working weights
-    layout, arrays, blocks, _ = build_blocks(design, fill=_fill_mode(design), merge=False)
+    layout, arrays, blocks, _ = build_blocks(design, merge=False)  # the engine's fill-in rule, as for LMMs
     plan = GlmmPlan(family, layout, off)
     host = GlmmData(np.asarray(y, float), np.asarray(wt, float), np.asarray(offset, float), np.asarray(design.X),
                     tuple(np.asarray(t.z, float) for t in design.terms),
