@@ -183,7 +183,9 @@ class WarmStart:
             out = fun(x, self.v)
             (val, ev), _ = out
             if np.isfinite(float(val)):
-                self.v = _join(ev.u, ev.beta) if with_beta else ev.u
+                # on the host, as the first start was: a device array would be another argument type for the
+                # compiled program, which XLA would compile a second time (grouseticks: 4 s in a new process)
+                self.v = np.asarray(_join(ev.u, ev.beta) if with_beta else ev.u)
             return out
 
         return call
