@@ -7,8 +7,10 @@ a fixed effect β_j through the closed form of the penalised residual sum of squ
 
     r²_j(θ, c) = r²(θ) + (c − β̂_j(θ))² / [(L_XX L_XX')⁻¹]_jj,
 
-so the fixed effects' profiles minimise over θ alone. Every inner fit is L-BFGS with the exact gradient of the same
-pure objective the model was fitted with.
+so the fixed effects' profiles minimise over θ alone. Every inner fit is the fit's own L-BFGS loop with the exact
+gradient of the same pure objective, batched (profile_fit.py): each step of the grid walk, and each step of the
+intervals' root-finding, is one compiled call for every parameter and direction at once, and the programs are
+traced once per model shape.
 """
 
 from __future__ import annotations
@@ -76,9 +78,7 @@ def _beta_deviance(theta, c, e, arrays, layout):
     return deviance(theta, arrays, layout, False) + layout.n * jnp.log1p(gap / est.r2)
 
 
-_psi_vg = jax.jit(jax.value_and_grad(_psi_deviance), static_argnames=("layout",))
 _psi_hess = jax.jit(jax.hessian(_psi_deviance), static_argnames=("layout",))
-_beta_vg = jax.jit(jax.value_and_grad(_beta_deviance), static_argnames=("layout",))
 
 
 def _bounds(layout, psi_hat):
