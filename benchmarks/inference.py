@@ -173,7 +173,9 @@ def section(results: dict) -> str:
         kr = mj_.get("kenward_roger_error") or f"{_s(mj_, 'kenward_roger_cold_s')} / {_s(mj_, 'kenward_roger_warm_s')}"
         sp = rec.get("satterthwaite_speedup_warm")
         lts = _s(lt, "satterthwaite_s") if lt.get("satterthwaite_s") is not None else lt.get("status", "not run")
-        ltk = _s(lt, "kenward_roger_s") if lt.get("kenward_roger_s") is not None else ("skipped (n × n)" if lt else "not run")
+        st = lt.get("status", "")
+        ltk = (_s(lt, "kenward_roger_s") if lt.get("kenward_roger_s") is not None else "timed out" if "timed out" in st
+               else "skipped (n × n)" if "skipped" in st else "not run")
         npr = rec.get("new_process", {})
         new = (f"{_s(npr, 'fit_s')} / {_s(npr, 'satterthwaite_s')} / {_s(npr, 'kenward_roger_s')}"
                if npr.get("status") == "ok" else npr.get("status", "not run"))
