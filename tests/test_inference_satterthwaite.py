@@ -94,3 +94,19 @@ def test_satterthwaite_with_prior_weights(reml):
     t = m.coeftable(ddf="satterthwaite")
     np.testing.assert_allclose(t["df"], ref["df"], rtol=1e-3)
     np.testing.assert_allclose(t["Std. Error"], ref["se"], rtol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reml", [False, True])
+def test_closed_form_sigma_row_matches_the_full_hessian(reml):
+    """The Hessian in (θ, σ) from the θ block plus σ's closed-form row equals jax.hessian of the objective in all of
+    (θ, σ) (ML and REML; sleepstudy's y is rescaled on the host, so c ≠ 1 is exercised)."""
+    from mixedjax.inference.satterthwaite import _hessian_v
+
+    m = fitted("sleepstudy_slope", reml)
+    a, layout = m.problem.arrays, m.problem.layout
+    v = jnp.asarray(np.concatenate([m.theta, [m.sigma]]))
+    jit = lambda f: jax.jit(f, static_argnames=("layout", "reml"))  # noqa: E731
+    full = np.asarray(jit(jax.hessian(_objective_v))(v, a, layout, reml))
+    np.testing.assert_allclose(np.asarray(jit(_hessian_v)(v, a, layout, reml)), full, rtol=1e-9,
+                               atol=1e-11 * np.abs(full).max())

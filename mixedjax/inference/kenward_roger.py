@@ -24,6 +24,7 @@ and the df of a hypothesis L follow from A1 and A2 (Kenward & Roger 1997, sectio
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import NamedTuple
 
@@ -101,14 +102,20 @@ def _second(phi, directions, arrays, layout):
     return jax.vmap(along)(directions)
 
 
-_first_jit = jax.jit(_first, static_argnames=("layout",))
-_second_jit = jax.jit(_second, static_argnames=("layout",))
+@functools.cache
+def _programs():
+    """_first and _second as fitting.traces.CachedPrograms (a new process reads their traced programs back; JAX's
+    persistent cache holds their compiles)."""
+    from ..fitting import traces
+
+    return (traces.CachedProgram("kr_first", _first, 2, ("layout",), (0.0, 0.0, 0.0)),
+            traces.CachedProgram("kr_second", _second, 3, ("layout",), 0.0))
 
 
 def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
     """Φ, Φ_A, P and W at a REML fit (θ, σ); at a boundary fit, just off it (:func:`off_boundary`)."""
     phi = phi_from_theta(off_boundary(theta, layout), float(sigma), layout)
-    F, dF, d2h = (np.asarray(a) for a in _first_jit(jnp.asarray(phi), arrays, layout))
+    F, dF, d2h = (np.asarray(a) for a in _programs()[0](jnp.asarray(phi), arrays, layout))
     P = np.moveaxis(dF, -1, 0)  # (k, p, p)
     Phi = np.linalg.inv(F)
     Phi = (Phi + Phi.T) / 2
@@ -122,7 +129,7 @@ def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
         W = 2.0 * np.linalg.pinv(info)
     W = (W + W.T) / 2
     wr, Ur = np.linalg.eigh(W)
-    D2 = np.asarray(_second_jit(jnp.asarray(phi), jnp.asarray(Ur.T), arrays, layout))  # (k, p, p)
+    D2 = np.asarray(_programs()[1](jnp.asarray(phi), jnp.asarray(Ur.T), arrays, layout))  # (k, p, p)
     Q = np.einsum("r,rab->ab", wr, D2) / 2  # Σ_ij W_ij Q_ij (W symmetric)
     U = Q - np.einsum("ij,iab,bc,jcd->ad", W, P, Phi, P)
     PhiA = Phi + 2.0 * Phi @ U @ Phi

@@ -7,8 +7,10 @@ a fixed effect β_j through the closed form of the penalised residual sum of squ
 
     r²_j(θ, c) = r²(θ) + (c − β̂_j(θ))² / [(L_XX L_XX')⁻¹]_jj,
 
-so the fixed effects' profiles minimise over θ alone. Every inner fit is L-BFGS with the exact gradient of the same
-pure objective the model was fitted with.
+so the fixed effects' profiles minimise over θ alone. Every inner fit is the fit's own L-BFGS loop with the exact
+gradient of the same pure objective, batched (profile_fit.py): each step of the grid walk, and each step of the
+intervals' root-finding, is one compiled call for every parameter and direction at once, and the programs are
+traced once per model shape.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..core.objective import deviance, fixed_sigma_objective, lambdas
 from ..errors import ArgumentError
 from .lazy import scipy_module as _scipy
 from .names import parameter_names
+from .profile_fit import psi_kinds
 
 
 # ---- the parameterisation ψ = (sd, cor of every term, σ) ------------------------------------------------------------
@@ -75,9 +78,7 @@ def _beta_deviance(theta, c, e, arrays, layout):
     return deviance(theta, arrays, layout, False) + layout.n * jnp.log1p(gap / est.r2)
 
 
-_psi_vg = jax.jit(jax.value_and_grad(_psi_deviance), static_argnames=("layout",))
 _psi_hess = jax.jit(jax.hessian(_psi_deviance), static_argnames=("layout",))
-_beta_vg = jax.jit(jax.value_and_grad(_beta_deviance), static_argnames=("layout",))
 
 
 def _bounds(layout, psi_hat):
@@ -92,7 +93,8 @@ def _bounds(layout, psi_hat):
 
 @dataclass
 class _Evaluator:
-    """min of the ML deviance with parameter ``j`` held at x, warm-started from the last optimum nearest x."""
+    """min of the ML deviance with parameter ``j`` held at x, for many (j, x) at once: one batched solve per group
+    (profile_fit.py), each lane warm-started from the optimum stored nearest its x for its parameter."""
 
     arrays: object
     layout: object
@@ -100,90 +102,50 @@ class _Evaluator:
     theta_hat: np.ndarray
     p: int
     nvar: int  # number of ψ entries (variance parameters and σ)
-    starts: dict = field(default_factory=dict)
+    scale: np.ndarray  # units of the free sd's and σ in the ψ lanes
+    starts: dict = field(default_factory=dict)  # parameter index -> {x: free parameters at its optimum}
 
     def deviance(self, j: int, x: float) -> float:
-        if j < self.nvar:
-            return self._psi(j, x)
-        return self._beta(j - self.nvar, x)
+        return float(self.deviances([j], [x])[0])
+
+    def deviances(self, js, xs) -> np.ndarray:
+        """The profiled ML deviance at each (js[i], xs[i]): the ψ entries' lanes in batches of 2·nvar, the fixed
+        effects' in batches of 2·p (fixed sizes: one compiled program per group)."""
+        from .profile_fit import beta_solve, psi_solve
+
+        js, xs = np.asarray(js, int), np.asarray(xs, float)
+        out = np.empty(len(js))
+        for is_psi, lanes in ((True, 2 * self.nvar), (False, 2 * self.p)):
+            idx = np.flatnonzero((js < self.nvar) == is_psi)
+            for chunk in (idx[i : i + lanes] for i in range(0, len(idx), lanes)):
+                pad = np.concatenate([chunk, np.full(lanes - len(chunk), chunk[0])])
+                j, x = js[pad], xs[pad]
+                if is_psi:
+                    x0 = np.stack([self._nearest(a, b, self.psi_hat) for a, b in zip(j, x)])
+                    res = psi_solve(x0, j, x, self.scale, self.arrays, self.layout)
+                else:
+                    x0 = np.stack([self._nearest(a, b, self.theta_hat) for a, b in zip(j, x)])
+                    res = beta_solve(x0, j - self.nvar, x, self.arrays, self.layout)
+                value, free = np.asarray(res.value), np.asarray(res.free)
+                for i in range(len(chunk)):
+                    self.starts.setdefault(int(j[i]), {})[float(x[i])] = free[i]
+                out[chunk] = value[: len(chunk)]
+        return out
 
     def _nearest(self, j, x, default):
-        near = self.starts.get(j)
+        near = self.starts.get(int(j))
         if not near:
             return default
         keys = np.array(list(near))
         return near[float(keys[np.argmin(np.abs(keys - x))])]
 
-    def _psi(self, j, x):
-        free = np.delete(np.arange(self.nvar), j)
-        lo, hi = _bounds(self.layout, self.psi_hat)
-        scale = np.maximum(np.abs(self.psi_hat), 1e-3)
-        sd = np.append(self._sd_free(np.arange(self.nvar - 1)), False)
-        scale[sd & (np.abs(self.psi_hat) < 1e-4 * self.psi_hat[-1])] = 0.1 * self.psi_hat[-1]  # a zero sd: σ's units
-        eps = 1e-8
-        bnds = [((lo[i] + eps * (1 if lo[i] == -1 else scale[i])) / scale[i],
-                 (hi[i] - eps) / scale[i] if np.isfinite(hi[i]) else None) for i in free]
-        x0 = self._nearest(j, x, self.psi_hat[free]) / scale[free]
 
-        def fg(z):
-            psi = self.psi_hat.copy()
-            psi[free] = z * scale[free]
-            psi[j] = x
-            v, g = _psi_vg(jnp.asarray(psi), self.arrays, self.layout)
-            v, g = float(v), np.asarray(g)[free] * scale[free]
-            if not np.isfinite(v):
-                return 1e300, np.zeros_like(z)
-            return v, g
-
-        best = None
-        for start in _starts(x0, self._sd_free(free)):
-            res = _scipy('optimize').minimize(fg, start, jac=True, method="L-BFGS-B", bounds=bnds,
-                                    options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
-            if best is None or res.fun < best.fun:
-                best = res
-        self.starts.setdefault(j, {})[float(x)] = best.x * scale[free]
-        return float(best.fun)
-
-    def _sd_free(self, free):
-        """Mask over ``free``: the random-effect sd's (a zero sd is a stationary point: the deviance is even in it)."""
-        mask = []
-        for t in self.layout.terms:
-            mask.extend(r == c for r, c in t.pattern)
-        mask.append(False)
-        return np.asarray(mask)[free]
-
-    def _beta(self, k, x):
-        e = jnp.asarray(np.eye(self.p)[k])
-        x0 = self._nearest(self.nvar + k, x, self.theta_hat)
-
-        def fg(th):
-            v, g = _beta_vg(jnp.asarray(th), jnp.float64(x), e, self.arrays, self.layout)
-            return float(v), np.asarray(g)
-
-        diag = np.zeros(len(self.theta_hat), bool)
-        for t in self.layout.terms:
-            for i, (r, c) in enumerate(t.pattern):
-                diag[t.theta_offset + i] = r == c
-        best = None
-        for start in _starts(np.asarray(x0, float), diag):
-            res = _scipy('optimize').minimize(fg, start, jac=True, method="L-BFGS-B",
-                                    options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9})
-            if best is None or res.fun < best.fun:
-                best = res
-        self.starts.setdefault(self.nvar + k, {})[float(x)] = best.x
-        return float(best.fun)
-
-
-def _starts(x0, scale_like):
-    """The warm start, and, where some sd-like entry of it is (near) zero, also one with those entries moved off
-    zero: the deviance is even in them, so zero is a stationary point a gradient method cannot leave."""
-    out = [x0]
-    small = scale_like & (np.abs(x0) < 1e-4)
-    if np.any(small):
-        x1 = np.array(x0, float)
-        x1[small] = 0.5
-        out.append(x1)
-    return out
+def _psi_scale(layout, psi_hat) -> np.ndarray:
+    """Units of the free sd's and σ: their estimates, and a tenth of σ̂ for an sd estimated as (near) zero."""
+    scale = np.maximum(np.abs(psi_hat), 1e-3)
+    sd = np.array([r == c for t in layout.terms for r, c in t.pattern] + [False])
+    scale[sd & (np.abs(psi_hat) < 1e-4 * psi_hat[-1])] = 0.1 * psi_hat[-1]
+    return scale
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,7 +157,8 @@ class Profile:
     table: pd.DataFrame
     estimates: pd.Series  # the ML estimates, by parameter name
     deviance: float  # the minimal ML deviance
-    _evaluate: Callable = field(repr=False)
+    _evaluate: Callable = field(repr=False)  # (j, x) -> profiled deviance
+    _deviances: Callable = field(repr=False)  # (js, xs) -> profiled deviances, batched
     _lower: dict = field(repr=False)  # parameter -> lowest value it may take (0 for sd's and σ, −1 for cor's)
     _upper: dict = field(repr=False)
 
@@ -211,18 +174,29 @@ class Profile:
 
     def confint(self, level: float = 0.95) -> pd.DataFrame:
         """Profile intervals: where ζ = ∓ z_{(1+level)/2}, found by root-finding on the exact ζ between the profile's
-        grid points (NaN where ζ does not reach it before the parameter's bound, which is then reported)."""
+        grid points, every end at once (one batched solve per step); an end that ζ does not reach before the
+        parameter's bound is that bound."""
         if not (0 < level < 1):
             raise ArgumentError(f"level must be between 0 and 1, not {level!r}")
         z = _scipy('stats').norm.ppf((1 + level) / 2)
-        rows = []
-        for name in self.parameters:
+        ends = np.full((len(self.parameters), 2), np.nan)
+        brackets = []  # (row, column, parameter index, a, b, ζ(a) − target, ζ(b) − target)
+        for k, name in enumerate(self.parameters):
             block = self.table[self.table["parameter"] == name].sort_values("value")
             x, zeta = block["value"].to_numpy(), block["zeta"].to_numpy()
-            rows.append((self._end(name, x, zeta, -z), self._end(name, x, zeta, z)))
-        return pd.DataFrame(rows, index=self.parameters, columns=["lower", "upper"])
+            for col, target in enumerate((-z, z)):
+                end = self._end(name, x, zeta, target)
+                if isinstance(end, tuple):
+                    brackets.append((k, col, k, *end))
+                else:
+                    ends[k, col] = end
+        for (k, col, *_), root in zip(brackets, self._roots(brackets, z)):
+            ends[k, col] = root
+        return pd.DataFrame(ends, index=self.parameters, columns=["lower", "upper"])
 
     def _end(self, name, x, zeta, target):
+        """The end's value when the grid decides it (a bound, or a grid point at the table's edge), else the
+        bracket (a, b, ζ(a) − target, ζ(b) − target) around it."""
         above = zeta >= target if target > 0 else zeta <= target
         idx = np.flatnonzero(above)
         if not len(idx):
@@ -232,13 +206,46 @@ class Profile:
         j = i - 1 if target > 0 else i + 1
         if j < 0 or j >= len(x):
             return float(x[i])
-        a, b = sorted((x[i], x[j]))
-        try:
-            return float(_scipy('optimize').brentq(lambda v: self.zeta(name, v) - target, a, b, xtol=1e-10 * max(1, abs(b)),
-                                         rtol=1e-12))
-        except ValueError:
-            return float(np.interp(target, sorted((zeta[i], zeta[j])), [x[i], x[j]] if zeta[i] < zeta[j] else
-                                   [x[j], x[i]]))
+        (a, fa), (b, fb) = sorted([(x[i], zeta[i] - target), (x[j], zeta[j] - target)])
+        return a, b, fa, fb
+
+    def _roots(self, brackets, z, maxiter: int = 60) -> np.ndarray:
+        """ζ(x) = ∓z in every bracket at once, by the Illinois variant of regula falsi (Dowell & Jarratt 1971) on
+        the exact ζ: each step is one batched set of inner fits."""
+        if not brackets:
+            return np.empty(0)
+        j = np.array([b[2] for b in brackets])
+        a, b, fa, fb = (np.array([br[i] for br in brackets], float) for i in range(3, 7))
+        target = np.array([z if br[1] == 1 else -z for br in brackets])
+        side = np.zeros(len(j))  # which end moved last (−1 a, +1 b), for Illinois's halving
+        done = np.zeros(len(j), bool)
+        root = np.where(np.abs(fa) < np.abs(fb), a, b)
+        for _ in range(maxiter):
+            denom = fb - fa
+            c = np.where(denom != 0, b - fb * (b - a) / np.where(denom != 0, denom, 1.0), 0.5 * (a + b))
+            c = np.clip(c, np.minimum(a, b), np.maximum(a, b))
+            live = np.flatnonzero(~done)
+            d = self._deviances(j[live], c[live])
+            fc = np.full(len(j), np.nan)
+            est = self.estimates.to_numpy()[j[live]]
+            fc[live] = np.copysign(np.sqrt(np.maximum(d - self.deviance, 0.0)), c[live] - est) - target[live]
+            for i in live:
+                root[i] = c[i]
+                if fc[i] == 0 or abs(b[i] - a[i]) <= 1e-9 * max(1.0, abs(b[i])) or abs(fc[i]) < 1e-7:
+                    done[i] = True
+                elif np.sign(fc[i]) == np.sign(fb[i]):
+                    b[i], fb[i] = c[i], fc[i]
+                    if side[i] == 1:
+                        fa[i] /= 2
+                    side[i] = 1
+                else:
+                    a[i], fa[i] = c[i], fc[i]
+                    if side[i] == -1:
+                        fb[i] /= 2
+                    side[i] = -1
+            if done.all():
+                break
+        return root
 
     def plot(self, parameters=None, ax=None):
         """ζ against each parameter (matplotlib, optional dependency); returns the figure."""
@@ -270,7 +277,7 @@ def profile(model, threshold: float = 4.0, npoints: int = 8) -> Profile:
     layout, arrays, design = ml.problem.layout, ml.problem.arrays, ml.problem.design
     psi_hat = psi_from_theta(np.asarray(ml.theta), ml.sigma, layout)
     nvar, p = len(psi_hat), design.p
-    ev = _Evaluator(arrays, layout, psi_hat, np.asarray(ml.theta, float), p, nvar)
+    ev = _Evaluator(arrays, layout, psi_hat, np.asarray(ml.theta, float), p, nvar, _psi_scale(layout, psi_hat))
     names = parameter_names(design)
     est = np.concatenate([psi_hat, ml.fixef.to_numpy()])
     # approximate standard errors for the step sizes: the ML Hessian in ψ, Cov(β̂) for the fixed effects
@@ -285,32 +292,51 @@ def profile(model, threshold: float = 4.0, npoints: int = 8) -> Profile:
     lower = dict(zip(names, np.concatenate([lo, np.full(p, -np.inf)])))
     upper = dict(zip(names, np.concatenate([hi, np.full(p, np.inf)])))
     dmin = float(ml.objective)
+    # every (parameter, direction) walks out in lockstep: each step is one batched set of inner fits
+    lanes = [(j, direction) for j in range(len(names)) for direction in (-1, 1)]
+    x_prev = np.array([est[j] for j, _ in lanes])
+    z_prev = np.zeros(len(lanes))
+    step = np.array([se[j] * threshold / npoints * 2 for j, _ in lanes])
+    live = np.ones(len(lanes), bool)
+    walked = [[] for _ in lanes]
+    for _ in range(4 * npoints):
+        xs = np.full(len(lanes), np.nan)
+        for i, (j, direction) in enumerate(lanes):
+            if not live[i]:
+                continue
+            x = x_prev[i] + direction * step[i]
+            bound = lower[names[j]] if direction < 0 else upper[names[j]]
+            if np.isfinite(bound) and (x - bound) * direction >= 0:
+                x = bound - direction * (1e-6 * max(abs(est[j]), 1e-3) if j < nvar and psi_kinds(layout)[j] else 1e-6)
+                if (x - x_prev[i]) * direction <= 0:
+                    live[i] = False
+                    continue
+            xs[i] = x
+        todo = np.flatnonzero(live)
+        if not len(todo):
+            break
+        d = ev.deviances([lanes[i][0] for i in todo], xs[todo])
+        for i, di in zip(todo, d):
+            j, direction = lanes[i]
+            x, bound = xs[i], lower[names[j]] if direction < 0 else upper[names[j]]
+            zeta = direction * math.sqrt(max(di - dmin, 0.0))
+            walked[i].append((names[j], x, zeta))
+            if abs(zeta) > threshold or (np.isfinite(bound) and abs(x - bound) < 1e-5 * max(1, abs(bound))):
+                live[i] = False
+                continue
+            # next step aims at ζ + threshold / npoints, from the local slope
+            slope = abs(zeta - z_prev[i]) / abs(x - x_prev[i])
+            step[i] = (threshold / npoints) / slope if slope > 1e-12 else step[i] * 2
+            step[i] = min(step[i], 4 * se[j] + abs(x - est[j]))
+            x_prev[i], z_prev[i] = x, zeta
     rows = []
     for j, name in enumerate(names):
         rows.append((name, est[j], 0.0))
-        for direction in (-1, 1):
-            x_prev, z_prev = est[j], 0.0
-            step = se[j] * threshold / npoints * 2
-            for _ in range(4 * npoints):
-                x = x_prev + direction * step
-                bound = lower[name] if direction < 0 else upper[name]
-                if np.isfinite(bound) and (x - bound) * direction >= 0:
-                    x = bound - direction * (1e-6 * max(abs(est[j]), 1e-3) if name.startswith("sd_") or
-                                             name == "sigma" else 1e-6)
-                    if (x - x_prev) * direction <= 0:
-                        break
-                d = ev.deviance(j, x)
-                zeta = direction * math.sqrt(max(d - dmin, 0.0))
-                rows.append((name, x, zeta))
-                if abs(zeta) > threshold or (np.isfinite(bound) and abs(x - bound) < 1e-5 * max(1, abs(bound))):
-                    break
-                # next step aims at ζ + threshold / npoints, from the local slope
-                slope = abs(zeta - z_prev) / abs(x - x_prev)
-                step = (threshold / npoints) / slope if slope > 1e-12 else step * 2
-                step = min(step, 4 * se[j] + abs(x - est[j]))
-                x_prev, z_prev = x, zeta
+        for i in (2 * j, 2 * j + 1):
+            rows.extend(walked[i])
     table = pd.DataFrame(rows, columns=["parameter", "value", "zeta"])
-    return Profile(table, pd.Series(est, index=names, name="estimate"), dmin, ev.deviance, lower, upper)
+    return Profile(table, pd.Series(est, index=names, name="estimate"), dmin, ev.deviance, ev.deviances, lower,
+                   upper)
 
 
 def _ml_refit(model):

@@ -2,12 +2,14 @@
 
 The variance parameters are v = (θ, σ) as in lmerTest. Their asymptotic covariance is A = 2 H⁻¹, with H the Hessian
 of the objective in v (the deviance for ML fits, the REML criterion for REML fits, σ not profiled). For a contrast
-l, with C(v) = Cov(β̂) = σ² (X'V⁻¹X)⁻¹ and g_i = l' ∂C/∂v_i l, the df are ν = 2 (l'Cl)² / (g'Ag). H is jax.hessian of
-``fixed_sigma_objective`` and ∂C/∂v is jax.jacfwd of ``vcov_beta``: both exact.
+l, with C(v) = Cov(β̂) = σ² (X'V⁻¹X)⁻¹ and g_i = l' ∂C/∂v_i l, the df are ν = 2 (l'Cl)² / (g'Ag). H is the Hessian of
+``fixed_sigma_objective`` (its θ block by jax.hessian at σ held, σ's row in closed form) and ∂C/∂v is jax.jacfwd of
+``vcov_beta``: both exact.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import NamedTuple
 
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.derived import vcov_beta
-from ..core.objective import fixed_sigma_objective
+from ..core.objective import fixed_sigma_objective, pieces
 
 
 class SatterthwaiteParts(NamedTuple):
@@ -39,8 +41,34 @@ def _vcov_v(v, arrays, layout):
     return vcov_beta(v[:-1], v[-1], arrays, layout)
 
 
-_hessian = jax.jit(jax.hessian(_objective_v), static_argnames=("layout", "reml"))
-_jacobian = jax.jit(jax.jacfwd(_vcov_v), static_argnames=("layout",))  # k tangents: p × p outputs, k inputs
+def _hessian_v(v, arrays, layout, reml):
+    """The Hessian of ``_objective_v`` in v = (θ, σ): the θ block forward over reverse at σ held (dim θ tangents,
+    one fewer than jax.hessian in v), σ's row in closed form. With s² = σ²/c² (c the scale y was divided by) the
+    objective is dof log(2π s²) + log-determinants(θ) + r²(θ)/s², so
+    ∂²/∂σ² = −2 dof/σ² + 6 c² r²/σ⁴ and ∂²/∂σ∂θ = −2 c² ∇r²/σ³ (one more gradient, of r²)."""
+    theta, sigma = v[:-1], v[-1]
+    dof = layout.n - layout.p if reml else layout.n
+    c2 = jnp.exp(arrays.log_yscale2)
+    Htt = jax.hessian(lambda t: fixed_sigma_objective(t, arrays, layout, sigma**2, reml))(theta)
+    r2, g = jax.value_and_grad(lambda t: pieces(t, arrays, layout)[2])(theta)
+    hss = -2.0 * dof / sigma**2 + 6.0 * c2 * r2 / sigma**4
+    hst = -2.0 * c2 * g / sigma**3
+    return jnp.block([[Htt, hst[:, None]], [hst[None, :], hss[None, None]]])
+
+
+def _derivatives(v, arrays, layout, reml):
+    """H (k, k) and ∂Cov(β̂)/∂v (p, p, k), k forward tangents, at v: one program for the whole table."""
+    return _hessian_v(v, arrays, layout, reml), jax.jacfwd(_vcov_v)(v, arrays, layout)
+
+
+@functools.cache
+def _derivatives_program():
+    """_derivatives as a fitting.traces.CachedProgram: a new process reads the traced program (and, from JAX's
+    persistent cache, its compile) back instead of tracing, lowering and compiling it again (most of a cold table
+    on InstEval)."""
+    from ..fitting import traces
+
+    return traces.CachedProgram("satterthwaite_derivatives", _derivatives, 2, ("layout", "reml"), (0.0, 0.0))
 
 
 def covariance_from_hessian(H: np.ndarray, what: str, tol: float = 1e-6) -> np.ndarray:
@@ -64,8 +92,8 @@ def covariance_from_hessian(H: np.ndarray, what: str, tol: float = 1e-6) -> np.n
 def satterthwaite_parts(theta, sigma, vcov, arrays, layout, reml) -> SatterthwaiteParts:
     """A and ∂Cov(β̂)/∂v at the fit (θ, σ); ``vcov`` is Cov(β̂) there."""
     v = jnp.concatenate([jnp.asarray(theta, dtype=jnp.float64), jnp.asarray([sigma], dtype=jnp.float64)])
-    H = np.asarray(_hessian(v, arrays, layout, reml))
-    J = np.moveaxis(np.asarray(_jacobian(v, arrays, layout)), -1, 0)
+    H, J = _derivatives_program()(v, arrays, layout, reml)
+    H, J = np.asarray(H), np.moveaxis(np.asarray(J), -1, 0)
     return SatterthwaiteParts(np.asarray(vcov, float), covariance_from_hessian(H, "REML criterion" if reml else "deviance"), J)
 
 
