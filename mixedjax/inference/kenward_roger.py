@@ -107,9 +107,13 @@ def _programs():
     """_first and _second as fitting.traces.CachedPrograms (a new process reads their traced programs back; JAX's
     persistent cache holds their compiles)."""
     from ..fitting import traces
+    from ..fitting.loop import quick_options
 
-    return (traces.CachedProgram("kr_first", _first, 2, ("layout",), (0.0, 0.0, 0.0)),
-            traces.CachedProgram("kr_second", _second, 3, ("layout",), 0.0))
+    # run once per table, so compiled with the quick options (InstEval REML, fresh caches, load 4: the first table
+    # 27.9 -> 12.8 s, a later one 4.7 -> 5.9 s; docs/inference.md)
+    q = quick_options()
+    return (traces.CachedProgram("kr_first", _first, 2, ("layout",), (0.0, 0.0, 0.0), options=q),
+            traces.CachedProgram("kr_second", _second, 3, ("layout",), 0.0, options=q))
 
 
 def kenward_roger_parts(theta, sigma, arrays, layout) -> KenwardRogerParts:
