@@ -17,13 +17,19 @@ from ..fitting.options import FitOptions
 from .function import check_weights
 from .queue import Fitted, chunk_finished, chunk_loop
 from .sharding import batch_sharding, put, round_up
-from .solve import Result
+from .serial import chunk_serial
+from .solve import Result, Solver, batch_solver
 
 
 
 def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
-    """One chunk of rows (responses, or responses and weights) fitted on refilling lanes (batch/queue.py), then
-    checked and summarised: two compiled programs, the data staying on the device."""
+    """One chunk of rows (responses, or responses and weights), the data staying on the device: for the Newton solve
+    (small models) fitted on refilling lanes (batch/queue.py), then checked and summarised, two compiled programs;
+    for the L-BFGS solve (large models, batch.solve.batch_solver) one program fitting the rows one after another
+    (batch/serial.py)."""
+    solver = batch_solver(layout)
+    if solver != Solver.newton:
+        return chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh)
     per_device = rows.shape[0] // (1 if mesh is None else mesh.size)
     raw = chunk_loop(rows, count, ctx, layout, reml, opts, min(LANES, per_device), mesh)
     return chunk_finished()(raw, rows, ctx, layout, reml)
