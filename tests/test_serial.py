@@ -34,6 +34,7 @@ def test_solver_by_size(sleep):
     assert batch_solver(mj.Problem.build(formula, df).layout) == Solver.lbfgs
 
 
+@pytest.mark.slow
 def test_serial_rows_equal_single_fits(sleep):
     Y = np.asarray(sleep.simulate(4, seed=5))
     ctx, layout, opts = sleep._batch_context, sleep.problem.layout, mj.FitOptions()

@@ -10,6 +10,8 @@ of the last chunk are skipped by a ``lax.cond``.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -48,4 +50,20 @@ def _chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh) -> Fitted:
     return on_devices(lambda r, c, cx: fit_serial(r, c, cx, layout, reml, opts, solver), mesh, rows, count, ctx)
 
 
-chunk_serial = jax.jit(_chunk_serial, static_argnums=(3, 4, 5, 6, 7))
+_chunk_serial_jit = jax.jit(_chunk_serial, static_argnums=(3, 4, 5, 6, 7))
+
+
+@functools.cache
+def _cached_serial():
+    """The one-device program as a fitting.traces.CachedProgram (kept on disk, as batch/queue.py's loop)."""
+    from ..fitting.traces import CachedProgram
+
+    return CachedProgram("batch_serial", fit_serial, 3, ("layout", "reml", "opts", "solver"),
+                         Fitted(*[0.0] * len(Fitted._fields)))
+
+
+def chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh) -> Fitted:
+    """The compiled chunk (:func:`fit_serial`; with a mesh of several devices, each device's share)."""
+    if mesh is None:
+        return _cached_serial()(rows, count, ctx, layout, reml, opts, solver)
+    return _chunk_serial_jit(rows, count, ctx, layout, reml, opts, solver, mesh)
