@@ -1,4 +1,5 @@
-"""The batched fits of large models (batch/serial.py): the L-BFGS solve, fits one after another in one program.
+"""The batched fits of large models (batch/serial.py): the L-BFGS solve, fits one after another by the single fit's
+program.
 
 Which solve a layout gets (batch.solve.batch_solver), and on sleepstudy with the L-BFGS solve forced: each row of a
 serial chunk equals the single fit of the same solve (objective to 1e-12 relative, the same evaluations), the padding
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import mixedjax as mj
-from mixedjax.batch import serial
+from mixedjax.batch import function, serial
 from mixedjax.batch.function import fit_one_jit
 from mixedjax.batch.solve import Result, Solver, batch_solver
 
@@ -51,6 +52,6 @@ def test_serial_rows_equal_single_fits(sleep):
         newton, _ = fit_one_jit(rows[i], None, ctx, layout, False, opts, Solver.newton)
         np.testing.assert_allclose(float(out.objective[i]), float(newton.objective), rtol=1e-9)
     assert int(out.feval[3]) == 0  # padding: not fitted
-    before = serial.TRACES["fit_serial"]
+    before = function.TRACES["fit_at"]
     serial.chunk_serial(rows[::-1], np.int32(4), ctx, layout, False, opts, Solver.lbfgs, None)
-    assert serial.TRACES["fit_serial"] == before
+    assert function.TRACES["fit_at"] == before

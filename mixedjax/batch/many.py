@@ -25,7 +25,7 @@ from .solve import Result, Solver, batch_solver
 def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
     """One chunk of rows (responses, or responses and weights), the data staying on the device: for the Newton solve
     (small models) fitted on refilling lanes (batch/queue.py), then checked and summarised, two compiled programs;
-    for the L-BFGS solve (large models, batch.solve.batch_solver) one program fitting the rows one after another
+    for the L-BFGS solve (large models, batch.solve.batch_solver) the single fit's program row by row
     (batch/serial.py)."""
     solver = batch_solver(layout)
     if solver != Solver.newton:

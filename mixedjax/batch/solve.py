@@ -3,7 +3,7 @@ model's θ̂, then the engine's rectification, zero snapping and verdict, all in
 
 Two solves, chosen by the size of one evaluation (:func:`batch_solver`): small models run the Newton solve
 (fitting/newton.py: a few passes of nθ + 1 gradients each, on refilling lanes in ``fit_many``), large ones the
-engine's L-BFGS loop (fitting/loop.py: one gradient a trial, fits one after another in ``fit_many``)."""
+engine's L-BFGS loop (fitting/loop.py: one gradient a trial, the single fit's program row by row in ``fit_many``)."""
 
 from __future__ import annotations
 
