@@ -62,8 +62,9 @@ for y in Y[:loop_n]:
     r = m.refit(y)
 loop = (time.perf_counter() - t) / loop_n
 agree = max(abs(m.refit(Y[i]).objective - b.objective[i]) for i in range(min(3, B)))
+t = time.perf_counter(); same = mj.fit_many(m, Y[:loop_n]); same = (time.perf_counter() - t) / loop_n  # the loop's rows
 print(json.dumps({"cold_s": cold, "warm_s": warm, "converged": b.nconverged, "refit_each_s": loop,
-                  "refit_cold_s": refit_cold, "max_objective_difference": agree,
+                  "refit_cold_s": refit_cold, "max_objective_difference": agree, "fit_many_same_rows_each_s": same,
                   "feval_mean": float(b.feval.mean()), "feval_max": int(b.feval.max()),
                   "results": {str(k): int(v) for k, v in zip(*np.unique(b.result, return_counts=True))},
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -82,6 +83,9 @@ cat(t, as.character(packageVersion("lme4")), "\\n")
 
 TIMEOUT = 1800  # seconds per measurement
 KB07_TIMEOUT = int(os.environ.get("BATCHED_KB07_TIMEOUT", TIMEOUT))  # the kb07 row's own limit
+# kb07-shaped responses fitted: 100, not the target's 1,000 (each kb07 refit is an L-BFGS fit of about 0.2-0.5 s on a
+# quiet 2-core machine, seconds under load, and fit_many's rows cost about as much: 1,000 would take most of an hour)
+KB07_B = int(os.environ.get("BATCHED_KB07_B", 100))
 
 
 def python(code: str, *args, cache: str | None = None, timeout: int = TIMEOUT) -> dict:
@@ -121,7 +125,7 @@ def load() -> str:
 
 
 def measure(quick: bool, with_r: bool) -> dict:
-    n1, n10, n100, B, loop_n = (100, 400, 2000, 16, 4) if quick else (1000, 10_000, 100_000, 1000, 20)
+    n1, n10, n100, B, loop_n = (100, 400, 2000, 4, 2) if quick else (1000, 10_000, 100_000, KB07_B, 10)
     rows = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
             "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                   text=True).stdout.strip(), "sizes": [n1, n10, n100, B, loop_n]}
@@ -196,32 +200,39 @@ def section(r: dict) -> str:
         L.append(f"| `fit_many` of {B:,} kb07-shaped responses against a loop of single fits | – | warm "
                  f"{fmt(kb.get('warm_s'))} ({fmt(kb.get('warm_s') / B * 1e3, 'ms')} a fit), cold "
                  f"{fmt(kb.get('cold_s'))}; a loop of `m.refit`: {fmt(each * 1e3, 'ms')} a fit (mean of {loop_n}), "
-                 f"so {fmt(each * B)} for {B:,} | {fmt(each * B / kb.get('warm_s'), '×')} | – | "
+                 f"so {fmt(each * B)} for {B:,}; `fit_many` of those {loop_n} rows: "
+                 f"{fmt((kb.get('fit_many_same_rows_each_s') or float('nan')) * 1e3, 'ms')} a fit | "
+                 f"{fmt(each * B / kb.get('warm_s'), '×')} | – | "
                  f"{kb.get('converged')} of {B:,} converged (result codes {kb.get('results')}); rows equal refits to "
-                 f"{kb.get('max_objective_difference', float('nan')):.1e} in d; {kb.get('feval_mean', 0):.1f} passes "
-                 f"a fit on average ({kb.get('load_before')}) |")
-    L += ["", "What stands in the way of the targets not met (measured on this machine while profiling, "
-          "docs/batched.md has the detail): compilation. The batched loop (one copy of the objective's value and "
-          "gradient, vmapped over the lanes and the Hessian probes) takes about 5 s of XLA's CPU compile with "
-          "optimisations (about 1.5 s with the quick options, but it then runs 3.5× slower), the post-loop checks "
-          "and the simulation about 1.5 s more with the quick options; the fits themselves take a fraction of a "
-          "second. Warm, each fit costs about 7.5 Newton passes of nθ + 1 gradients (sleepstudy: about 4 × 5 µs a "
-          "lane on this CPU, plus the response's arrays and the step's eigendecomposition), and the slowest fits "
-          "(near-singular replicates that approach θ = 0 along a flat valley: 40–60 passes) run alone at the end "
-          "of each chunk. The fits that did not converge stopped at the Newton loop's limit of 100 passes "
-          "(max_evaluations), a few in 100,000. kb07 (nθ = 20): each Newton pass is 21 gradients of a model with a "
-          "137-row dense block, and per-lane work, not per-call overhead, dominates there, so lanes gain little on "
-          "a CPU; its 1,000-response row did not finish within its time limit at a load average of 12–15 (a "
-          "16-response smoke run did not finish in 25 minutes either, its CPU time still growing, so not the "
-          "deadlock of docs/batched.md): not measured.", ""]
+                 f"{kb.get('max_objective_difference', float('nan')):.1e} in d; {kb.get('feval_mean', 0):.1f} "
+                 f"evaluations a fit on average ({kb.get('load_before')}) |")
+    L += ["", "What stands in the way of the targets not met (docs/batched.md has the detail): compilation, and the "
+          "slowest fits. Cold, a new process traces, lowers and compiles the bootstrap's three programs (the lanes' "
+          "Newton loop, one copy of the objective's value and gradient vmapped over the lanes and the Hessian "
+          "probes, compiled with XLA's optimisations; the post-loop checks and the simulation with the quick "
+          "options); XLA's CPU compile of the loop is most of it. A new process with the caches filled reads the "
+          "traced programs back (fitting.traces) and XLA's compiles from JAX's cache, so it only loads them. Warm, "
+          "each fit costs about 7.5 Newton passes of nθ + 1 gradients, and the slowest fits (near-singular "
+          "replicates that approach θ = 0 along a flat valley: 40–60 passes) run alone at the end of each chunk; "
+          "the few fits that do not converge stop at the Newton loop's limit of 100 passes (max_evaluations). "
+          f"kb07 (nθ = 20, a 137-row dense block): {B:,} responses, not the target's 1,000 (about an hour on this "
+          "machine); every gradient costs its full work there, so fit_many fits its rows one after another by the "
+          "single fit's L-BFGS program (batch/serial.py), and is no faster than a loop of refits on a CPU: it saves "
+          "only the host's model building, small beside a kb07 fit.", ""]
     return "\n".join(L) + "\n"
 
 
 def write_section(text: str, path: Path) -> None:
+    """Replace this script's section of RESULTS.md (to the next "## " heading: the sections after it, which other
+    scripts own, stay), or append it."""
     old = path.read_text() if path.exists() else ""
     i = old.find(KEPT)
-    head = old if i < 0 else old[:i]
-    path.write_text(head.rstrip("\n") + "\n\n" + text)
+    if i < 0:
+        path.write_text(old.rstrip("\n") + "\n\n" + text)
+        return
+    j = old.find("\n## ", i + len(KEPT))
+    tail = "" if j < 0 else "\n" + old[j:].lstrip("\n")
+    path.write_text(old[:i].rstrip("\n") + "\n\n" + text + tail)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from scipy.stats import chi2
 import mixedjax as mj
 
 QUICK = os.environ.get("MIXEDJAX_EXAMPLES_QUICK") == "1"
-NSIM = 64 if QUICK else 1000
+NSIM = 32 if QUICK else 1000  # quick: the example as a test (tests/test_examples.py)
 
 # the planned study: 12 subjects, 10 days each; the effect sizes and variance components we expect
 plan = pd.DataFrame({"subj": np.repeat([f"S{i}" for i in range(12)], 10), "days": np.tile(np.arange(10.0), 12)})

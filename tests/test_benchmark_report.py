@@ -75,3 +75,16 @@ def test_report_with_engines_and_models_missing(tmp_path):
     assert "| sleepstudy: warm whole call ≤ 10 ms | 8 ms | met |" in text
     assert "not run in this run" in text  # the InstEval targets
     assert "sleepstudy, lme4: Rscript not found" in text
+
+
+def test_batched_section_keeps_the_sections_after_it(tmp_path):
+    """benchmarks/batched.py rewrites its own section of RESULTS.md and keeps the one another script wrote after it."""
+    batched = pytest.importorskip("batched")
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Results\n\nhead\n" + batched.KEPT + "\n\nold rows\n\n## Inference\n\ntheir rows\n")
+    batched.write_section(batched.KEPT.strip() + "\n\nnew rows\n", path)
+    text = path.read_text()
+    assert "new rows" in text and "old rows" not in text
+    assert text.startswith("# Results\n\nhead\n") and text.endswith("## Inference\n\ntheir rows\n")
+    batched.write_section(batched.KEPT.strip() + "\n\nnewer rows\n", path)
+    assert path.read_text().count("## Inference") == 1 and "newer rows" in path.read_text()

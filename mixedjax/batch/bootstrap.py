@@ -22,19 +22,30 @@ from .queue import Fitted
 from .simulate import as_key, simulate_one, sim_design
 
 
+def _simulate_keys(keys, theta, beta, sigma, d, layout):
+    """Responses (N, n) from keys' data (N, 2)."""
+    return jax.vmap(lambda k: simulate_one(jax.random.wrap_key_data(k), theta, beta, sigma, d, layout))(keys)
+
+
 @functools.cache
 def _simulate_chunk():
-    """Responses from keys' data (N, 2), jitted with the quick compile options (jax.random's normal sampler is
-    most of this program's compile; it runs once a replicate)."""
-    def sim(keys, theta, beta, sigma, d, layout):
-        return jax.vmap(lambda k: simulate_one(jax.random.wrap_key_data(k), theta, beta, sigma, d, layout))(keys)
+    """:func:`_simulate_keys` compiled with the quick compile options (jax.random's normal sampler is most of this
+    program's compile; it runs once a replicate), its traced program kept on disk (fitting.traces.CachedProgram)."""
+    from ..fitting.traces import CachedProgram
 
-    return jax.jit(sim, static_argnums=(5,), compiler_options=quick_options())
+    return CachedProgram("batch_simulate", _simulate_keys, 5, ("layout",), 0.0, options=quick_options())
+
+
+@functools.cache
+def _simulate_chunk_sharded():
+    """:func:`_simulate_keys` jitted with the quick options, for keys split over several devices."""
+    return jax.jit(_simulate_keys, static_argnums=(5,), compiler_options=quick_options())
 
 
 def _boot_chunk(keys, count, theta, beta, sigma, d, ctx, layout, reml, opts, mesh) -> Fitted:
     """One chunk of replicates: responses simulated from the keys on the device, then fit_chunk."""
-    return fit_chunk(_simulate_chunk()(keys, theta, beta, sigma, d, layout), count, ctx, layout, reml, opts, mesh)
+    simulate = _simulate_chunk() if mesh is None else _simulate_chunk_sharded()
+    return fit_chunk(simulate(keys, theta, beta, sigma, d, layout), count, ctx, layout, reml, opts, mesh)
 
 
 def varcomp_names(model) -> list[tuple[str, int, int, int]]:

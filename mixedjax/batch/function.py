@@ -137,14 +137,15 @@ def _reported_jvp(layout, reml, primals, tangents):
     return out, tan
 
 
-def fit_at(y, w, ctx: Context, layout: Layout, reml: bool, opts: FitOptions) -> tuple[Estimates, Solution]:
+def fit_at(y, w, ctx: Context, layout: Layout, reml: bool, opts: FitOptions, solver=None
+           ) -> tuple[Estimates, Solution]:
     """The fit at response y and weights w (None: the model's; pure JAX): the solve without derivatives, then θ̂
-    re-attached to (y, w) implicitly."""
+    re-attached to (y, w) implicitly. ``solver``: a batch.solve.Solver, None for the layout's own."""
     y = jnp.asarray(y, dtype=jnp.float64)
     w = None if w is None else jnp.asarray(w, dtype=jnp.float64)
     sg = jax.lax.stop_gradient
     sol = solve(ctx.theta0, arrays_at(ctx, layout, sg(y), None if w is None else sg(w)), layout, reml, opts,
-                ctx.scale)
+                ctx.scale, solver)
     theta = implicit_theta(sg(sol.theta), y, w, ctx, layout, reml)
     r = reported(theta, y, w, ctx, layout, reml)
     return Estimates(theta, r.beta, r.sigma, r.b, r.objective, sol.converged, sol.result), sol
@@ -153,12 +154,12 @@ def fit_at(y, w, ctx: Context, layout: Layout, reml: bool, opts: FitOptions) -> 
 TRACES = {"fit_at": 0}  # times the single-fit program was traced (tests count recompilations with it)
 
 
-def _fit_one(y, w, ctx, layout, reml, opts):
+def _fit_one(y, w, ctx, layout, reml, opts, solver=None):
     TRACES["fit_at"] += 1
-    return fit_at(y, w, ctx, layout, reml, opts)
+    return fit_at(y, w, ctx, layout, reml, opts, solver)
 
 
-fit_one_jit = jax.jit(_fit_one, static_argnames=("layout", "reml", "opts"))
+fit_one_jit = jax.jit(_fit_one, static_argnames=("layout", "reml", "opts", "solver"))
 
 
 def check_weights(weights, n: int):

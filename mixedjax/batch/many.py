@@ -1,6 +1,6 @@
-"""``fit_many``: one design fitted to every row of Y in one compiled program (the Newton solve of ``fit_function``
-on refilling lanes, batch/queue.py), in chunks of ``batch_size`` rows so memory stays bounded, each chunk split
-across the devices when there are several.
+"""``fit_many``: one design fitted to every row of Y in one compiled program (the solve of ``fit_function``: on
+refilling lanes for small models, batch/queue.py, one row after another for large ones, batch/serial.py), in
+chunks of ``batch_size`` rows so memory stays bounded, each chunk split across the devices when there are several.
 """
 
 from __future__ import annotations
@@ -15,18 +15,24 @@ import pandas as pd
 from ..errors import ArgumentError
 from ..fitting.options import FitOptions
 from .function import check_weights
-from .queue import Fitted, chunk_finished, chunk_loop
+from .queue import Fitted, chunk_finished, chunk_finished_sharded, chunk_loop
 from .sharding import batch_sharding, put, round_up
-from .solve import Result
+from .serial import chunk_serial
+from .solve import Result, Solver, batch_solver
 
 
 
 def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
-    """One chunk of rows (responses, or responses and weights) fitted on refilling lanes (batch/queue.py), then
-    checked and summarised: two compiled programs, the data staying on the device."""
+    """One chunk of rows (responses, or responses and weights), the data staying on the device: for the Newton solve
+    (small models) fitted on refilling lanes (batch/queue.py), then checked and summarised, two compiled programs;
+    for the L-BFGS solve (large models, batch.solve.batch_solver) the single fit's program row by row
+    (batch/serial.py)."""
+    solver = batch_solver(layout)
+    if solver != Solver.newton:
+        return chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh)
     per_device = rows.shape[0] // (1 if mesh is None else mesh.size)
     raw = chunk_loop(rows, count, ctx, layout, reml, opts, min(LANES, per_device), mesh)
-    return chunk_finished()(raw, rows, ctx, layout, reml)
+    return (chunk_finished() if mesh is None else chunk_finished_sharded())(raw, rows, ctx, layout, reml)
 
 
 MEMORY_TARGET = 256e6  # default chunk memory: about this many bytes of per-fit state
@@ -148,7 +154,9 @@ def as_responses(Y, n: int) -> np.ndarray:
 
 def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, on_chunk=None) -> FitBatch:
     """Fit the design of a model (or of a Problem, which is fitted once first) to every row of Y (B × nobs) in one
-    compiled program: the solve of ``fit_function`` on refilling lanes (batch/queue.py). Each row equals ``m.refit(Y[i])``. ``weights``: prior
+    compiled program: the solve of ``fit_function`` on every row (small models: its Newton pass on refilling lanes,
+    batch/queue.py; large ones: its L-BFGS fit one row after another, batch/serial.py), not ``jax.vmap`` of it, with
+    the same fits. Each row equals ``m.refit(Y[i])``. ``weights``: prior
     weights, (nobs,) for every response or (B, nobs) one row each (None: the model's own). ``batch_size``: rows
     per compiled chunk (default: about 256 MB of per-fit state); with several devices each chunk is split across
     them. ``reml``: None fits as the model was fitted (ML for a Problem)."""

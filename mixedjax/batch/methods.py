@@ -43,8 +43,8 @@ class BatchMethods:
         ``weights``: new prior weights (None keeps the model's).
 
         One compiled program serves every refit of a model of this shape; only the y row of A is recomputed. The fit
-        starts at this model's θ̂ and runs the batched fits' Newton solve (fitting/newton.py), whatever optimiser
-        fitted this model."""
+        starts at this model's θ̂ and runs the batched fits' solve (batch/solve.py: Newton for small models, the
+        L-BFGS loop for large ones), whatever optimiser fitted this model."""
         from .refit import refit
 
         return refit(self, y, weights)
@@ -54,7 +54,8 @@ class BatchMethods:
         result) for this model's design, accepted by ``jax.jit``, ``jax.vmap``, ``jax.grad``, ``jax.jacrev`` and
         ``jax.jacfwd``. Derivatives are exact, by the implicit function theorem at the optimum; at a singular fit
         the θ entries held at zero have derivative 0 (see mixedjax/batch/function.py). ``reml``: None keeps the
-        model's criterion."""
+        model's criterion. ``jax.vmap(f)`` gives the fits ``mj.fit_many`` gives: both run this function's solve on
+        every row (fit_many on refilling lanes or one row after another, docs/batched.md)."""
         from .function import make_fit_function
 
         return make_fit_function(self, reml)

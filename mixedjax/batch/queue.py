@@ -68,12 +68,43 @@ def _chunk_loop(rows, count, ctx, layout, reml, opts, lanes, mesh) -> Raw:
 
 # The loop is the hot part (about 8 passes a fit, each nθ + 1 gradients), compiled with XLA's optimisations; the
 # post-loop checks run once a fit, and compile with the quick options (loop.quick_options: a third of the compile)
-chunk_loop = jax.jit(_chunk_loop, static_argnums=(3, 4, 5, 6, 7))
+_chunk_loop_jit = jax.jit(_chunk_loop, static_argnums=(3, 4, 5, 6, 7))
+
+
+def _loop_one_device(rows, count, ctx, layout, reml, opts, lanes) -> Raw:
+    return fit_queue(rows, count, ctx, layout, reml, opts, lanes)
+
+
+@functools.cache
+def _cached_loop():
+    """The one-device loop as a fitting.traces.CachedProgram: a new process reads its traced program (and XLA's
+    compile of it, from JAX's cache) back instead of tracing and lowering it again."""
+    from ..fitting.traces import CachedProgram
+
+    return CachedProgram("batch_loop", _loop_one_device, 3, ("layout", "reml", "opts", "lanes"),
+                         Raw(*[0.0] * len(Raw._fields)))
+
+
+def chunk_loop(rows, count, ctx, layout, reml, opts, lanes, mesh) -> Raw:
+    """The compiled loop of a chunk (:func:`fit_queue`; with a mesh of several devices, each device's lanes)."""
+    if mesh is None:
+        return _cached_loop()(rows, count, ctx, layout, reml, opts, lanes)
+    return _chunk_loop_jit(rows, count, ctx, layout, reml, opts, lanes, mesh)
 
 
 @functools.cache
 def chunk_finished():
-    """:func:`finished` jitted with the quick compile options."""
+    """:func:`finished` compiled with the quick compile options, its traced program kept on disk
+    (fitting.traces.CachedProgram)."""
+    from ..fitting.traces import CachedProgram
+
+    return CachedProgram("batch_finished", finished, 3, ("layout", "reml"), Fitted(*[0.0] * len(Fitted._fields)),
+                         options=quick_options())
+
+
+@functools.cache
+def chunk_finished_sharded():
+    """:func:`finished` jitted with the quick compile options, for rows split over several devices."""
     return jax.jit(finished, static_argnums=(3, 4), compiler_options=quick_options())
 
 

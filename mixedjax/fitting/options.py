@@ -15,8 +15,9 @@ quick-compile loop, when NLopt is installed, its result checked by the exact gra
 loop when the check fails; the L-BFGS loop elsewhere, and whenever maxiter, gtol, ftol, memory or max_linesearch
 differ from their defaults, since BOBYQA reads none of them; see fitting/choice.py), "lbfgs" (the compiled loop, always
 verified by the gradient and Hessian) or "bobyqa" (NLopt's derivative-free BOBYQA on the host, unchecked, as in
-MixedModels.jl). refit, fit_function, fit_many and bootstrap run the Newton solve (fitting/newton.py; it reads
-gtol, ftol, maxiter and max_linesearch).
+MixedModels.jl). refit, fit_function, fit_many and bootstrap run the batched fits' solve (batch/solve.py: the
+Newton solve of fitting/newton.py for small models, which reads gtol, ftol, maxiter and max_linesearch; the L-BFGS loop
+for large ones).
     live: print each line-search evaluation as the compiled loop makes it (``verbose=True``; jax.debug.callback, a
     separately compiled loop, so the silent one stays cacheable)."""
 
