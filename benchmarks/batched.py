@@ -223,16 +223,10 @@ def section(r: dict) -> str:
 
 
 def write_section(text: str, path: Path) -> None:
-    """Replace this script's section of RESULTS.md (to the next "## " heading: the sections after it, which other
-    scripts own, stay), or append it."""
-    old = path.read_text() if path.exists() else ""
-    i = old.find(KEPT)
-    if i < 0:
-        path.write_text(old.rstrip("\n") + "\n\n" + text)
-        return
-    j = old.find("\n## ", i + len(KEPT))
-    tail = "" if j < 0 else "\n" + old[j:].lstrip("\n")
-    path.write_text(old[:i].rstrip("\n") + "\n\n" + text + tail)
+    """Replace this script's section of RESULTS.md (the sections after it, which other scripts own, stay)."""
+    from harness import replace_section
+
+    replace_section(path, KEPT, text)
 
 
 def main() -> None:

@@ -188,3 +188,16 @@ def versions(with_r: bool) -> dict:
     except OSError:
         pass
     return v
+
+
+def replace_section(path: Path, heading: str, text: str) -> None:
+    """Put ``text`` in place of RESULTS.md's section that starts at ``heading`` (a "## ..." line), up to the next
+    "## " heading, so the sections other scripts own stay; append it when the file has none."""
+    old = path.read_text() if path.exists() else ""
+    i = old.find("\n" + heading.strip())
+    if i < 0:
+        path.write_text(old.rstrip("\n") + "\n\n" + text)
+        return
+    j = old.find("\n## ", i + 1 + len(heading.strip()))
+    tail = "" if j < 0 else "\n" + old[j:].lstrip("\n")
+    path.write_text(old[:i].rstrip("\n") + "\n\n" + text + tail)

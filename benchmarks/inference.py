@@ -209,15 +209,10 @@ SECTION = "\n## Inference"
 
 
 def write_section(results: dict, path: Path) -> None:
-    """Replace (or append) the "## Inference" section of RESULTS.md, up to the next section."""
-    old = path.read_text() if path.exists() else ""
-    i = old.find(SECTION)
-    if i < 0:
-        new = old.rstrip("\n") + "\n" + section(results)
-    else:
-        j = old.find("\n## ", i + len(SECTION))
-        new = old[:i] + section(results) + (old[j:] if j >= 0 else "")
-    path.write_text(new)
+    """Replace (or append) this script's section of RESULTS.md, up to the next section."""
+    from harness import replace_section
+
+    replace_section(path, SECTION, section(results))
 
 
 def main():
