@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 import mixedjax as mj
+from mixedjax.fitting.loop import quick_options
 from mixedjax.fitting.start import CEILING, FLOOR, unit_diagonal
 
 CASES = [
@@ -20,8 +24,14 @@ CASES = [
 ]
 
 
+@functools.cache
+def _deviance_jit():
+    # Compiled with the quick options: op by op, each new shape's many small kernels took about 5 s a design.
+    return jax.jit(mj.deviance, static_argnums=(2, 3), compiler_options=quick_options())
+
+
 def _d(problem, theta, reml=False):
-    return float(mj.deviance(jnp.asarray(theta), problem.arrays, problem.layout, reml))
+    return float(_deviance_jit()(jnp.asarray(theta), problem.arrays, problem.layout, reml))
 
 
 @pytest.mark.parametrize("name,formula", CASES)
