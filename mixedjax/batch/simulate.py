@@ -45,7 +45,14 @@ def simulate_one(key, theta, beta, sigma, d: SimDesign, layout: Layout):
     return eta + jnp.where(d.weights > 0, sigma * noise / jnp.sqrt(jnp.where(d.weights > 0, d.weights, 1.0)), 0.0)
 
 
-simulate_many = jax.jit(jax.vmap(simulate_one, in_axes=(0, None, None, None, None, None)), static_argnames="layout")
+@functools.cache
+def simulate_many():
+    """simulate_one vmapped over keys, compiled with the quick options, as the bootstrap's simulation is (one run a
+    call, and jax.random's normal sampler is most of its compile)."""
+    from ..fitting.loop import quick_options
+
+    return jax.jit(jax.vmap(simulate_one, in_axes=(0, None, None, None, None, None)), static_argnames="layout",
+                   compiler_options=quick_options())
 
 
 @functools.cache
@@ -106,7 +113,7 @@ def simulate(model, nsim=1, seed=None, *, theta=None, beta=None, sigma=None) -> 
         raise ArgumentError(f"nsim must be a positive integer, not {nsim!r}")
     th, be, s = parameters(model, theta, beta, sigma)
     keys = jax.random.wrap_key_data(split_keys(seed, nsim))
-    Y = simulate_many(keys, jnp.asarray(th), jnp.asarray(be), jnp.float64(s), sim_design(model.problem),
+    Y = simulate_many()(keys, jnp.asarray(th), jnp.asarray(be), jnp.float64(s), sim_design(model.problem),
                       model.problem.layout)
     out = np.asarray(Y)
     out.setflags(write=False)
