@@ -1,6 +1,9 @@
 """m.fit_function: a pure JAX fit whose derivatives come from the implicit function theorem, checked against central
 differences of m.refit (β̂, σ̂, θ̂, b̂; in y and in the weights), forward against reverse mode, jit and vmap against
-refits, and the boundary rule (θ entries held at zero have derivative 0) on a singular fit."""
+refits, and the boundary rule (θ entries held at zero have derivative 0) on a singular fit.
+
+Every program here runs once, so compiling is nearly all of its time: they are jitted with the quick compile options
+(fitting.loop.quick_options, the options of small models' single fits), and each derivative check is one program."""
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +12,7 @@ import pytest
 
 import mixedjax as mj
 from mixedjax.batch.function import Estimates
+from mixedjax.fitting.loop import quick_options
 
 FORMULA = "reaction ~ 1 + days + (1 + days | subj)"
 
@@ -16,6 +20,11 @@ FORMULA = "reaction ~ 1 + days + (1 + days | subj)"
 @pytest.fixture(scope="module")
 def sleep():
     return mj.lmm(FORMULA, mj.dataset("sleepstudy"))
+
+
+def jit(fn):
+    """jax.jit with the quick compile options (a program run once: its compile is the cost)."""
+    return jax.jit(fn, compiler_options=quick_options())
 
 
 def flat(e):
@@ -37,9 +46,15 @@ def central(m, v, h, y=None, w=None):
 
 
 def directional(g, x0, v, u):
-    """(J v by jax.jacfwd along v, uᵀJ by jax.jacrev of uᵀg) for the Jacobian J of g at x0, both jitted."""
-    Jv = jax.jit(jax.jacfwd(lambda t: g(x0 + t * v)))(0.0)
-    uJ = jax.jit(jax.jacrev(lambda x: jnp.vdot(u, g(x))))(x0)
+    """(J v, uᵀJ) for the Jacobian J of g at x0, in one jitted program with one fit: jax.linearize's linear map
+    (forward mode, what jax.jvp and jax.jacfwd evaluate) and jax.linear_transpose of it (reverse mode: jax.vjp,
+    jax.grad and jax.jacrev are this transpose)."""
+    def both(x0, v, u):
+        _, lin = jax.linearize(g, x0)
+        (uJ,) = jax.linear_transpose(lin, x0)(u)
+        return lin(v), uJ
+
+    Jv, uJ = jit(both)(x0, v, u)
     return np.asarray(Jv), np.asarray(uJ)
 
 
@@ -51,7 +66,7 @@ def assert_derivative(J, fd, rtol):
 def test_estimates_and_jit(sleep):
     f = sleep.fit_function()
     y = jnp.asarray(sleep.problem.design.y)
-    e = jax.jit(f)(y)
+    e = jit(f)(y)
     assert isinstance(e, Estimates) and bool(e.converged)
     np.testing.assert_allclose(e.objective, sleep.objective, rtol=1e-9)
     np.testing.assert_allclose(e.theta, sleep.theta, rtol=1e-5, atol=1e-7)
@@ -61,8 +76,8 @@ def test_estimates_and_jit(sleep):
 
 @pytest.mark.slow
 def test_derivatives_in_y_against_refits(sleep):
-    """The Jacobian of (β̂, σ̂, θ̂, b̂) in y along a random direction v (jax.jacfwd) against the central difference of
-    m.refit along v (h = 1e-4 sd(y)), and jax.jacrev's uᵀJ against it (uᵀ(Jv) = (uᵀJ)v for a random u): one
+    """The Jacobian of (β̂, σ̂, θ̂, b̂) in y along a random direction v (forward mode) against the central difference
+    of m.refit along v (h = 1e-4 sd(y)), and reverse mode's uᵀJ against it (uᵀ(Jv) = (uᵀJ)v for a random u): one
     direction mixes every observation, so two refits check what a column per observation would."""
     f = sleep.fit_function()
     y0 = np.asarray(sleep.problem.design.y, float)
@@ -83,7 +98,7 @@ def test_derivatives_in_weights_against_refits(sleep):
     rng = np.random.default_rng(1)
     w0 = rng.uniform(0.5, 2.0, sleep.nobs)
     v = rng.choice([-0.5, 0.5], sleep.nobs)
-    Jv = np.asarray(jax.jit(jax.jacfwd(lambda t: flat(f(y0, jnp.asarray(w0) + t * jnp.asarray(v)))))(0.0))
+    Jv = np.asarray(jit(jax.jacfwd(lambda t: flat(f(y0, jnp.asarray(w0) + t * jnp.asarray(v)))))(0.0))
     assert_derivative(Jv, central(sleep, v, 1e-5, w=w0), 1e-4)
 
 
@@ -91,7 +106,7 @@ def test_derivatives_in_weights_against_refits(sleep):
 def test_vmap_equals_refits(sleep):
     f = sleep.fit_function()
     Y = sleep.simulate(4, seed=5)
-    out = jax.jit(jax.vmap(lambda y: f(y).objective))(jnp.asarray(Y))
+    out = jit(jax.vmap(lambda y: f(y).objective))(jnp.asarray(Y))
     np.testing.assert_allclose(out, [sleep.refit(y).objective for y in Y], rtol=1e-10)
 
 
@@ -105,12 +120,15 @@ def test_a_loss_of_the_estimates_has_a_gradient(sleep):
         e = f(y)
         return e.beta[1] ** 2 + e.sigma + jnp.sum(e.theta)
 
+    def loss_of_refit(y):  # the same loss of m.refit(y) (whose program the other tests have compiled)
+        r = sleep.refit(y)
+        return r.fixef.to_numpy()[1] ** 2 + r.sigma + np.sum(r.theta)
+
     # jitted: a derivative through the fit run op by op costs several times its compile
-    g = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(y0)))
+    g = np.asarray(jit(jax.grad(loss))(jnp.asarray(y0)))
     v = np.random.default_rng(2).normal(size=y0.size)
     h = 1e-3
-    loss_jit = jax.jit(loss)
-    fd = (float(loss_jit(jnp.asarray(y0 + h * v))) - float(loss_jit(jnp.asarray(y0 - h * v)))) / (2 * h)
+    fd = (loss_of_refit(y0 + h * v) - loss_of_refit(y0 - h * v)) / (2 * h)
     np.testing.assert_allclose(g @ v, fd, rtol=1e-5)
 
 
@@ -123,7 +141,7 @@ def test_boundary_derivative():
     f = m.fit_function()
     y0 = np.asarray(m.problem.design.y, float)
     v = np.random.default_rng(3).normal(size=y0.size)
-    Jv = np.asarray(jax.jit(jax.jacfwd(lambda t: flat(f(jnp.asarray(y0) + t * jnp.asarray(v)))))(0.0))
+    Jv = np.asarray(jit(jax.jacfwd(lambda t: flat(f(jnp.asarray(y0) + t * jnp.asarray(v)))))(0.0))
     fd = central(m, v, 1e-4 * np.std(y0))
     assert fd[2] == 0 and Jv[2] == 0  # θ: held at zero by the refits and by the derivative
     np.testing.assert_allclose(Jv[:2], fd[:2], rtol=1e-6)

@@ -19,7 +19,7 @@ from ..fitting.solve import diagonal_indices
 from ..fitting.loop import quick_options
 from .many import FitBatch, batch_of, checked_batch_size, fit_chunk, run_chunks
 from .queue import Fitted
-from .simulate import as_key, simulate_one, sim_design
+from .simulate import simulate_one, sim_design, split_keys
 
 
 def _simulate_keys(keys, theta, beta, sigma, d, layout):
@@ -210,7 +210,7 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None) -> Bootstr
         raise ArgumentError(f"progress must be True or False, not {progress!r}")
     opts = FitOptions()
     size = checked_batch_size(batch_size, model, opts)
-    keys = np.asarray(jax.random.key_data(jax.random.split(as_key(seed), int(n))))
+    keys = split_keys(seed, n)
     th = jax.numpy.asarray(model.theta)
     be = jax.numpy.asarray(model.fixef.to_numpy())
     sg = jax.numpy.float64(model.sigma)

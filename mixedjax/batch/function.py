@@ -12,6 +12,7 @@ boundary (a θ diagonal at zero stays at zero), which is what refits under small
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 from typing import NamedTuple
 
@@ -159,7 +160,26 @@ def _fit_one(y, w, ctx, layout, reml, opts, solver=None):
     return fit_at(y, w, ctx, layout, reml, opts, solver)
 
 
-fit_one_jit = jax.jit(_fit_one, static_argnames=("layout", "reml", "opts", "solver"))
+_FIT_ONE_STATIC = ("layout", "reml", "opts", "solver")
+_fit_one_plain = jax.jit(_fit_one, static_argnames=_FIT_ONE_STATIC)
+
+
+@functools.cache
+def _fit_one_quick():
+    """_fit_one jitted with the quick compile options (fitting.loop.quick_options), as the single fit of a small
+    model is (fitting.solve.solve): its run is milliseconds, its compile seconds."""
+    from ..fitting.loop import quick_options
+
+    return jax.jit(_fit_one, static_argnames=_FIT_ONE_STATIC, compiler_options=quick_options())
+
+
+def fit_one_jit(y, w, ctx: Context, layout: Layout, reml: bool, opts: FitOptions, solver=None):
+    """The compiled single fit (``m.refit``'s program; large models' ``fit_many`` rows, batch/serial.py): with the
+    quick compile options where fitting.loop.use_quick says so."""
+    from ..fitting.loop import use_quick
+
+    fn = _fit_one_quick() if use_quick(layout) else _fit_one_plain
+    return fn(y, w, ctx, layout, reml, opts, solver)
 
 
 def check_weights(weights, n: int):
