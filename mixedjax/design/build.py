@@ -24,6 +24,7 @@ from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 from ..formula.terms import Atoms, ModelFormula, read_model
 from ..formula.values import Factor, Matrix, level_name
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
+from .model_matrix import CONTRASTS, INDICATORS
 from .input import as_frame, numpy_dtypes
 from .sums import sum_by_level
 from .weights import check_offset, check_weights, row_values
@@ -224,6 +225,47 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7, groups=False) -> tupl
     return keep, (Qc / sw[:, None])[group]
 
 
+def _groups_of_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of equal values of an integer key, numbered by first appearance (as ``_row_groups`` numbers them):
+    (group of each row, the last row of each group)."""
+    group, uniq = pd.factorize(key)
+    rep = np.empty(len(uniq), dtype=np.int64)
+    rep[group] = np.arange(len(key))
+    return group.astype(np.int64), rep
+
+
+def _combined_codes(codes: list[np.ndarray], sizes: list[int]) -> np.ndarray | None:
+    """One integer per row for a combination of level codes (mixed radix), or None when it would not fit int64."""
+    key, total = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64), 1
+    for c, size in zip(codes, sizes):
+        total *= max(size, 1)
+        if total >= 2**62:
+            return None
+        key = key * max(size, 1) + c
+    return key
+
+
+def _factor_row_groups(X: np.ndarray, xterms, values: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_row_groups(X)`` when every column of X is a function of factors (indicators, contrasts, the intercept):
+    rows with the same codes are equal, so the codes group them without comparing rows, and a check that the
+    groups' rows differ from each other makes the groups X's groups of equal rows exactly."""
+    if any(c != CONTRASTS and c != INDICATORS for t in xterms for c in t.codings):
+        return _row_groups(X)
+    keys = sorted({k for t in xterms for k in t.keys})
+    key = _combined_codes([values[k].codes for k in keys], [len(values[k].levels) for k in keys]) if keys else \
+        np.zeros(len(X), dtype=np.int64)
+    if key is None:
+        return _row_groups(X)
+    group, rep = _groups_of_key(key)
+    n = len(X)
+    if len(rep) > n // 2:
+        return _row_groups(X)
+    h = X[rep] @ np.random.default_rng(20261201).uniform(1.0, 2.0, X.shape[1])
+    if len(pd.unique(h)) != len(rep):  # two combinations give equal rows (or the projection cannot tell)
+        return _row_groups(X)
+    return group, rep
+
+
 def _row_groups(*blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Rows that are equal in every block (2-D arrays or 1-D codes, n rows each): (group of each row, one row of
     each group), or None when the rows do not compress (more than n / 2 groups).
@@ -399,7 +441,15 @@ def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float, xgroup: n
         return True  # y = 0 lies in every span
     y = y / ymax  # the decision does not depend on y's units; squares of 1e200 would overflow
     bound = tol * np.linalg.norm(y)
-    groups = _row_groups(X if xgroup is None else xgroup, term.codes, term.z)
+    if xgroup is not None and np.all(term.z == term.z[:1]):
+        # z the same on every row (an intercept): the groups are those of (X's group, level), integers compared
+        # exactly (the rows split as ``_row_groups`` splits them, numbered alike)
+        key = _combined_codes([xgroup, term.codes], [int(xgroup.max()) + 1, term.nlevels])
+        groups = _groups_of_key(key) if key is not None else _row_groups(xgroup, term.codes, term.z)
+        if len(groups[1]) > len(y) // 2:
+            groups = None
+    else:
+        groups = _row_groups(X if xgroup is None else xgroup, term.codes, term.z)
     if groups is None:
         return bool(np.linalg.norm(_fit_residual(term.codes, term.z, X, y, term.nlevels)) <= bound)
     group, rep = groups
@@ -580,15 +630,17 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
 
     # fixed effects
     X, xnames, xterms = _model_matrix(read.fixed, av, text, pf.fixed, rhs0)
-    for j, name in enumerate(xnames):
-        _check_finite(X[:, j], f"the fixed-effect column '{name}'", labels, text, pf.fixed, rhs0)
+    if not np.isfinite(X).all():  # one pass over X; the column is named below
+        for j, name in enumerate(xnames):
+            _check_finite(X[:, j], f"the fixed-effect column '{name}'", labels, text, pf.fixed, rhs0)
     if X.shape[1] > len(y):
         raise DataError(
             f"the fixed part '{pf.fixed}' has {X.shape[1]} columns but there are only {len(y)} observations.\n"
             f"{mark_formula(text, pf.fixed, rhs0)}\n"
             "Simplify the fixed part (fewer terms or interactions), or use more data."
         )
-    xgroups = _row_groups(X) if len(X) > 2 * X.shape[1] else None  # equal rows of X, reused by the checks below
+    # equal rows of X, reused by the checks below
+    xgroups = _factor_row_groups(X, xterms, av.values) if len(X) > 2 * X.shape[1] else None
     keep, Q = _independent_columns(X, groups=xgroups)
     fixed_encoding = PartEncoding(read.fixed, xterms, np.array(keep))
     dropped = tuple(xnames[j] for j in range(len(xnames)) if j not in set(keep.tolist()))
@@ -624,8 +676,9 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
                 f"the random-effects term '{rt.source}' has no columns.\n{mark_formula(text, rt.source, rhs0)}\n"
                 "Put at least one column before '|', e.g. '(1 | g)' or '(0 + x | g)'."
             )
-        for j, name in enumerate(znames):
-            _check_finite(z[:, j], f"the column '{name}' of the random-effects term", labels, text, rt.source)
+        if not np.isfinite(z).all():
+            for j, name in enumerate(znames):
+                _check_finite(z[:, j], f"the column '{name}' of the random-effects term", labels, text, rt.source)
         groups.setdefault(rt.group, []).append((rt, z, znames))
     terms = []
     for group, members in groups.items():
