@@ -6,6 +6,7 @@ Plain numpy/pandas; done once per model. Nothing here depends on θ.
 from __future__ import annotations
 
 import collections
+import functools
 
 import re
 import warnings
@@ -145,8 +146,10 @@ def _reading(formula: str, part: str, start: int = 0):
         raise type(err)(f"{err}\n{mark_formula(formula, part, start)}") from (err.__cause__ or err)
 
 
+@functools.lru_cache(maxsize=256)
 def _read_parts(pf: ParsedFormula, rhs0: int) -> _Parts:
-    """Every expression of the formula through the allow-list (a FormulaError names what is not allowed)."""
+    """Every expression of the formula through the allow-list (a FormulaError names what is not allowed). Kept per
+    parsed formula: nothing reads the parts but to evaluate them (errors are raised again: lru_cache keeps none)."""
     text, atoms = pf.text, Atoms()
     with _reading(text, pf.response):
         response = compile_expression(pf.response)
@@ -555,7 +558,8 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             df = df.assign(**{_HIDDEN + key: values.to_numpy()})
 
     # missing values: drop the rows, count them
-    missing = {c: _missing(df.iloc[:, j]) for j, c in enumerate(df.columns)}
+    series = {c: df.iloc[:, j] for j, c in enumerate(df.columns)}  # each column's Series once (pandas' iloc is slow)
+    missing = {c: _missing(col) for c, col in series.items()}
     complete = ~np.logical_or.reduce([np.zeros(len(df), bool), *missing.values()])
     if extra["weights"] is not None:
         w_all = extra["weights"].to_numpy()
@@ -581,8 +585,9 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
     # levels that no longer occur (or never did) are not levels of the model
     grouping_only = set(used) - set().union(*(cols for _, _, cols, _, grp in parts if not grp))
     changed = {}
-    for j, c in enumerate(df.columns):
-        col = df.iloc[:, j]
+    if not complete.all() or hidden:
+        series = {c: df.iloc[:, j] for j, c in enumerate(df.columns)}  # the rows (and columns) kept
+    for c, col in series.items():
         if isinstance(col.dtype, pd.CategoricalDtype):
             codes = col.cat.codes.to_numpy()
             if not np.bincount(codes[codes >= 0], minlength=len(col.cat.categories)).all():
@@ -593,6 +598,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
                 changed[c] = col.to_numpy(dtype=np.float64)
     if changed:
         df = df.assign(**changed)
+        series.update({c: df[c] for c in changed})
     labels = df.index
 
     # infinite values in a column the formula uses, named before any model matrix is built
@@ -600,7 +606,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
         if grp:
             continue  # any value, infinite ones included, is a level
         for c in sorted(cols):
-            v = _numeric_values(df[c])
+            v = _numeric_values(series[c])
             if v is not None and np.isinf(v).any():
                 raise DataError(
                     f"column '{c}' (used in {what} '{part}') has infinite values in "
