@@ -172,7 +172,14 @@ def _sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     when that fits in int64 (numpy's vectorised sort of int64 is several times faster than its argsort), else
     argsort."""
     n = len(key)
-    if n and int(key.max()) < (2**62) // n:
+    if not n:
+        return np.zeros(0, dtype=np.int64), key
+    key = key.astype(np.int64, copy=False)  # the packing needs 64 bits
+    top, b = int(key.max()), max(n - 1, 1).bit_length()
+    if top < 2 ** (62 - b):  # i in the low b bits: shifts and masks instead of int64 divisions, the same order
+        packed = np.sort((key << b) | np.arange(n))
+        return packed & ((1 << b) - 1), packed >> b
+    if top < (2**62) // n:
         packed = np.sort(key * n + np.arange(n))
         return packed % n, packed // n
     order = np.argsort(key)
@@ -376,7 +383,10 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # 2,972 students, 86 distinct counts): the pairs of one slot whose columns share A_cc are summed into one
             # product, gathered from the first such level (InstEval: 1,286,575 pairs become 831,629).
             s2 = t.s * t.s
-            P = (ADk[e1][:, :, None] * ADk[e2][:, None, :]).reshape(-1, s2)
+            if t.s == 1:  # scalar products without the broadcast temporaries
+                P = (np.take(ADk[:, 0], e1) * np.take(ADk[:, 0], e2)).reshape(-1, 1)
+            else:
+                P = (ADk[e1][:, :, None] * ADk[e2][:, None, :]).reshape(-1, s2)
             if merge:
                 # the products in pair order (e1 ascending: a streamed gather), then one gather into sorted order
                 P = P[order]
