@@ -216,6 +216,8 @@ def _weighted(design: Design, weights, offset):
     n = design.n
     w = np.ones(n) if weights is None else np.asarray(weights, float)
     off = np.zeros(n) if offset is None else np.asarray(offset, float)
+    if weights is None and offset is None:  # multiplying by √1 and subtracting 0 change no bit: skip the passes
+        return [t.z for t in design.terms], design.X, design.y, w, off
     sw = np.sqrt(w)
     zs = [sw[:, None] * t.z for t in design.terms]
     return zs, sw[:, None] * design.X, sw * (design.y - off), w, off
@@ -224,7 +226,7 @@ def _weighted(design: Design, weights, offset):
 def _cross_X(codes, z, sw, design: Design, Xy, nlev: int) -> np.ndarray:
     """Σ over each level's rows of [√w X, y] z' → (ℓ, p+1, s), z already weighted by √w: X's part through its
     groups of equal rows (design.xgroups), the response's directly."""
-    ZX = sum_by_level(codes, z * sw[:, None], design.X, nlev, design.xgroups)
+    ZX = sum_by_level(codes, z if sw is None else z * sw[:, None], design.X, nlev, design.xgroups)
     Zy = sum_by_level(codes, z, Xy[:, -1:], nlev)
     return np.concatenate([ZX, Zy], axis=2).transpose(0, 2, 1)
 
@@ -278,7 +280,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
     terms = design.terms
     n, p = design.n, design.p
     zs, Xw, yw, w, off = _weighted(design, weights, offset)
-    sw = np.sqrt(w)
+    sw = None if weights is None else np.sqrt(w)  # None: unit weights (nothing to multiply)
     big = float(np.max(np.abs(yw))) or 1.0
     yscale = big * float(np.std(yw / big)) or 1.0  # std without squaring huge values
     Xy = np.column_stack([Xw, yw / yscale])
@@ -422,7 +424,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
         ZZ = np.bincount(flat, weights=(zD[:, :, None] * zD[:, None, :]).reshape(-1), minlength=dz * dz)
         ZZ = ZZ.reshape(dz, dz)  # one dz × dz temporary, as a sparse product's dense result would be
         del flat
-        ZX = np.concatenate([sum_by_row(drow, zD * sw[:, None], design.X, dz, design.xgroups),
+        ZX = np.concatenate([sum_by_row(drow, zD if sw is None else zD * sw[:, None], design.X, dz, design.xgroups),
                              sum_by_row(drow, zD, Xy[:, -1:], dz)], axis=1)
         ADD = np.block([[ZZ, ZX], [ZX.T, Xy.T @ Xy]])
     else:
