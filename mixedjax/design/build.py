@@ -354,9 +354,17 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
         levels_list.append(vals if text else [level_name(x) for x in vals])  # as R prints them: 5, not 5.0; TRUE
     if len(group) == 1:
         return codes_list[0], tuple(levels_list[0]), tuple(values_list[0])
-    stacked = np.stack(codes_list, axis=1)
-    uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
-    levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq)
+    sizes = [len(v) for v in values_list]
+    key = _combined_codes(codes_list, sizes)  # mixed radix: its numeric order is the rows' lexicographic order
+    total = int(np.prod(sizes, dtype=np.float64))
+    if key is not None and total <= 4 * len(key) + 1024:
+        # the combinations that occur, in order, by a bincount over all of them (np.unique(axis=0) sorts rows)
+        present = np.bincount(key, minlength=total) > 0
+        codes = (np.cumsum(present) - 1)[key]
+        uniq = np.stack(np.unravel_index(np.flatnonzero(present), sizes), axis=1)
+    else:
+        uniq, codes = np.unique(np.stack(codes_list, axis=1), axis=0, return_inverse=True)
+    levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq.tolist())
     return codes.reshape(-1).astype(np.int64), levels, levels
 
 
