@@ -150,15 +150,6 @@ def _merge(outer: np.ndarray, level: np.ndarray, nlevels: int, values: np.ndarra
     return key // nlevels, key % nlevels, sums, index
 
 
-def _merge_sorted(outer: np.ndarray, key: np.ndarray, nlevels: int, values: np.ndarray):
-    """``_merge(outer, key % nlevels, nlevels, values)`` for a sorted ``key`` whose runs are those of (outer, level)
-    (term 0's pairs: key = slot · nlevels + level, outer the slot's run): no key to form, check or sort."""
-    first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, bool)
-    starts = np.flatnonzero(first)
-    index = np.cumsum(first) - 1
-    return outer[starts], key[starts] % nlevels, _sums(index, values, len(starts)), index
-
-
 def _sums(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """Σ of the rows of ``values`` by ``index`` (one bincount per column, rows added in order)."""
     if not values.shape[1]:
@@ -366,17 +357,29 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # merge's own sort an already sorted key; the sorted key also gives slot and level without a gather
             rep = _representatives(Akk[0], merge)
             order, skey = _sort(slot * t.nlevels + rep[cols[e1]])
-            slot = skey // t.nlevels
+            del slot
             if not merge:
                 e1, e2 = e1[order], e2[order]
+            # the cells (slot, representative level) are the runs of the sorted key; the slots' runs are unions of
+            # cells, so the distinct slots and each cell's slot come from the cells' first keys (fewer than pairs)
+            cnew = np.concatenate([[True], skey[1:] != skey[:-1]]) if len(skey) else np.zeros(0, bool)
+            starts = np.flatnonzero(cnew)
+            cindex = np.cumsum(cnew) - 1  # each pair's cell
+            del cnew
+            ckey = skey[starts]
+            cslot = ckey // t.nlevels
+            snew = np.concatenate([[True], cslot[1:] != cslot[:-1]]) if len(cslot) else np.zeros(0, bool)
+            uslot, seg = cslot[snew], np.cumsum(snew) - 1
+            npairs.append(int(len(skey)))
+            del skey
         else:
             order, slot = _sort(slot)  # pairs of one slot are summed, in any order
             e1, e2 = e1[order], e2[order]
-        new = np.concatenate([[True], slot[1:] != slot[:-1]]) if len(slot) else np.zeros(0, bool)
-        uslot, seg = slot[new], np.cumsum(new) - 1  # slot is sorted: its runs are the distinct slots
+            new = np.concatenate([[True], slot[1:] != slot[:-1]]) if len(slot) else np.zeros(0, bool)
+            uslot, seg = slot[new], np.cumsum(new) - 1  # slot is sorted: its runs are the distinct slots
+            npairs.append(int(len(slot)))
+            del slot
         f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
-        npairs.append(int(len(slot)))
-        del slot
         if k == 0:
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
             # A_D0[e1] V_c A_D0[e2]' with V_c = λ (λ' A_cc λ + I)^{-1} λ', linear in the s × s matrix V_c of the
@@ -394,10 +397,9 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
                 P = P[order]
                 del e1, e2  # not kept: free them before the merge's temporaries (ml1m: 25 million pairs)
             del order
-            # the cells (slot, representative level) are the runs of the sorted key (slot's runs refine into them)
-            f["seg"], f["pcol"], f["P"], pidx = _merge_sorted(f.pop("seg"), skey, t.nlevels, P)
-            p0 = None if merge else (e1, e2, pidx)
-            del P, skey
+            f["pcol"], f["P"] = ckey % t.nlevels, _sums(cindex, P, len(starts))  # seg: each cell's slot run
+            p0 = None if merge else (e1, e2, cindex)
+            del P, ckey, cslot, starts
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]', summed per row of D over the entries whose
             # columns share A_cc (InstEval: 73,421 entries become 28,474)
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
