@@ -33,11 +33,27 @@ from .fitting.solve import RESULTS, Solution, solve  # noqa: E402
 from .fitting.summary import OptSummary  # noqa: E402
 from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
 from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
-from .inference.lrt import anova  # noqa: E402
-from .inference.profile import Profile  # noqa: E402
 from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
-from .batch.many import FitBatch, fit_many  # noqa: E402
 from .glmm import GeneralizedLinearMixedModel, glmm  # noqa: E402
+
+# Imported on first use (PEP 562): fitting a linear mixed model needs none of them, and a new process is shorter
+# without (the profile's module pulls in the L-BFGS loop's optax).
+_LAZY = {"anova": ".inference.lrt", "Profile": ".inference.profile", "FitBatch": ".batch.many",
+         "fit_many": ".batch.many"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mixedjax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __version__ = "0.1.0"
 

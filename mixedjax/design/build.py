@@ -6,6 +6,7 @@ Plain numpy/pandas; done once per model. Nothing here depends on θ.
 from __future__ import annotations
 
 import collections
+import functools
 
 import re
 import warnings
@@ -24,6 +25,7 @@ from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 from ..formula.terms import Atoms, ModelFormula, read_model
 from ..formula.values import Factor, Matrix, level_name
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
+from .model_matrix import CONTRASTS, INDICATORS
 from .input import as_frame, numpy_dtypes
 from .sums import sum_by_level
 from .weights import check_offset, check_weights, row_values
@@ -144,8 +146,10 @@ def _reading(formula: str, part: str, start: int = 0):
         raise type(err)(f"{err}\n{mark_formula(formula, part, start)}") from (err.__cause__ or err)
 
 
+@functools.lru_cache(maxsize=256)
 def _read_parts(pf: ParsedFormula, rhs0: int) -> _Parts:
-    """Every expression of the formula through the allow-list (a FormulaError names what is not allowed)."""
+    """Every expression of the formula through the allow-list (a FormulaError names what is not allowed). Kept per
+    parsed formula: nothing reads the parts but to evaluate them (errors are raised again: lru_cache keeps none)."""
     text, atoms = pf.text, Atoms()
     with _reading(text, pf.response):
         response = compile_expression(pf.response)
@@ -222,6 +226,47 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7, groups=False) -> tupl
     sw = np.sqrt(np.bincount(group, minlength=len(rep)))
     keep, Qc = _independent_columns_of(sw[:, None] * X[rep], tol)
     return keep, (Qc / sw[:, None])[group]
+
+
+def _groups_of_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of equal values of an integer key, numbered by first appearance (as ``_row_groups`` numbers them):
+    (group of each row, the last row of each group)."""
+    group, uniq = pd.factorize(key)
+    rep = np.empty(len(uniq), dtype=np.int64)
+    rep[group] = np.arange(len(key))
+    return group.astype(np.int64), rep
+
+
+def _combined_codes(codes: list[np.ndarray], sizes: list[int]) -> np.ndarray | None:
+    """One integer per row for a combination of level codes (mixed radix), or None when it would not fit int64."""
+    key, total = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64), 1
+    for c, size in zip(codes, sizes):
+        total *= max(size, 1)
+        if total >= 2**62:
+            return None
+        key = key * max(size, 1) + c
+    return key
+
+
+def _factor_row_groups(X: np.ndarray, xterms, values: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """``_row_groups(X)`` when every column of X is a function of factors (indicators, contrasts, the intercept):
+    rows with the same codes are equal, so the codes group them without comparing rows, and a check that the
+    groups' rows differ from each other makes the groups X's groups of equal rows exactly."""
+    if any(c != CONTRASTS and c != INDICATORS for t in xterms for c in t.codings):
+        return _row_groups(X)
+    keys = sorted({k for t in xterms for k in t.keys})
+    key = _combined_codes([values[k].codes for k in keys], [len(values[k].levels) for k in keys]) if keys else \
+        np.zeros(len(X), dtype=np.int64)
+    if key is None:
+        return _row_groups(X)
+    group, rep = _groups_of_key(key)
+    n = len(X)
+    if len(rep) > n // 2:
+        return _row_groups(X)
+    h = X[rep] @ np.random.default_rng(20261201).uniform(1.0, 2.0, X.shape[1])
+    if len(pd.unique(h)) != len(rep):  # two combinations give equal rows (or the projection cannot tell)
+        return _row_groups(X)
+    return group, rep
 
 
 def _row_groups(*blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -309,9 +354,17 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
         levels_list.append(vals if text else [level_name(x) for x in vals])  # as R prints them: 5, not 5.0; TRUE
     if len(group) == 1:
         return codes_list[0], tuple(levels_list[0]), tuple(values_list[0])
-    stacked = np.stack(codes_list, axis=1)
-    uniq, codes = np.unique(stacked, axis=0, return_inverse=True)
-    levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq)
+    sizes = [len(v) for v in values_list]
+    key = _combined_codes(codes_list, sizes)  # mixed radix: its numeric order is the rows' lexicographic order
+    total = int(np.prod(sizes, dtype=np.float64))
+    if key is not None and total <= 4 * len(key) + 1024:
+        # the combinations that occur, in order, by a bincount over all of them (np.unique(axis=0) sorts rows)
+        present = np.bincount(key, minlength=total) > 0
+        codes = (np.cumsum(present) - 1)[key]
+        uniq = np.stack(np.unravel_index(np.flatnonzero(present), sizes), axis=1)
+    else:
+        uniq, codes = np.unique(np.stack(codes_list, axis=1), axis=0, return_inverse=True)
+    levels = tuple(":".join(levels_list[i][k] for i, k in enumerate(row)) for row in uniq.tolist())
     return codes.reshape(-1).astype(np.int64), levels, levels
 
 
@@ -399,7 +452,15 @@ def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float, xgroup: n
         return True  # y = 0 lies in every span
     y = y / ymax  # the decision does not depend on y's units; squares of 1e200 would overflow
     bound = tol * np.linalg.norm(y)
-    groups = _row_groups(X if xgroup is None else xgroup, term.codes, term.z)
+    if xgroup is not None and np.all(term.z == term.z[:1]):
+        # z the same on every row (an intercept): the groups are those of (X's group, level), integers compared
+        # exactly (the rows split as ``_row_groups`` splits them, numbered alike)
+        key = _combined_codes([xgroup, term.codes], [int(xgroup.max()) + 1, term.nlevels])
+        groups = _groups_of_key(key) if key is not None else _row_groups(xgroup, term.codes, term.z)
+        if len(groups[1]) > len(y) // 2:
+            groups = None
+    else:
+        groups = _row_groups(X if xgroup is None else xgroup, term.codes, term.z)
     if groups is None:
         return bool(np.linalg.norm(_fit_residual(term.codes, term.z, X, y, term.nlevels)) <= bound)
     group, rep = groups
@@ -505,7 +566,8 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             df = df.assign(**{_HIDDEN + key: values.to_numpy()})
 
     # missing values: drop the rows, count them
-    missing = {c: _missing(df.iloc[:, j]) for j, c in enumerate(df.columns)}
+    series = {c: df.iloc[:, j] for j, c in enumerate(df.columns)}  # each column's Series once (pandas' iloc is slow)
+    missing = {c: _missing(col) for c, col in series.items()}
     complete = ~np.logical_or.reduce([np.zeros(len(df), bool), *missing.values()])
     if extra["weights"] is not None:
         w_all = extra["weights"].to_numpy()
@@ -531,8 +593,9 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
     # levels that no longer occur (or never did) are not levels of the model
     grouping_only = set(used) - set().union(*(cols for _, _, cols, _, grp in parts if not grp))
     changed = {}
-    for j, c in enumerate(df.columns):
-        col = df.iloc[:, j]
+    if not complete.all() or hidden:
+        series = {c: df.iloc[:, j] for j, c in enumerate(df.columns)}  # the rows (and columns) kept
+    for c, col in series.items():
         if isinstance(col.dtype, pd.CategoricalDtype):
             codes = col.cat.codes.to_numpy()
             if not np.bincount(codes[codes >= 0], minlength=len(col.cat.categories)).all():
@@ -543,6 +606,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
                 changed[c] = col.to_numpy(dtype=np.float64)
     if changed:
         df = df.assign(**changed)
+        series.update({c: df[c] for c in changed})
     labels = df.index
 
     # infinite values in a column the formula uses, named before any model matrix is built
@@ -550,7 +614,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
         if grp:
             continue  # any value, infinite ones included, is a level
         for c in sorted(cols):
-            v = _numeric_values(df[c])
+            v = _numeric_values(series[c])
             if v is not None and np.isinf(v).any():
                 raise DataError(
                     f"column '{c}' (used in {what} '{part}') has infinite values in "
@@ -580,15 +644,17 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
 
     # fixed effects
     X, xnames, xterms = _model_matrix(read.fixed, av, text, pf.fixed, rhs0)
-    for j, name in enumerate(xnames):
-        _check_finite(X[:, j], f"the fixed-effect column '{name}'", labels, text, pf.fixed, rhs0)
+    if not np.isfinite(X).all():  # one pass over X; the column is named below
+        for j, name in enumerate(xnames):
+            _check_finite(X[:, j], f"the fixed-effect column '{name}'", labels, text, pf.fixed, rhs0)
     if X.shape[1] > len(y):
         raise DataError(
             f"the fixed part '{pf.fixed}' has {X.shape[1]} columns but there are only {len(y)} observations.\n"
             f"{mark_formula(text, pf.fixed, rhs0)}\n"
             "Simplify the fixed part (fewer terms or interactions), or use more data."
         )
-    xgroups = _row_groups(X) if len(X) > 2 * X.shape[1] else None  # equal rows of X, reused by the checks below
+    # equal rows of X, reused by the checks below
+    xgroups = _factor_row_groups(X, xterms, av.values) if len(X) > 2 * X.shape[1] else None
     keep, Q = _independent_columns(X, groups=xgroups)
     fixed_encoding = PartEncoding(read.fixed, xterms, np.array(keep))
     dropped = tuple(xnames[j] for j in range(len(xnames)) if j not in set(keep.tolist()))
@@ -624,8 +690,9 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
                 f"the random-effects term '{rt.source}' has no columns.\n{mark_formula(text, rt.source, rhs0)}\n"
                 "Put at least one column before '|', e.g. '(1 | g)' or '(0 + x | g)'."
             )
-        for j, name in enumerate(znames):
-            _check_finite(z[:, j], f"the column '{name}' of the random-effects term", labels, text, rt.source)
+        if not np.isfinite(z).all():
+            for j, name in enumerate(znames):
+                _check_finite(z[:, j], f"the column '{name}' of the random-effects term", labels, text, rt.source)
         groups.setdefault(rt.group, []).append((rt, z, znames))
     terms = []
     for group, members in groups.items():

@@ -18,7 +18,7 @@ from ..formula.evaluate import Recorded, run
 from ..formula.functions import Listed
 from ..formula.language import Checked
 from ..formula.terms import Atom, ModelFormula
-from ..formula.values import Factor, Matrix, factor_of, recode, value_key
+from ..formula.values import Factor, Matrix, factor_of, recode, used_codes, value_key
 from .model_matrix import TermCoding, build_columns, plan_terms
 
 
@@ -131,8 +131,7 @@ def fit_atoms(atoms: tuple[Atom, ...], data: pd.DataFrame, complete: np.ndarray,
             elif isinstance(value, Factor) or (isinstance(value, np.ndarray) and value.dtype == bool):
                 f = factor_of(value)
                 f = Factor(f.codes[complete], f.levels, f.from_text)
-                used = np.unique(f.codes[f.codes >= 0])
-                levels = tuple(f.levels[i] for i in used)  # levels absent from the rows used are not model levels
+                levels = tuple(f.levels[i] for i in used_codes(f.codes, len(f.levels)))  # levels absent from the rows used are not model levels
                 value = recode(f, levels)
             elif isinstance(value, np.ndarray):
                 value = value[complete]

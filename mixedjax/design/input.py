@@ -99,14 +99,32 @@ def _needs_conversion(dt) -> bool:
     return isinstance(dt, pd.api.extensions.ExtensionDtype) and not isinstance(dt, pd.CategoricalDtype)
 
 
+# A frame's categorical dtype converted before, by the identity of the dtype object (refitting the same frame
+# converts each column again; building the new dtype validates its categories: 0.9 ms for 2,972 levels).
+_CONVERTED: dict[int, tuple[pd.CategoricalDtype, pd.CategoricalDtype]] = {}
+
+
+def _numpy_categorical(dt: pd.CategoricalDtype) -> pd.CategoricalDtype:
+    """The categorical dtype with its levels as numpy values (object text, numbers)."""
+    hit = _CONVERTED.get(id(dt))
+    if hit is not None and hit[0] is dt:
+        return hit[1]
+    if isinstance(dt.categories.dtype, pd.StringDtype) and not dt.categories.hasnans:
+        cats = dt.categories.to_numpy(dtype=object)  # text levels (pandas' default str dtype): as they are
+    else:
+        cats = _to_numpy_column(pd.Series(dt.categories)).tolist()
+    out = pd.CategoricalDtype(cats, ordered=dt.ordered)
+    if len(_CONVERTED) >= 64:
+        _CONVERTED.clear()
+    _CONVERTED[id(dt)] = (dt, out)  # the key's dtype is kept alive with it, so its id is not reused
+    return out
+
+
 def _to_numpy_column(col: pd.Series) -> pd.Series:
     dt = col.dtype
     if isinstance(dt, pd.CategoricalDtype):
-        if isinstance(dt.categories.dtype, pd.StringDtype) and not dt.categories.hasnans:
-            cats = dt.categories.to_numpy(dtype=object)  # text levels (pandas' default str dtype): as they are
-        else:
-            cats = _to_numpy_column(pd.Series(dt.categories)).tolist()
-        return pd.Series(pd.Categorical.from_codes(col.cat.codes.to_numpy(), categories=cats, ordered=dt.ordered),
+        codes = col.cat.codes.to_numpy()  # valid codes of the same categories: no validation needed
+        return pd.Series(pd.Categorical.from_codes(codes, dtype=_numpy_categorical(dt), validate=False),
                          index=col.index, name=col.name)
     arrow = getattr(dt, "pyarrow_dtype", None)
     if arrow is not None:

@@ -70,10 +70,10 @@ def _variable_columns(value, coding: str, display: str, suffixes: tuple[str, ...
         raise DataError(f"the factor '{display}' has only {k} level in the rows used; a factor in a model term "
                         "needs 2 or more (R: 'contrasts can be applied only to factors with 2 or more levels')")
     first = 1 if coding == CONTRASTS else 0
-    ind = np.zeros((n, k - first))
-    rows = np.flatnonzero(f.codes >= first)
-    ind[rows, f.codes[rows] - first] = 1.0
-    ind[f.codes < 0] = np.nan  # missing (new data only: the fit drops those rows)
+    # one gather of the identity's rows (code 0 of a contrast: the zero row); a fancy-indexed scatter is slower
+    ind = np.take(np.eye(k)[:, first:], np.maximum(f.codes, 0), axis=0)
+    if (f.codes < 0).any():
+        ind[f.codes < 0] = np.nan  # missing (new data only: the fit drops those rows)
     return ind, [display + lv for lv in f.levels[first:]]
 
 
@@ -91,21 +91,22 @@ def build_columns(terms: tuple[TermCoding, ...], values: dict, displays: dict, s
     p = sum(int(np.prod([_width(values[k], c) for k, c in zip(t.keys, t.codings)])) for t in terms)
     if p > n and p * n > _MAX_CELLS:
         raise DataError(f"the terms give {p} model columns for {n} observations; simplify the interactions")
-    blocks, names = [], []
+    X, names, at = np.empty((n, p)), [], 0  # each term's columns written in place (no stacking copy)
     for t in terms:
         if not t.keys:
-            blocks.append(np.ones((n, 1)))
+            X[:, at] = 1.0
+            at += 1
             names.append("(Intercept)")
             continue
-        cols, nm = np.ones((n, 1)), [""]
+        cols, nm = None, [""]
         for k, coding in zip(t.keys, t.codings):
             c, cn = _variable_columns(values[k], coding, displays[k], suffixes[k], n)
             # the first variable varies fastest: new columns are (old column j, this column i) in order i, j
-            cols = (cols[:, None, :] * c[:, :, None]).reshape(n, -1)
+            cols = c if cols is None else (cols[:, None, :] * c[:, :, None]).reshape(n, -1)
             nm = [f"{a}:{b}" if a else b for b in cn for a in nm]
-        blocks.append(cols)
+        X[:, at : at + cols.shape[1]] = cols
+        at += cols.shape[1]
         names.extend(nm)
-    X = np.column_stack(blocks) if blocks else np.zeros((n, 0))
     if len(set(names)) != len(names):
         dup = sorted({x for x in names if names.count(x) > 1})
         raise FormulaError(f"the model matrix would have two columns named {dup[0]!r}; remove the repeated term")

@@ -14,7 +14,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ..blocks.plan import Layout
 from ..core.objective import deviance
@@ -93,6 +92,8 @@ def lbfgs_loop(objective, theta0, scale, args, opts: FitOptions, shift=0.0):
         return objective(phi * scale, args)
 
     vg = jax.value_and_grad(plain)
+    import optax  # at trace time only: a fit whose program fitting.traces reads back never imports it
+
     lbfgs = optax.scale_by_lbfgs(memory_size=opts.memory)
     n, cap = theta0.size, opts.maxeval
 

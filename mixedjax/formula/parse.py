@@ -7,6 +7,8 @@ expressions (``g``, ``a:b``, ``a/b``) are expanded here.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass
 
@@ -199,6 +201,13 @@ def parse_formula(formula) -> ParsedFormula:
         raise ArgumentError(
             f"the formula must be a string like 'y ~ 1 + x + (1 | g)', not {type(formula).__name__}"
         )
+    return _parse(formula)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(formula: str) -> ParsedFormula:
+    """``parse_formula`` of a string, kept per text (a refit of the same formula parses nothing; a ParsedFormula is
+    immutable, and an error is raised again on each call, as lru_cache keeps no exceptions)."""
     if not formula.strip():
         raise FormulaError(
             "the formula is empty. Write it as 'response ~ fixed terms + (1 | group)', "

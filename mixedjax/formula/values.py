@@ -72,12 +72,17 @@ def _codes_of(codes: np.ndarray, names: list[str], levels: tuple[str, ...]) -> n
     return lookup[np.where(codes >= 0, codes, len(names))]
 
 
+def used_codes(codes: np.ndarray, nlevels: int) -> np.ndarray:
+    """The distinct non-negative codes, ascending (np.unique of codes[codes >= 0] by a bincount: numpy 2's
+    np.unique hashes, several times slower on 73,421 codes)."""
+    return np.flatnonzero(np.bincount(codes[codes >= 0], minlength=nlevels))
+
+
 def factor_of(v: Value, levels: tuple[str, ...] | None = None) -> Factor:
     """``factor(v)``: levels sorted (numbers in numeric order), or the given ``levels`` (matched by name)."""
     if isinstance(v, Factor):
         if levels is None:
-            used = np.unique(v.codes[v.codes >= 0])
-            levels = tuple(v.levels[i] for i in used)
+            levels = tuple(v.levels[i] for i in used_codes(v.codes, len(v.levels)))
         return recode(v, levels)
     arr = np.asarray(v)
     if arr.dtype == bool or arr.dtype.kind == "f":
@@ -87,7 +92,7 @@ def factor_of(v: Value, levels: tuple[str, ...] | None = None) -> Factor:
         names = [level_name(bool(u)) if arr.dtype == bool else level_name(u) for u in uniq]
         codes = np.where(missing, -1, inv.reshape(-1))
         if levels is None:
-            levels = tuple(names[i] for i in np.unique(codes[codes >= 0]))
+            levels = tuple(names[i] for i in used_codes(codes, len(names)))
         return Factor(_codes_of(codes, names, levels), levels, False)
     raise TypeError(f"cannot make a factor of {type(v).__name__}")
 

@@ -1,0 +1,127 @@
+"""The host build's fast paths give what the general computations give (issue 14, docs/performance.md "The host
+build (fourth pass)"): X's groups of equal rows from factor codes, the sorted packings, the unique keys and levels,
+the term-0 representatives, the cached parse, and the imports left to first use."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedjax as mj
+from mixedjax.blocks.plan import _representatives, _sort, sorted_unique
+from mixedjax.design.build import _factor_row_groups, _groups_of_key, build_design
+from mixedjax.errors import FormulaError
+from mixedjax.formula.parse import parse_formula
+from mixedjax.formula.values import used_codes
+
+
+def _equal_row_partition(X):
+    """numpy's grouping of equal rows, renumbered by first appearance, and the last row of each group."""
+    _, inv = np.unique(X, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    _, first = np.unique(inv, return_index=True)
+    number = np.empty(len(first), dtype=np.int64)
+    number[np.argsort(first, kind="stable")] = np.arange(len(first))
+    group = number[inv]
+    last = np.empty(len(first), dtype=np.int64)
+    last[group] = np.arange(len(X))
+    return group, last
+
+
+@pytest.fixture(scope="module")
+def frame():
+    df = mj.dataset("sleepstudy")
+    rng = np.random.default_rng(3)
+    return df.assign(h=(df["days"] % 3).astype(str), k=(df["days"] % 2).astype(str),
+                     x=rng.integers(0, 5, len(df)).astype(float))
+
+
+@pytest.mark.filterwarnings("ignore:fixed-effect model matrix is rank deficient")
+@pytest.mark.parametrize("fixed", ["1 + h * k", "h:k", "0 + h:k", "h + h:k", "1", "0 + h", "h * x"])
+def test_x_groups_are_the_equal_rows(frame, fixed):
+    """Whatever the coding (contrasts, indicators, interactions whose combinations give equal rows, a numeric
+    column), the design's groups are numpy's partition of X into equal rows, numbered by first appearance."""
+    d = build_design(f"reaction ~ {fixed} + (1 | subj)", frame)
+    assert d.xgroups is not None
+    group, rep = d.xgroups
+    want_group, want_last = _equal_row_partition(d.X)
+    np.testing.assert_array_equal(group, want_group)
+    np.testing.assert_array_equal(rep, want_last)
+
+
+def test_factor_groups_fall_back_when_combinations_share_a_row():
+    """h:k coded by contrasts in both factors gives the zero row for every combination with a first level: the
+    codes alone would split those rows, so the groups come from the rows."""
+    from mixedjax.design.model_matrix import CONTRASTS, TermCoding, build_columns
+    from mixedjax.formula.values import Factor
+
+    rng = np.random.default_rng(4)
+    values = {"h": Factor(rng.integers(0, 3, 200), ("a", "b", "c"), True),
+              "k": Factor(rng.integers(0, 2, 200), ("u", "v"), True)}
+    terms = (TermCoding((), ()), TermCoding(("h", "k"), (CONTRASTS, CONTRASTS)))
+    X, _ = build_columns(terms, values, {"h": "h", "k": "k"}, {"h": (), "k": ()}, 200)
+    group, last = _factor_row_groups(X, terms, values)
+    want_group, want_last = _equal_row_partition(X)
+    assert len(last) == 3  # the zero row, b:v and c:v
+    np.testing.assert_array_equal(group, want_group)
+    np.testing.assert_array_equal(last, want_last)
+
+
+def test_groups_of_key_number_by_first_appearance():
+    key = np.array([5, 3, 5, 9, 3, 3, 0])
+    group, last = _groups_of_key(key)
+    np.testing.assert_array_equal(group, [0, 1, 0, 2, 1, 1, 3])
+    np.testing.assert_array_equal(last, [2, 5, 3, 6])
+
+
+@pytest.mark.parametrize("n, top", [(1, 1), (1000, 10), (5000, 2**40), (3000, 2**52)])
+def test_sort_is_a_stable_argsort(n, top):
+    """Every packing (shifts, products, the argsort fallback for keys too large to pack) sorts equal keys by their
+    position, as a stable argsort does."""
+    key = np.random.default_rng(n).integers(0, top, n)
+    order, skey = _sort(key)
+    want = np.argsort(key, kind="stable")
+    if top < 2**52:
+        np.testing.assert_array_equal(order, want)
+    np.testing.assert_array_equal(skey, key[want])
+    np.testing.assert_array_equal(key[order], skey)
+
+
+def test_sorted_unique_and_used_codes_are_numpys():
+    a = np.random.default_rng(1).integers(0, 500, 4000)
+    np.testing.assert_array_equal(sorted_unique(a), np.unique(a))
+    assert len(sorted_unique(a[:0])) == 0
+    codes = np.where(a % 7 == 0, -1, a)
+    np.testing.assert_array_equal(used_codes(codes, 500), np.unique(codes[codes >= 0]))
+
+
+def test_scalar_representatives_are_the_first_equal_level():
+    v = np.random.default_rng(2).integers(1, 6, 300).astype(float).reshape(-1, 1, 1)
+    _, first, same = np.unique(v.reshape(300, -1), axis=0, return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(_representatives(v, True), first[same.reshape(-1)])
+    np.testing.assert_array_equal(_representatives(v, False), np.arange(300))
+
+
+def test_parse_is_cached_and_errors_are_raised_each_time():
+    f = "reaction ~ 1 + days + (1 + days | subj)"
+    assert parse_formula(f) is parse_formula(f)
+    for _ in range(2):
+        with pytest.raises(FormulaError):
+            parse_formula("reaction 1 + days")
+
+
+def test_import_leaves_optional_parts_for_first_use():
+    """`import mixedjax` imports neither optax (the loop's L-BFGS, needed only to trace it) nor the profile, the
+    likelihood-ratio tests or the batched fits; the names still resolve."""
+    code = ("import sys, mixedjax as mj\n"
+            "lazy = ['optax', 'mixedjax.inference.profile', 'mixedjax.inference.lrt', 'mixedjax.batch.many']\n"
+            "print([m for m in lazy if m in sys.modules])\n"
+            "print(mj.anova.__name__, mj.fit_many.__name__, mj.Profile.__name__, mj.FitBatch.__name__)\n"
+            "print(sorted(set(mj.__all__) - set(dir(mj))))\n"
+            "import jax; print(jax.config.jax_enable_x64)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"})
+    lines = out.stdout.splitlines()
+    assert lines == ["[]", "anova fit_many Profile FitBatch", "[]", "True"]
