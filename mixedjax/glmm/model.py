@@ -133,8 +133,8 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
         u0, stage, initial = v0, stage1, theta0
     else:
         u0 = ev1.u
-        phi0 = initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
-        stage = fit_joint(plan, gdata, phi0, u0, nagq, opts, verbose)
+        initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
+        stage = fit_joint(plan, gdata, stage1, u0, nagq, opts, verbose)
     final = stage.evaluation
     canonical = design.formula.text  # the formula with lme4's spacing, the response as written
     canonical = spec.text + canonical[len(RESPONSE_COLUMN):] if canonical.startswith(RESPONSE_COLUMN) else formula
