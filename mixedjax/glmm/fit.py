@@ -82,7 +82,7 @@ def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, la
     last = {}  # the last finite evaluation: x -> ((value, Evaluation), gradient), so the end point is not recomputed
 
     def f(x):
-        out = fun_grad(_dev(x))
+        out = fun_grad(np.asarray(x, float))  # numpy: the jitted call transfers it (jax.device_put: 0.5 ms)
         (val, _), g = out
         val, g = float(val), np.asarray(g, dtype=float)
         log.append(val)
@@ -217,15 +217,15 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
              with_hessian: bool) -> StageResult:
     """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here)."""
     c = compiled_for(plan)
-    th0 = _dev(theta0)
-    vg = c.value_and_grad_fast.bind(th0, data, v0, plan)  # one program for every evaluation: no key per call
+    # one program for every evaluation, the data bound once: no cache key or flattening of the data per call
+    vg = c.value_and_grad_fast.bind(np.asarray(theta0, float), data, v0, plan, fixed=(1,))
     start = WarmStart(v0)
-    res, x, nit, nf, last = _minimise(start.wrap(lambda th, v: vg(th, data, v), True), theta0, plan, opts, verbose,
+    res, x, nit, nf, last = _minimise(start.wrap(lambda th, v: vg(th, v), True), theta0, plan, opts, verbose,
                                       "θ (β by PIRLS)")
     if with_hessian:  # the fit ends here: snap, and the exact Hessian for the verdict and Cov(β̂)
-        x = _snap(lambda t: float(vg(_dev(t), data, v0)[0][0]), x, plan)
+        x = _snap(lambda t: float(vg(t, v0)[0][0]), x, plan)
     out = last.get(x.tobytes())
-    (val, ev), g = out if out is not None else vg(_dev(x), data, start.v)
+    (val, ev), g = out if out is not None else vg(x, start.v)
     H = np.asarray(c.hessian_fast(_dev(x), data, v0, plan)) if with_hessian else None
     g = np.asarray(g)
     # rectification flips the signs of some θ entries: the estimate's rows and columns flip with them
@@ -259,28 +259,28 @@ def fit_joint(plan: GlmmPlan, data: GlmmData, stage1: StageResult, u0, nagq: int
     """Stage 2: φ = (θ, β) together, with u from PIRLS, from stage 1's result."""
     c = compiled_for(plan)
     phi0 = np.concatenate([stage1.x, np.asarray(stage1.evaluation.beta)])
-    vg = c.value_and_grad.bind(_dev(phi0), data, u0, plan, nagq)
+    vg = c.value_and_grad.bind(phi0, data, u0, plan, nagq, fixed=(1,))
     Rinv = whitening(stage1, plan.p)
     start = WarmStart(u0)
-    call = start.wrap(lambda ph, u: vg(ph, data, u), False)
+    call = start.wrap(lambda ph, u: vg(ph, u), False)
     last = {}  # φ -> its evaluation, so that the end point is not evaluated again
 
     def whitened(xt):
         phi = phi0 + Rinv @ np.asarray(xt)
-        out = call(_dev(phi))
+        out = call(phi)
         (val, ev), g = out
         last.clear()
         last[phi.tobytes()] = out
-        return (val, ev), _dev(Rinv.T @ np.asarray(g))
+        return (val, ev), Rinv.T @ np.asarray(g)
 
     res, xt, nit, nf, _ = _minimise(whitened, np.zeros_like(phi0), None, opts, verbose, "(θ, β)")
     x = phi0 + Rinv @ np.asarray(res.x)
     k = plan.ntheta
     x[:k] = rectified(x[:k], plan)
-    x = _snap(lambda t: float(vg(_dev(t), data, start.v)[0][0]), x, plan)
+    x = _snap(lambda t: float(vg(t, start.v)[0][0]), x, plan)
     out = last.get(x.tobytes())
-    (val, ev), g = out if out is not None else vg(_dev(x), data, start.v)
-    H = np.asarray(c.hessian(_dev(x), data, u0, plan, nagq))
+    (val, ev), g = out if out is not None else vg(x, start.v)
+    H = np.asarray(c.hessian(_dev(x), data, start.v, plan, nagq))  # PIRLS from the last modes: 1-2 iterations
     g = np.asarray(g)
     return StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
                        ev)
