@@ -198,3 +198,24 @@ def test_fast_gradient_against_differences():
     # at the fast fit β is the PIRLS solution: the joint objective's β-gradient there is not zero in general,
     # but the dense objective at (θ, β̂) is the fast objective's value
     assert float(f(m.stage.x)) == pytest.approx(dense_laplace(m, m.theta, m.fixef.to_numpy()), rel=1e-9)
+
+
+def test_schur_block_equals_dense(fitted):
+    """Stage 1's evaluation carries the Cholesky factor L of the fixed effects' Schur block of PIRLS's system, what
+    stage 2 whitens β with: L L' = X'WX − X'WZΛ(Λ'Z'WZΛ + I)⁻¹Λ'Z'WX with Fisher's weights at stage 1's η, to 1e-9."""
+    m = fitted
+    ev = m.stage1.evaluation
+    linkinv, mu_eta = _links(m.link)
+    eta = np.asarray(ev.eta)
+    mu = linkinv(eta)
+    var = mu * (1 - mu) if m.family.name == "binomial" else mu
+    w = np.asarray(m.data.wt) * mu_eta(eta) ** 2 / var
+    Z, Lam = _dense(m)
+    ZL = Z @ Lam(m.stage1.x)
+    X = np.asarray(m.data.X)
+    A = ZL.T @ (w[:, None] * ZL) + np.eye(ZL.shape[1])
+    B = ZL.T @ (w[:, None] * X)
+    ref = X.T @ (w[:, None] * X) - B.T @ np.linalg.solve(A, B)
+    L = np.asarray(ev.schur)
+    np.testing.assert_allclose(L @ L.T, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    assert np.allclose(L, np.tril(L))

@@ -32,6 +32,18 @@ def _frame(name):
 
 
 def _fit(c):
+    """One fit per model: the two reference files share cases (verbagg's crossed model is in both, about 40 s of
+    compile and fit each time), and the model is immutable."""
+    key = tuple(c.get(k) for k in ("data", "formula", "family", "link", "nagq", "weights", "offset"))
+    if key not in _FITS:
+        _FITS[key] = _fit_once(c)
+    return _FITS[key]
+
+
+_FITS = {}
+
+
+def _fit_once(c):
     df = _frame(c["data"])
     kw = {}
     if c.get("weights"):

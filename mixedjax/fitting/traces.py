@@ -94,6 +94,38 @@ class CachedProgram:
             call = self._calls[key] = self._load_or_export(key, where, treedef, leaves, static)
         return jax.tree_util.tree_unflatten(self.out_tree, call(*leaves))
 
+    def bind(self, *args, fixed: tuple[int, ...] = (), **kw) -> Callable:
+        """The program for arguments like these (shapes, dtypes, tree structure and static values): a function of
+        the array arguments alone that skips the cache key of every call (a fit calls one program dozens of times
+        with the same shapes; the key, a repr of the static plan, cost about 2 ms a call: 20% of a small GLMM's
+        warm fit). ``fixed``: positions of array arguments whose values are kept from this call (the model's data:
+        not flattened again); the function then takes the others, in order. The caller promises arguments of the
+        same shapes and the same static values."""
+        static = dict(zip(self.static, args[self.narrays :]), **kw)
+        args = args[: self.narrays]
+        where = directory()
+        if where is None:
+            def plain(*free):
+                it = iter(free)
+                return self.plain(*[args[i] if i in fixed else next(it) for i in range(len(args))], **static)
+
+            return plain
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        key = _key(self.name, tuple(static[k] for k in self.static), leaves, treedef, self.options)
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = self._load_or_export(key, where, treedef, leaves, static)
+        out_tree = self.out_tree
+        kept = {i: jax.tree_util.tree_leaves(args[i]) for i in fixed}
+
+        def bound(*free):
+            it, flat = iter(free), []
+            for i in range(len(args)):
+                flat.extend(kept[i] if i in kept else jax.tree_util.tree_leaves(next(it)))
+            return jax.tree_util.tree_unflatten(out_tree, call(*flat))
+
+        return bound
+
     def _load_or_export(self, key: str, where: Path, treedef, leaves, static):
         path = where / f"{self.name}-{key}.bin"
         exp = None

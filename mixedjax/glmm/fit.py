@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..fitting.solve import diagonal_indices, rectify
+from ..fitting.solve import _column_of_diagonal, diagonal_indices
 from .laplace import Evaluation, compiled_for
 from .plan import GlmmData, GlmmPlan
 
@@ -43,7 +43,8 @@ class GlmmOptions:
 
 class StageResult(NamedTuple):
     """One stage's result: x the optimised parameters; fmin; gradient and Hessian at x (exact; None where not
-    needed: stage 1 of a fit that goes on to stage 2); iterations and evaluations; status; the evaluation at x."""
+    needed: stage 1 of a fit that goes on to stage 2); iterations and evaluations; status; the evaluation at x;
+    curvature: L-BFGS-B's estimate of the Hessian in x at the end (stage 1: what stage 2 whitens θ with)."""
 
     x: np.ndarray
     fmin: float
@@ -53,6 +54,7 @@ class StageResult(NamedTuple):
     feval: int
     status: Status
     evaluation: Evaluation
+    curvature: np.ndarray | None = None
 
 
 def _dev(a):
@@ -80,7 +82,7 @@ def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, la
     last = {}  # the last finite evaluation: x -> ((value, Evaluation), gradient), so the end point is not recomputed
 
     def f(x):
-        out = fun_grad(_dev(x))
+        out = fun_grad(np.asarray(x, float))  # numpy: the jitted call transfers it (jax.device_put: 0.5 ms)
         (val, _), g = out
         val, g = float(val), np.asarray(g, dtype=float)
         log.append(val)
@@ -111,8 +113,15 @@ def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, la
         nit += res.nit
     x = np.array(res.x, float)
     k = plan.ntheta
-    x[:k] = x[:k] * np.asarray(rectify(_dev(x[:k]), plan))
+    x[:k] = rectified(x[:k], plan)
     return res, x, nit, len(log), last
+
+
+def rectified(theta, plan: GlmmPlan) -> np.ndarray:
+    """θ with every column of λ_k whose diagonal is negative flipped (the objective does not change): fitting.solve's
+    rectify on the host (called eagerly, its JAX operations compiled one small program each in a new process)."""
+    theta = np.asarray(theta, float)
+    return theta * np.where(theta[_column_of_diagonal(plan.layout)] < 0, -1.0, 1.0)
 
 
 STEP_TOL = 1e-4  # converged when the Newton step −H⁻¹∇ at the result moves no free parameter by more than this
@@ -155,9 +164,10 @@ SNAP_RISE = 1e-5
 def _snap(value, x, plan: GlmmPlan) -> np.ndarray:
     """MixedModels.jl's rule, as for LMMs: near-zero diagonal θ entries snapped to zero when the objective (``value``
     of the parameter vector) does not rise by more than SNAP_RISE (the objective is flat there: even in θ_i)."""
-    f = value(x)
+    f = None  # evaluated only when an entry is near zero (most fits have none: one evaluation fewer)
     for i in diagonal_indices(plan):
         if 0 < abs(x[i]) < SNAP:
+            f = value(x) if f is None else f
             trial = np.array(x, float)
             trial[i] = 0.0
             ft = value(trial)
@@ -196,51 +206,84 @@ def _join(u, beta):
     return jnp.concatenate([u, beta])
 
 
+def _curvature(res, n: int) -> np.ndarray:
+    """L-BFGS-B's estimate of the Hessian (the inverse of its inverse-Hessian product), n × n."""
+    B = np.asarray(res.hess_inv.todense(), float) if hasattr(res.hess_inv, "todense") else np.eye(n)
+    B = np.linalg.inv((B + B.T) / 2)
+    return (B + B.T) / 2
+
+
 def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verbose: bool,
              with_hessian: bool) -> StageResult:
     """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here)."""
     c = compiled_for(plan)
+    # one program for every evaluation, the data bound once: no cache key or flattening of the data per call
+    vg = c.value_and_grad_fast.bind(np.asarray(theta0, float), data, v0, plan, fixed=(1,))
     start = WarmStart(v0)
-    res, x, nit, nf, last = _minimise(start.wrap(lambda th, v: c.value_and_grad_fast(th, data, v, plan), True),
-                                      theta0, plan, opts, verbose, "θ (β by PIRLS)")
+    res, x, nit, nf, last = _minimise(start.wrap(lambda th, v: vg(th, v), True), theta0, plan, opts, verbose,
+                                      "θ (β by PIRLS)")
     if with_hessian:  # the fit ends here: snap, and the exact Hessian for the verdict and Cov(β̂)
-        x = _snap(lambda t: float(c.value_and_grad_fast(_dev(t), data, v0, plan)[0][0]), x, plan)
+        x = _snap(lambda t: float(vg(t, v0)[0][0]), x, plan)
     out = last.get(x.tobytes())
-    (val, ev), g = out if out is not None else c.value_and_grad_fast(_dev(x), data, start.v, plan)
+    (val, ev), g = out if out is not None else vg(x, start.v)
     H = np.asarray(c.hessian_fast(_dev(x), data, v0, plan)) if with_hessian else None
     g = np.asarray(g)
+    # rectification flips the signs of some θ entries: the estimate's rows and columns flip with them
+    sign = np.where(np.sign(x) == -np.sign(res.x), -1.0, 1.0)
+    B = _curvature(res, len(x)) * np.outer(sign, sign)
     return StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
-                       ev)
+                       ev, B)
 
 
-def fit_joint(plan: GlmmPlan, data: GlmmData, phi0, u0, nagq: int, opts: GlmmOptions, verbose: bool) -> StageResult:
-    """Stage 2: φ = (θ, β) together, with u from PIRLS."""
-    c = compiled_for(plan)
-    # L-BFGS-B in coordinates whitened by the exact Hessian at the start (stage 1's result is close to the optimum,
-    # but θ and β can be on very different scales: grouseticks' slope of a covariate spread over ±60), so its unit
-    # first step is about a Newton step
-    phi0 = np.asarray(phi0, float)
-    H0 = np.asarray(c.hessian(_dev(phi0), data, u0, plan, nagq))
-    lam, V = np.linalg.eigh((H0 + H0.T) / 2)
+def whitening(stage1: StageResult, p: int) -> np.ndarray:
+    """R⁻¹ with φ = φ0 + R⁻¹ x̃, from a block-diagonal estimate of the Hessian at stage 1's result in (θ, β):
+    L-BFGS-B's estimate in θ (of the Hessian of the profile in θ, the Schur complement of the θ block) and
+    2 L L' in β, L the Cholesky factor of the Schur block of PIRLS's system (half the Hessian of the penalised
+    deviance in β with u at its modes; the log-determinant's part is small). θ and β can be on very different
+    scales (grouseticks' slope of a covariate spread over ±60), so L-BFGS-B's unit first step is then about a Newton
+    step. Neither estimate costs an evaluation (the exact Hessian here was a second one per fit: verbagg 160 ms)."""
+    k = len(stage1.x)
+    L = np.asarray(stage1.evaluation.schur)
+    H0 = np.zeros((k + p, k + p))
+    H0[:k, :k] = stage1.curvature
+    H0[k:, k:] = 2 * L @ L.T
+    if not np.all(np.isfinite(H0)):  # a start where either estimate failed: unscaled coordinates
+        H0 = np.eye(k + p)
+    lam, V = np.linalg.eigh(H0)
     lam = np.maximum(lam, 1e-6 * max(float(np.abs(lam).max()), 1e-12))
-    Rinv = V / np.sqrt(lam)[None, :]  # φ = φ0 + Rinv x̃
+    return V / np.sqrt(lam)[None, :]
 
+
+def fit_joint(plan: GlmmPlan, data: GlmmData, stage1: StageResult, u0, nagq: int, opts: GlmmOptions,
+              verbose: bool) -> StageResult:
+    """Stage 2: φ = (θ, β) together, with u from PIRLS, from stage 1's result."""
+    c = compiled_for(plan)
+    phi0 = np.concatenate([stage1.x, np.asarray(stage1.evaluation.beta)])
+    vg = c.value_and_grad.bind(phi0, data, u0, plan, nagq, fixed=(1,))
+    Rinv = whitening(stage1, plan.p)
     start = WarmStart(u0)
-    vg = start.wrap(lambda ph, u: c.value_and_grad(ph, data, u, plan, nagq), False)
+    call = start.wrap(lambda ph, u: vg(ph, u), False)
+    last = {}  # φ -> its evaluation, so that the end point is not evaluated again
 
     def whitened(xt):
-        (val, ev), g = vg(_dev(phi0 + Rinv @ np.asarray(xt)))
-        return (val, ev), _dev(Rinv.T @ np.asarray(g))
+        phi = phi0 + Rinv @ np.asarray(xt)
+        out = call(phi)
+        (val, ev), g = out
+        last.clear()
+        last[phi.tobytes()] = out
+        return (val, ev), Rinv.T @ np.asarray(g)
 
     res, xt, nit, nf, _ = _minimise(whitened, np.zeros_like(phi0), None, opts, verbose, "(θ, β)")
     x = phi0 + Rinv @ np.asarray(res.x)
     k = plan.ntheta
-    x[:k] = x[:k] * np.asarray(rectify(_dev(x[:k]), plan))
-    x = _snap(lambda t: float(c.value_and_grad(_dev(t), data, start.v, plan, nagq)[0][0]), x, plan)
-    (val, ev), g = c.value_and_grad(_dev(x), data, start.v, plan, nagq)
-    H = np.asarray(c.hessian(_dev(x), data, u0, plan, nagq))
+    x[:k] = rectified(x[:k], plan)
+    x = _snap(lambda t: float(vg(t, start.v)[0][0]), x, plan)
+    out = last.get(x.tobytes())
+    (val, ev), g = out if out is not None else vg(x, start.v)
+    H = np.asarray(c.hessian(_dev(x), data, start.v, plan, nagq))  # PIRLS from the last modes: 1-2 iterations
     g = np.asarray(g)
-    return StageResult(x, float(val), g, H, nit, nf + 1, _verdict(res, g, H, free_parameters(x, plan)), ev)
+    return StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
+                       ev)
 
 
 def glm_start(X, y, wt, offset, family, iters: int = 50) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from ..core.indexing import _segsum
 from ..core.substitution import logdet_z
@@ -30,7 +31,10 @@ from .plan import GlmmData, GlmmPlan, z_lambda
 class Evaluation(NamedTuple):
     """Everything at one parameter value. objective: the minimised criterion (Laplace or AGQ deviance, without
     the normalising constant); u: spherical modes (q,); beta (p,); eta: linear predictor (n,); mu (n,);
-    logdet: log|L|²; pwrss: Σ dev_resid + ‖u‖²."""
+    logdet: log|L|²; pwrss: Σ dev_resid + ‖u‖²; schur: the lower Cholesky factor (p, p) of the fixed effects'
+    block of the penalised system given u, X'WX − X'WZΛ(Λ'Z'WZΛ + I)⁻¹Λ'Z'WX (half the Laplace objective's Hessian
+    in β, less the log-determinant's part: what stage 2 whitens β with), from stage 1's evaluations; zeros in
+    stage 2's, whose factor has no X rows."""
 
     objective: jax.Array
     u: jax.Array
@@ -39,15 +43,17 @@ class Evaluation(NamedTuple):
     mu: jax.Array
     logdet: jax.Array
     pwrss: jax.Array
+    schur: jax.Array
 
 
-def _laplace_parts(theta, beta, u, plan: GlmmPlan, data: GlmmData):
+def _laplace_parts(theta, beta, u, plan: GlmmPlan, data: GlmmData, with_beta: bool = False):
     fam = plan.family
     A, _ = z_lambda(theta, plan, data)
     eta = linear_predictor(A, u, beta, data)
     mu = fam.linkinv(eta)
     dev = fam.dev_resid(data.y, mu, data.wt)
-    F = system(theta, fam.working_weights(eta, data.wt), data, plan, False)
+    # with the X rows (stage 1: the Schur block comes with them), the leading q rows, hence log|L|², are the same
+    F = system(theta, fam.working_weights(eta, data.wt), data, plan, with_beta)
     return A, eta, mu, dev, F, logdet_z(F, plan.layout)
 
 
@@ -57,7 +63,7 @@ def evaluate(theta, beta, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1) -> 
     A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data)
     pwrss = jnp.sum(dev) + u @ u
     obj = pwrss + logdet if nagq == 1 else _agq(A, u, eta, dev, F, plan, data, nagq)
-    return Evaluation(obj, u, beta, eta, mu, logdet, pwrss)
+    return Evaluation(obj, u, beta, eta, mu, logdet, pwrss, jnp.zeros((plan.p, plan.p)))
 
 
 def evaluate_fast(theta, data: GlmmData, v0, plan: GlmmPlan) -> Evaluation:
@@ -65,9 +71,11 @@ def evaluate_fast(theta, data: GlmmData, v0, plan: GlmmPlan) -> Evaluation:
     fast = true); the log-determinant is that of the random-effects block."""
     v = modes(theta, jnp.zeros(plan.p), data, v0, plan, True)
     u, beta = split(v, plan, True, None)
-    A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data)
+    A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data, True)
     pwrss = jnp.sum(dev) + u @ u
-    return Evaluation(pwrss + logdet, u, beta, eta, mu, logdet, pwrss)
+    dz = plan.layout.dz
+    schur = lax.stop_gradient(F.LDD[dz : dz + plan.p, dz : dz + plan.p])
+    return Evaluation(pwrss + logdet, u, beta, eta, mu, logdet, pwrss, schur)
 
 
 def gauss_hermite(k: int) -> tuple[np.ndarray, np.ndarray]:

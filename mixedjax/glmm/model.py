@@ -132,9 +132,9 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     if fast:
         u0, stage, initial = v0, stage1, theta0
     else:
-        u0 = ev1.u
-        phi0 = initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
-        stage = fit_joint(plan, gdata, phi0, u0, nagq, opts, verbose)
+        u0 = np.asarray(ev1.u)  # on the host, as stage 1's start: a device array would compile stage 2's programs twice
+        initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
+        stage = fit_joint(plan, gdata, stage1, u0, nagq, opts, verbose)
     final = stage.evaluation
     canonical = design.formula.text  # the formula with lme4's spacing, the response as written
     canonical = spec.text + canonical[len(RESPONSE_COLUMN):] if canonical.startswith(RESPONSE_COLUMN) else formula
