@@ -4,8 +4,8 @@ program, each row from the moment start of its own response.
 Which solve a layout gets (batch.solve.batch_solver), and on sleepstudy with the L-BFGS solve forced: each row of a
 serial chunk equals the single fit of the same solve (objective to 1e-12 relative, the same evaluations), the padding
 rows are not fitted, and a second chunk traces nothing; each response's start is the moment start of the model
-built from data holding that response (exactly), a per-row start traces nothing, and on the kb07-shaped design a refit
-and a fit_many row make the evaluations of a fresh fit of that response."""
+built from data holding that response (exactly), a per-row start traces nothing, and on a large design (kb07's data) a
+refit and a fit_many row make the evaluations of a fresh fit of that response."""
 
 import sys
 from pathlib import Path
@@ -90,19 +90,22 @@ def test_per_row_starts_equal_single_fits_and_trace_nothing(sleep):
     assert function.TRACES["fit_at"] == before
 
 
+KB07_SMALL = "rt ~ 1 + spkr + (1 + spkr | subj) + (1 | item)"  # kb07's data, few θ: the L-BFGS solve, a quick compile
+
+
 @pytest.mark.slow
-def test_kb07_rows_start_from_their_response():
-    """kb07-shaped design (the L-BFGS solve): refit and fit_many rows start at the response's moment start, so they
-    make the evaluations of mj.lmm on data holding the response (objective to 1e-10 relative), and fit_many's rows
-    equal refits."""
+def test_large_model_rows_start_from_their_response():
+    """A large design (kb07's data, the L-BFGS solve): a refit and a fit_many row start at the response's moment
+    start, so they make the evaluations of mj.lmm on data holding the response (objective to 1e-10 relative), and
+    the fit_many row equals the refit."""
     formula, df = _kb07()
-    m = mj.lmm(formula, df)
-    Y = np.asarray(m.simulate(1, seed=1))
-    b = mj.fit_many(m, Y)
-    for i in range(1):
-        r = m.refit(Y[i])
-        fresh = mj.lmm(formula, df.assign(rt=Y[i]))
-        np.testing.assert_array_equal(r.optsum.initial, fresh.optsum.initial)
-        assert r.optsum.feval == fresh.optsum.feval == int(b.feval[i])
-        np.testing.assert_allclose(r.objective, fresh.objective, rtol=1e-10)
-        np.testing.assert_allclose(b.objective[i], r.objective, rtol=1e-12)
+    m = mj.lmm(KB07_SMALL, df)
+    assert batch_solver(m.problem.layout) == Solver.lbfgs
+    y = np.asarray(m.simulate(1, seed=1))[0]
+    b = mj.fit_many(m, y[None])
+    r = m.refit(y)
+    fresh = mj.lmm(KB07_SMALL, df.assign(rt=y))
+    np.testing.assert_array_equal(r.optsum.initial, fresh.optsum.initial)
+    assert r.optsum.feval == fresh.optsum.feval == int(b.feval[0])
+    np.testing.assert_allclose(r.objective, fresh.objective, rtol=1e-10)
+    np.testing.assert_allclose(b.objective[0], r.objective, rtol=1e-12)
