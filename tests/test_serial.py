@@ -1,9 +1,11 @@
 """The batched fits of large models (batch/serial.py): the L-BFGS solve, fits one after another by the single fit's
-program.
+program, each row from the moment start of its own response.
 
 Which solve a layout gets (batch.solve.batch_solver), and on sleepstudy with the L-BFGS solve forced: each row of a
 serial chunk equals the single fit of the same solve (objective to 1e-12 relative, the same evaluations), the padding
-rows are not fitted, and a second chunk traces nothing."""
+rows are not fitted, and a second chunk traces nothing; each response's start is the moment start of the model
+built from data holding that response (exactly), a per-row start traces nothing, and on a large design (kb07's data) a
+refit and a fit_many row make the evaluations of a fresh fit of that response."""
 
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 import mixedjax as mj
 from mixedjax.batch import function, serial
-from mixedjax.batch.function import fit_one_jit
+from mixedjax.batch.function import fit_one_jit, response_start, with_start
 from mixedjax.batch.solve import Result, Solver, batch_solver
 
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
@@ -25,13 +27,18 @@ def sleep():
     return mj.lmm(SLEEP, mj.dataset("sleepstudy"))
 
 
-def test_solver_by_size(sleep):
-    """Small models get the Newton solve on lanes; the kb07-shaped design (nθ = 20, a 137-row dense block) L-BFGS."""
-    assert batch_solver(sleep.problem.layout) == Solver.newton
+def _kb07():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import models
 
     _, formula, df, _ = models.kb07()
+    return formula, df
+
+
+def test_solver_by_size(sleep):
+    """Small models get the Newton solve on lanes; the kb07-shaped design (nθ = 20, a 137-row dense block) L-BFGS."""
+    assert batch_solver(sleep.problem.layout) == Solver.newton
+    formula, df = _kb07()
     assert batch_solver(mj.Problem.build(formula, df).layout) == Solver.lbfgs
 
 
@@ -55,3 +62,50 @@ def test_serial_rows_equal_single_fits(sleep):
     before = function.TRACES["fit_at"]
     serial.chunk_serial(rows[::-1], np.int32(4), ctx, layout, False, opts, Solver.lbfgs, None)
     assert function.TRACES["fit_at"] == before
+
+
+def test_response_start_is_the_moment_start_of_that_response(sleep):
+    """The start of a row is the start mj.lmm would take on data holding the row's response (exactly)."""
+    y = np.asarray(sleep.simulate(1, seed=2))[0]
+    fresh = mj.Problem.build(SLEEP, mj.dataset("sleepstudy").assign(reaction=y)).start()
+    np.testing.assert_array_equal(response_start(sleep.problem.design, y), fresh)
+    assert not np.allclose(fresh, sleep.problem.start())  # a start of its own, not the model's
+
+
+def test_per_row_starts_equal_single_fits_and_trace_nothing(sleep):
+    """With the design given, each row starts at its response's start: the row equals the single fit from that
+    start (the same evaluations, objective to 1e-12 relative), and the starts are arguments, not retraces."""
+    Y = np.asarray(sleep.simulate(3, seed=7))
+    ctx, layout, opts = sleep._batch_context, sleep.problem.layout, mj.FitOptions()
+    rows = jnp.asarray(Y)
+    design = sleep.problem.design
+    out = serial.chunk_serial(rows, np.int32(2), ctx, layout, False, opts, Solver.lbfgs, None, design)
+    before = function.TRACES["fit_at"]
+    for i in range(2):
+        est, sol = fit_one_jit(rows[i], None, with_start(ctx, design, Y[i]), layout, False, opts, Solver.lbfgs)
+        np.testing.assert_array_equal(np.asarray(sol.theta0), response_start(design, Y[i]))
+        assert int(out.feval[i]) == int(sol.feval) > 0
+        np.testing.assert_allclose(float(out.objective[i]), float(est.objective), rtol=1e-12)
+    serial.chunk_serial(rows[::-1], np.int32(3), ctx, layout, False, opts, Solver.lbfgs, None, design)
+    assert function.TRACES["fit_at"] == before
+
+
+KB07_SMALL = "rt ~ 1 + spkr + (1 + spkr | subj) + (1 | item)"  # kb07's data, few θ: the L-BFGS solve, a quick compile
+
+
+@pytest.mark.slow
+def test_large_model_rows_start_from_their_response():
+    """A large design (kb07's data, the L-BFGS solve): a refit and a fit_many row start at the response's moment
+    start, so they make the evaluations of mj.lmm on data holding the response (objective to 1e-10 relative), and
+    the fit_many row equals the refit."""
+    formula, df = _kb07()
+    m = mj.lmm(KB07_SMALL, df)
+    assert batch_solver(m.problem.layout) == Solver.lbfgs
+    y = np.asarray(m.simulate(1, seed=1))[0]
+    b = mj.fit_many(m, y[None])
+    r = m.refit(y)
+    fresh = mj.lmm(KB07_SMALL, df.assign(rt=y))
+    np.testing.assert_array_equal(r.optsum.initial, fresh.optsum.initial)
+    assert r.optsum.feval == fresh.optsum.feval == int(b.feval[0])
+    np.testing.assert_allclose(r.objective, fresh.objective, rtol=1e-10)
+    np.testing.assert_allclose(b.objective[0], r.objective, rtol=1e-12)

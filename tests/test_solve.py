@@ -28,8 +28,9 @@ def test_result_codes_of_single_fits(sleep):
 
 
 def test_verdict_codes():
-    """A converged stop is downgraded when the derivatives are not finite or the Hessian has negative curvature in
-    a free direction; a direction on the boundary (θ_ii = 0) does not count."""
+    """A converged stop is downgraded when the derivatives are not finite, the Hessian has negative curvature in
+    a free direction, or a lone diagonal (alone in its column of λ) sits at zero with negative curvature; other
+    directions on the boundary (θ_ii = 0) do not count."""
     p = mj.Problem.build(SLEEP, mj.dataset("sleepstudy"))
     lay, th, g = p.layout, jnp.array([0.9, 0.1, 0.2]), jnp.zeros(3)
     ok = jnp.diag(jnp.array([2.0, 1.0, 3.0]))
@@ -39,7 +40,12 @@ def test_verdict_codes():
     assert code(ok) == RESULTS.gradient_zero
     assert code(saddle) == RESULTS.saddle_point
     assert code(nan) == RESULTS.nonfinite
-    assert code(saddle, th.at[2].set(0.0)) == RESULTS.gradient_zero  # the negative direction is on the boundary
+    # θ_0 (a diagonal with an entry below it) held at zero: its curvature does not count (a bound, not a minimum of
+    # an even function)
+    assert code(ok.at[0, 0].set(-1.0), th.at[0].set(0.0)) == RESULTS.gradient_zero
+    # θ_2 (alone in its column: d is even in it) at zero with negative curvature: zero is a maximum along it
+    assert code(saddle, th.at[2].set(0.0)) == RESULTS.saddle_point
+    assert code(ok, th.at[2].set(0.0)) == RESULTS.gradient_zero
     assert int(verdict(jnp.int32(RESULTS.max_iterations), th, g, ok, lay)[0]) == RESULTS.max_iterations
 
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from ..blocks.plan import Layout
 from .options import FitOptions
-from .solve import RESULTS, Solution, diagonal_indices, finish
+from .solve import RESULTS, Solution, diagonal_indices, finish, lone_diagonals
 
 SEARCH, POLISH, DONE = 0, 1, 2  # the loop's modes
 MAX_EVAL = 100  # passes (each nθ + 1 gradients) before the fit stops with max_evaluations; the log's length
@@ -34,6 +34,7 @@ EIG_FLOOR = 1e-8  # eigenvalues of H below this fraction of its largest |eigenva
 NOISE = 1e-12  # relative rounding noise of d allowed in the sufficient-decrease test (as loop.py's)
 POLISH_NOISE = 1e-11  # ... and when accepting the polishing step
 NEGATIVE_STEP = 0.1  # the step along a direction of negative curvature (φ units)
+CURVATURE_TOL = 1e-6  # relative negative curvature at a zero diagonal that makes it a maximum (solve.verdict's)
 BOUNDARY = 0.1  # diagonal entries below this (φ units) that a step moves towards zero are tried at zero
 
 
@@ -98,16 +99,11 @@ def newton_direction(g, H, held):
     return jnp.where(big > MAX_STEP, d * (MAX_STEP / big), d)
 
 
-def lone_diagonals(layout: Layout) -> list[int]:
-    """θ entries that are alone in their column of λ (the last column of each term, a scalar term, a diagonal-only
-    term): d is even in each of them, so zero is a stationary point in that entry and a boundary optimum can sit
-    there. (A diagonal with entries below it is not: d is even in the whole column, not in the diagonal alone.)"""
-    out = []
-    for t in layout.terms:
-        for i, (r, c) in enumerate(t.pattern):
-            if r == c and not any(cc == c and rr != r for rr, cc in t.pattern):
-                out.append(t.theta_offset + i)
-    return out
+def trapped(phi, H, lone):
+    """Lone diagonal entries at zero where d curves downwards: d is even in such an entry, so its gradient there is
+    zero, but zero is a maximum along it, not a boundary minimum (a lane that tried zero and held it would stop
+    there, converged, while an interior optimum lies lower). The threshold is the verdict's (solve.verdict)."""
+    return lone & (phi == 0) & (jnp.diagonal(H) < -CURVATURE_TOL * jnp.maximum(1.0, jnp.max(jnp.abs(H))))
 
 
 def to_boundary(phi, d, lone, gate):
@@ -148,8 +144,10 @@ def newton_step(c: NewtonState, objective, args, scale, layout: Layout, opts: Fi
     retry = search & ~ok & c.at_zero
     ended = (ok | (c.k + 1 >= opts.max_linesearch) | first) & ~retry
     f_abs = jnp.maximum(1.0, jnp.abs(fx - shift))
-    new = jnp.where(jnp.max(jnp.abs(gx)) <= opts.gtol * f_abs, RESULTS.gradient_zero, RESULTS.running)
-    new = jnp.where((new == 0) & ~first & (c.f - fx <= opts.ftol * f_abs), RESULTS.objective_stalled, new)
+    # a zero diagonal with negative curvature is no optimum, however small the gradient or the last decrease
+    stuck = jnp.any(trapped(x, Hx, lone))
+    new = jnp.where((jnp.max(jnp.abs(gx)) <= opts.gtol * f_abs) & ~stuck, RESULTS.gradient_zero, RESULTS.running)
+    new = jnp.where((new == 0) & ~first & ~stuck & (c.f - fx <= opts.ftol * f_abs), RESULTS.objective_stalled, new)
     new = jnp.where(~ok, jnp.where(first, RESULTS.nonfinite, RESULTS.line_search_failed), new)
     new = jnp.where((new == 0) & (c.it + 1 >= opts.maxiter), RESULTS.max_iterations, new)
     new = jnp.where((new == 0) & (ne >= cap), RESULTS.max_evaluations, new)
@@ -164,8 +162,11 @@ def newton_step(c: NewtonState, objective, args, scale, layout: Layout, opts: Fi
     gate = jnp.where(retry & (c.dirn != c.plain), 0.5 * jnp.abs(c.th), c.gate)
     # both directions from one batched eigendecomposition (two independent LAPACK calls in one program can
     # deadlock jaxlib's CPU kernels: docs/batched.md, "The stalled fits")
-    held = jnp.stack([lone & (th == 0), diag & (jnp.abs(th) < 1e-3)])
+    escape = trapped(th, H, lone)
+    held = jnp.stack([lone & (th == 0) & ~escape, diag & (jnp.abs(th) < 1e-3)])
     d_plain, d_polish = jax.vmap(newton_direction, in_axes=(None, None, 0))(g, H, held)
+    # leave a zero maximum by NEGATIVE_STEP into θ_ii > 0 (its gradient is zero, so the direction has no sign there)
+    d_plain = jnp.where(escape, -NEGATIVE_STEP, d_plain)
     d_next = to_boundary(th, d_plain, lone, gate)
     go_on = search & ended & (status == 0)
     dirn = jnp.where(go_on, d_next, jnp.where(search & ended & converged, d_polish, c.dirn))

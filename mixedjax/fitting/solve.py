@@ -71,6 +71,18 @@ def diagonal_indices(layout: Layout) -> list[int]:
     return [t.theta_offset + i for t in layout.terms for i, (r, c) in enumerate(t.pattern) if r == c]
 
 
+def lone_diagonals(layout: Layout) -> list[int]:
+    """θ entries that are alone in their column of λ (the last column of each term, a scalar term, a diagonal-only
+    term): d is even in each of them, so zero is a stationary point in that entry and a boundary optimum can sit
+    there. (A diagonal with entries below it is not: d is even in the whole column, not in the diagonal alone.)"""
+    out = []
+    for t in layout.terms:
+        for i, (r, c) in enumerate(t.pattern):
+            if r == c and not any(cc == c and rr != r for rr, cc in t.pattern):
+                out.append(t.theta_offset + i)
+    return out
+
+
 def _column_of_diagonal(layout: Layout) -> np.ndarray:
     """For each θ entry, the θ index of the diagonal of its column of λ (columns flip sign together)."""
     out = np.empty(layout.ntheta, np.int64)
@@ -115,7 +127,13 @@ def verdict(code, theta, g, H, layout: Layout):
     escale = jnp.max(jnp.where(eig < c / 2, jnp.abs(eig), 0.0))
     converged = (code == RESULTS.gradient_zero) | (code == RESULTS.objective_stalled)
     code = jnp.where(converged & ~finite, RESULTS.nonfinite, code)
-    code = jnp.where(converged & finite & (emin < -1e-6 * jnp.maximum(1.0, escale)), RESULTS.saddle_point, code)
+    tol = 1e-6 * jnp.maximum(1.0, escale)
+    # a lone diagonal held at zero (d even in it, so its gradient is zero) must curve upwards there, else zero is a
+    # maximum along it and an interior optimum lies lower
+    lone = np.zeros(theta.shape, bool)
+    lone[np.asarray(lone_diagonals(layout), np.int64)] = True
+    trapped = jnp.any(jnp.asarray(lone) & (theta == 0) & (jnp.diagonal(H) < -tol))
+    code = jnp.where(converged & finite & ((emin < -tol) | trapped), RESULTS.saddle_point, code)
     return code.astype(jnp.int32), gmax, emin
 
 
