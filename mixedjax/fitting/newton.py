@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from ..blocks.plan import Layout
 from .options import FitOptions
-from .solve import RESULTS, Solution, diagonal_indices, finish, lone_diagonals
+from .solve import CURVATURE_TOL, RESULTS, Solution, diagonal_indices, finish, lone_diagonals
 
 SEARCH, POLISH, DONE = 0, 1, 2  # the loop's modes
 MAX_EVAL = 100  # passes (each nθ + 1 gradients) before the fit stops with max_evaluations; the log's length
@@ -34,7 +34,6 @@ EIG_FLOOR = 1e-8  # eigenvalues of H below this fraction of its largest |eigenva
 NOISE = 1e-12  # relative rounding noise of d allowed in the sufficient-decrease test (as loop.py's)
 POLISH_NOISE = 1e-11  # ... and when accepting the polishing step
 NEGATIVE_STEP = 0.1  # the step along a direction of negative curvature (φ units)
-CURVATURE_TOL = 1e-6  # relative negative curvature at a zero diagonal that makes it a maximum (solve.verdict's)
 BOUNDARY = 0.1  # diagonal entries below this (φ units) that a step moves towards zero are tried at zero
 
 

@@ -93,8 +93,10 @@ def _column_of_diagonal(layout: Layout) -> np.ndarray:
 
 
 def rectify(theta, layout: Layout):
-    """±1 per θ entry: −1 on every column of λ_k whose diagonal is negative (d(θ) does not change)."""
-    return jnp.where(theta[_column_of_diagonal(layout)] < 0, -1.0, 1.0)
+    """±1 per θ entry: −1 on every column of λ_k whose diagonal is negative (d(θ) does not change). A numpy θ gets a
+    numpy answer (host callers: no small eager JAX programs to compile in a new process)."""
+    xp = np if isinstance(theta, np.ndarray) else jnp
+    return xp.where(theta[_column_of_diagonal(layout)] < 0, -1.0, 1.0)
 
 
 def snap(objective, theta, value, args, layout: Layout, scale, hess_phi):
@@ -109,6 +111,9 @@ def snap(objective, theta, value, args, layout: Layout, scale, hess_phi):
         take = try_it & (ft <= value + 1e-5)
         theta, value = jnp.where(take, trial, theta), jnp.where(take, ft, value)
     return theta, value
+
+
+CURVATURE_TOL = 1e-6  # negative curvature below −this × the Hessian's scale is not rounding noise
 
 
 def verdict(code, theta, g, H, layout: Layout):
@@ -127,7 +132,7 @@ def verdict(code, theta, g, H, layout: Layout):
     escale = jnp.max(jnp.where(eig < c / 2, jnp.abs(eig), 0.0))
     converged = (code == RESULTS.gradient_zero) | (code == RESULTS.objective_stalled)
     code = jnp.where(converged & ~finite, RESULTS.nonfinite, code)
-    tol = 1e-6 * jnp.maximum(1.0, escale)
+    tol = CURVATURE_TOL * jnp.maximum(1.0, escale)
     # a lone diagonal held at zero (d even in it, so its gradient is zero) must curve upwards there, else zero is a
     # maximum along it and an interior optimum lies lower
     lone = np.zeros(theta.shape, bool)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..fitting.solve import _column_of_diagonal, diagonal_indices
+from ..fitting.solve import diagonal_indices, rectify
 from .laplace import Evaluation, compiled_for
 from .plan import GlmmData, GlmmPlan
 
@@ -113,15 +113,8 @@ def _minimise(fun_grad, x0, plan: GlmmPlan, opts: GlmmOptions, verbose: bool, la
         nit += res.nit
     x = np.array(res.x, float)
     k = plan.ntheta
-    x[:k] = rectified(x[:k], plan)
+    x[:k] = x[:k] * rectify(x[:k], plan.layout)  # on the host: numpy in, numpy out
     return res, x, nit, len(log), last
-
-
-def rectified(theta, plan: GlmmPlan) -> np.ndarray:
-    """θ with every column of λ_k whose diagonal is negative flipped (the objective does not change): fitting.solve's
-    rectify on the host (called eagerly, its JAX operations compiled one small program each in a new process)."""
-    theta = np.asarray(theta, float)
-    return theta * np.where(theta[_column_of_diagonal(plan.layout)] < 0, -1.0, 1.0)
 
 
 STEP_TOL = 1e-4  # converged when the Newton step −H⁻¹∇ at the result moves no free parameter by more than this
@@ -276,7 +269,7 @@ def fit_joint(plan: GlmmPlan, data: GlmmData, stage1: StageResult, u0, nagq: int
     res, xt, nit, nf, _ = _minimise(whitened, np.zeros_like(phi0), None, opts, verbose, "(θ, β)")
     x = phi0 + Rinv @ np.asarray(res.x)
     k = plan.ntheta
-    x[:k] = rectified(x[:k], plan)
+    x[:k] = x[:k] * rectify(x[:k], plan.layout)  # on the host: numpy in, numpy out
     x = _snap(lambda t: float(vg(t, start.v)[0][0]), x, plan)
     out = last.get(x.tobytes())
     (val, ev), g = out if out is not None else vg(x, start.v)
