@@ -136,6 +136,7 @@ def main(argv=None) -> None:
     ap.add_argument("--models", "--only", dest="models", help="comma-separated model names (default: all)")
     ap.add_argument("--quick", action="store_true", help="sleepstudy, penicillin, insteval_seed, kb07; 3 repeats")
     ap.add_argument("--no-r", dest="r", action="store_false", help="skip lme4")
+    ap.add_argument("--r-all", action="store_true", help="run lme4 also where models.R_NOT_RUN skips it")
     ap.add_argument("--no-statsmodels", dest="statsmodels", action="store_false", help="skip statsmodels")
     ap.add_argument("--merge", action="store_true", help="keep other models' entries from an existing results.json")
     ap.add_argument("--reps", type=int, help="repeats of each warm measurement (default 7; 3 with --quick)")
@@ -202,7 +203,10 @@ def main(argv=None) -> None:
                    "ref_chol_ms": harness.reference_cholesky_ms(), "date": results["date"],
                    "git": results["versions"].get("mixedjax_git")}
             rec["mixedjax"] = bench_mixedjax(data, formula, tmp, args)
-            if args.r:
+            if args.r and name in M.R_NOT_RUN and not args.r_all:
+                rec["lme4"] = {"not_run": M.R_NOT_RUN[name]}
+                print(f"   lme4: {M.R_NOT_RUN[name]}", flush=True)
+            elif args.r:
                 rec["lme4"] = bench_lme4(name, df, formula, tmp, args)
             if args.statsmodels:
                 rec["statsmodels"] = bench_statsmodels(name, data, len(df), spec, tmp, args)

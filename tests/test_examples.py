@@ -109,3 +109,19 @@ def test_cli_walkthrough():
         assert heading in r.stdout, heading
     assert r.stdout.count("fit time:") == 5
     assert "Fitting yield ~ 1 + (1 | batch) by REML" in r.stdout
+
+
+def _readme_blocks():
+    """The README's quickstart: its first python block and the output block that follows it."""
+    text = (ROOT / "README.md").read_text()
+    quick = text.split("## Quickstart", 1)[1]
+    code = quick.split("```python\n", 1)[1].split("```", 1)[0]
+    output = quick.split("Output:", 1)[1].split("```\n", 1)[1].split("```", 1)[0]
+    return code, output
+
+
+def test_readme_quickstart_prints_what_the_readme_shows():
+    code, output = _readme_blocks()
+    r = run(["-c", code])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.rstrip() == output.rstrip()
