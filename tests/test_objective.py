@@ -20,6 +20,11 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
+from mixedjax.fitting.loop import quick_options
+
+# Every program here runs a handful of times on a small design, so its compile is nearly all of its time: compiled
+# with the quick options (fitting.loop.quick_options, those of small models' single fits), not XLA's full pipeline.
+qjit = functools.partial(jax.jit, compiler_options=quick_options())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -207,7 +212,7 @@ EXPECTED_LAYOUT = {
 
 
 # jitted once per (layout, reml): much faster than running the objective op by op for every new design
-_DEV = jax.jit(mj.deviance, static_argnames=("layout", "reml"))
+_DEV = qjit(mj.deviance, static_argnames=("layout", "reml"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -261,7 +266,7 @@ def assert_matches_dense(problem, thetas):
         for reml in (False, True):
             ours = float(_DEV(jnp.asarray(th), a, lay, reml))
             assert ours == pytest.approx(dense_deviance(problem.design, th, reml), rel=1e-9)
-    g = np.asarray(jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
+    g = np.asarray(qjit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
     fd = central_gradient(lambda t: float(_DEV(jnp.asarray(t), a, lay, False)), th, 1e-5)
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
 
@@ -305,21 +310,24 @@ def test_dense_fill_in_row_panels(kind, monkeypatch):
     for t, o in zip(lay.terms[lay.m :], lay.d_offsets):
         assert all((c - o) % t.s == 0 for c in cuts if o <= c < o + t.nlevels * t.s)
     th = random_thetas(problem, seed=KINDS.index(kind))[0]
-    dev = jax.jit(lambda t: mj.deviance(t, a, lay, False))  # traced afresh: the panel size is part of the program
+    dev = qjit(lambda t: mj.deviance(t, a, lay, False))  # traced afresh: the panel size is part of the program
     assert float(dev(jnp.asarray(th))) == pytest.approx(dense_deviance(problem.design, th, False), rel=1e-9)
-    g = np.asarray(jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
+    g = np.asarray(qjit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
     fd = central_gradient(lambda t: float(dev(jnp.asarray(t))), th, 1e-5)
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * np.linalg.norm(fd))
     # Cov(β̂)'s Jacobian through the same rule in forward mode (its tangent map, as Satterthwaite and KR take it)
     from mixedjax.core.derived import vcov_beta
 
-    C = jax.jit(lambda t: vcov_beta(t, 1.0, a, lay))
-    Jf = np.asarray(jax.jit(jax.jacfwd(C))(jnp.asarray(th)))
+    def cov(t):
+        return vcov_beta(t, 1.0, a, lay)
+
+    C = qjit(cov)
+    Jf = np.asarray(qjit(jax.jacfwd(cov))(jnp.asarray(th)))
     Jfd = np.stack([(np.asarray(C(jnp.asarray(th + e))) - np.asarray(C(jnp.asarray(th - e)))) / 2e-6
                     for e in 1e-6 * np.eye(th.size)], axis=-1)
     np.testing.assert_allclose(Jf, Jfd, rtol=1e-5, atol=1e-6 * np.abs(Jfd).max())
-    grad = jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))
-    H = np.asarray(jax.jit(jax.hessian(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
+    grad = qjit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))
+    H = np.asarray(qjit(jax.hessian(lambda t: mj.deviance(t, a, lay, False)))(jnp.asarray(th)))
     Hfd = np.stack([(np.asarray(grad(jnp.asarray(th + e))) - np.asarray(grad(jnp.asarray(th - e)))) / 2e-5
                     for e in 1e-5 * np.eye(th.size)])
     np.testing.assert_allclose(H, Hfd, rtol=1e-4, atol=1e-4 * np.abs(Hfd).max())
@@ -407,7 +415,7 @@ def test_deviance_jits_and_vmaps():
     problem = problem_for("crossed")
     ths = np.stack(random_thetas(problem, seed=3))
     single = np.array([float(_DEV(jnp.asarray(t), problem.arrays, problem.layout, False)) for t in ths])
-    batched = jax.jit(jax.vmap(lambda t: mj.deviance(t, problem.arrays, problem.layout, False)))(jnp.asarray(ths))
+    batched = qjit(jax.vmap(lambda t: mj.deviance(t, problem.arrays, problem.layout, False)))(jnp.asarray(ths))
     np.testing.assert_allclose(np.asarray(batched), single, rtol=1e-12)
     np.testing.assert_allclose(single, [dense_deviance(problem.design, t, False) for t in ths], rtol=1e-9)
 
@@ -433,7 +441,7 @@ def test_gradient_matches_central_differences(kind, reml):
     problem = problem_for(kind)
     a, lay = problem.arrays, problem.layout
     dev = functools.partial(_DEV, arrays=a, layout=lay, reml=reml)
-    grad = jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, reml)))
+    grad = qjit(jax.grad(lambda t: mj.deviance(t, a, lay, reml)))
     th = random_thetas(problem, seed=7)[2]  # includes a negative diagonal entry
     g = np.asarray(grad(jnp.asarray(th)))
     fd = central_gradient(lambda t: float(dev(jnp.asarray(t))), th, 1e-5)
@@ -474,7 +482,7 @@ def test_fixed_sigma_objective_definition(fitted_vector):
 
 def test_fixed_sigma_gradient_and_hessian_vs_finite_differences(fitted_vector):
     m = fitted_vector
-    fj = jax.jit(m.objective_function(profiled=False))
+    fj = qjit(m.objective_function(profiled=False))
 
     def f(t):
         return float(fj(jnp.asarray(t)))
@@ -507,8 +515,8 @@ def _hessian_and_differences(kind):
     problem = problem_for(kind)
     a, lay = problem.arrays, problem.layout
     th = jnp.asarray(random_thetas(problem, seed=11)[0])
-    grad = jax.jit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))
-    H = np.asarray(jax.jit(jax.jacrev(jax.grad(lambda t: mj.deviance(t, a, lay, False))))(th))
+    grad = qjit(jax.grad(lambda t: mj.deviance(t, a, lay, False)))
+    H = np.asarray(qjit(jax.jacrev(jax.grad(lambda t: mj.deviance(t, a, lay, False))))(th))
     h = 1e-5
     fd = np.stack([(np.asarray(grad(th.at[i].add(h))) - np.asarray(grad(th.at[i].add(-h)))) / (2 * h)
                    for i in range(th.size)])
@@ -550,11 +558,11 @@ def test_dense_log_determinant_reverse_rule(n):
     c[: n // 10] = 0.0  # zero weights (the fixed-effect rows in ML)
     R = np.linalg.inv(L)
     ref = R.T @ (c[:, None] * R)
-    got = np.asarray(jax.jit(_inv_gram)(jnp.asarray(L), jnp.asarray(c)))
+    got = np.asarray(qjit(_inv_gram)(jnp.asarray(L), jnp.asarray(c)))
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
     w = jnp.asarray(rng.uniform(0.5, 1.5, n))
-    ours = jax.grad(lambda M: jnp.sum(w * jnp.log(chol_diag(M))))(jnp.asarray(S))
-    generic = jax.grad(lambda M: jnp.sum(w * jnp.log(jnp.diagonal(jnp.linalg.cholesky((M + M.T) / 2)))))(
+    ours = qjit(jax.grad(lambda M: jnp.sum(w * jnp.log(chol_diag(M)))))(jnp.asarray(S))
+    generic = qjit(jax.grad(lambda M: jnp.sum(w * jnp.log(jnp.diagonal(jnp.linalg.cholesky((M + M.T) / 2))))))(
         jnp.asarray(S))
     # ours is the cotangent of S's upper triangle (which stands for both): fold the generic one the same way
     folded = np.triu(np.asarray(generic) + np.asarray(generic).T, 1) + np.diag(np.diagonal(generic))
