@@ -22,15 +22,14 @@ from .solve import Result, Solver, batch_solver
 
 
 
-def fit_chunk(rows, count, ctx, layout, reml, opts, mesh, design=None) -> Fitted:
-    """One chunk of rows (responses, or responses and weights), the data staying on the device: for the Newton solve
-    (small models) fitted on refilling lanes (batch/queue.py) from ``ctx.theta0``, then checked and summarised, two
-    compiled programs; for the L-BFGS solve (large models, batch.solve.batch_solver) the single fit's program row by
-    row (batch/serial.py), each row from the moment start of its response on ``design`` (the model's; None:
-    from ``ctx.theta0``)."""
+def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
+    """One chunk of rows (responses, or responses and weights), the data staying on the device, each row from the
+    moment start of its response (function.start_at, computed on the device): for the Newton solve (small models)
+    fitted on refilling lanes (batch/queue.py), then checked and summarised, two compiled programs; for the L-BFGS
+    solve (large models, batch.solve.batch_solver) the single fit's program row by row (batch/serial.py)."""
     solver = batch_solver(layout)
     if solver != Solver.newton:
-        return chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh, design)
+        return chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh)
     per_device = rows.shape[0] // (1 if mesh is None else mesh.size)
     raw = chunk_loop(rows, count, ctx, layout, reml, opts, min(LANES, per_device), mesh)
     return (chunk_finished() if mesh is None else chunk_finished_sharded())(raw, rows, ctx, layout, reml)
@@ -183,11 +182,9 @@ def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, o
             raise ArgumentError(f"weights must have shape ({model.nobs},) (the same for every response) or "
                                 f"{Y.shape} (one row per response), not {w.shape}")
         layout, ctx, rows = model._weights_problem.layout, model._weights_context, np.stack([Y, w], axis=1)
-    design = model.problem.design
     batch_size = checked_batch_size(batch_size, model, opts)
     t0 = time.perf_counter()
-    est = run_chunks(rows, lambda chunk, count, mesh: fit_chunk(chunk, count, ctx, layout, reml, opts, mesh,
-                                                                  design),
+    est = run_chunks(rows, lambda chunk, count, mesh: fit_chunk(chunk, count, ctx, layout, reml, opts, mesh),
                      int(batch_size), on_chunk)
     return batch_of(est, model, reml, time.perf_counter() - t0)
 
