@@ -115,3 +115,7 @@ def test_large_model_rows_start_from_their_response():
     assert r.optsum.feval == fresh.optsum.feval == int(b.feval[0])
     np.testing.assert_allclose(r.objective, fresh.objective, rtol=1e-10)
     np.testing.assert_allclose(b.objective[0], r.objective, rtol=1e-12)
+    # fit_function of a large model starts there too (it is traced): the refit's fit
+    est = jax.jit(m.fit_function())(jnp.asarray(y))
+    np.testing.assert_allclose(float(est.objective), r.objective, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(est.theta), r.theta, rtol=1e-6, atol=1e-9)
