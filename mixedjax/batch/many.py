@@ -37,9 +37,11 @@ def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
 
 MEMORY_TARGET = 256e6  # default chunk memory: about this many bytes of per-fit state
 MAX_BATCH = 8192  # fits per compiled chunk at most (a chunk returns to the host once, when all its fits are done)
-LANES = 64  # fits advanced together by each pass of the compiled loop (lanes refill as fits finish; fewer lanes
-# make the slowest fits of a chunk, which finish alone, cheaper: sleepstudy 1,000 replicates warm 0.35 s at 32 lanes,
-# 0.51 s at 64, 0.54 s at 128, 0.90 s at 256, measured at load 6, so only roughly)
+LANES = 32  # fits advanced together by each pass of the compiled loop (lanes refill as fits finish; every lane is
+# computed on every pass, done or not, so fewer lanes make the slowest fits of a chunk, which finish alone, cheaper).
+# From each response's moment start (2.2 passes a fit, the slowest 19) the loop of 1,000 sleepstudy replicates took
+# 0.11-0.14 s at 32 lanes against 0.13-0.22 s at 64 and 0.18-0.20 s at 128 (min of 7, three runs, load 9-10: roughly;
+# docs/batched.md); from θ̂ (7.5 passes) 0.35 s at 32, 0.51 s at 64, 0.54 s at 128, 0.90 s at 256 (load 6)
 
 
 def default_batch_size(n: int, ntheta: int, p: int, opts: FitOptions) -> int:
