@@ -4,6 +4,7 @@ Fits on fewer lanes than rows (lanes refill as fits finish) equal the single fit
 real count are not fitted, a second chunk of the same shape traces nothing, and the Newton fit of a model's own
 response lands on the model's optimum."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mixedjax.batch import queue
 from mixedjax.batch.function import fit_one_jit
 from mixedjax.batch.many import fit_chunk
 from mixedjax.fitting.newton import lone_diagonals
+from mixedjax.fitting.start import moment_start
 
 REF = Path(__file__).resolve().parent / "reference" / "lme4.json"
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
@@ -48,6 +50,18 @@ def test_refilling_lanes_equal_single_fits(sleep, Y):
     assert int(raw.feval[7]) == 0  # not fitted
 
 
+def test_each_lane_starts_at_its_own_responses_moment_start(sleep, Y):
+    """The lanes' starts, computed in the compiled loop, are the host moment starts of the rows' responses (the
+    start a fresh mj.lmm of each takes), to rounding; not the model's θ̂."""
+    ctx, layout, opts = sleep._batch_context, sleep.problem.layout, mj.FitOptions()
+    raw = queue.chunk_loop(jnp.asarray(Y), np.int32(7), ctx, layout, False, opts, 3, None)
+    design = sleep.problem.design
+    for i in range(7):
+        host = moment_start(dataclasses.replace(design, y=Y[i]))
+        np.testing.assert_allclose(np.asarray(raw.theta0[i]), host, rtol=1e-12, atol=1e-14)
+        assert not np.allclose(host, sleep.theta, rtol=1e-3)
+
+
 def test_lane_count_does_not_change_the_fits(sleep, Y):
     """One lane a row (fit_chunk's choice for 8 rows) against 3 lanes: the same fits."""
     ctx, layout, opts = sleep._batch_context, sleep.problem.layout, mj.FitOptions()
@@ -67,8 +81,8 @@ def test_a_second_chunk_traces_nothing(sleep, Y):
 
 
 def test_newton_refit_of_the_models_response_is_the_optimum(sleep):
-    """Refitting the model's own response from its θ̂ stays at the optimum (lme4's objective, to 1e-9 relative)
-    with a gradient at rounding level."""
+    """Refitting the model's own response (from its moment start, the model's own start) reaches the optimum
+    (lme4's objective, to 1e-9 relative) with a gradient at rounding level."""
     ref = next(x for x in json.loads(REF.read_text()) if x["id"] == "sleepstudy_slope" and x["reml"] == sleep.reml)
     r = sleep.refit(np.asarray(sleep.problem.design.y))
     np.testing.assert_allclose(r.objective, ref["objective"], rtol=1e-9)

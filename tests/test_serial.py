@@ -3,21 +3,24 @@ program, each row from the moment start of its own response.
 
 Which solve a layout gets (batch.solve.batch_solver), and on sleepstudy with the L-BFGS solve forced: each row of a
 serial chunk equals the single fit of the same solve (objective to 1e-12 relative, the same evaluations), the padding
-rows are not fitted, and a second chunk traces nothing; each response's start is the moment start of the model
-built from data holding that response (exactly), a per-row start traces nothing, and on a large design (kb07's data) a
-refit and a fit_many row make the evaluations of a fresh fit of that response."""
+rows are not fitted, and a second chunk traces nothing; each row's start, computed in the compiled fit, is the moment
+start of the model built from data holding that response (to rounding), and on a large design (kb07's data) a refit
+and a fit_many row make the evaluations of a fresh fit of that response."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import mixedjax as mj
 from mixedjax.batch import function, serial
-from mixedjax.batch.function import fit_one_jit, response_start, with_start
+from mixedjax.batch.function import fit_one_jit, start_at
 from mixedjax.batch.solve import Result, Solver, batch_solver
+from mixedjax.fitting.start import moment_start
 
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
 
@@ -64,29 +67,32 @@ def test_serial_rows_equal_single_fits(sleep):
     assert function.TRACES["fit_at"] == before
 
 
-def test_response_start_is_the_moment_start_of_that_response(sleep):
-    """The start of a row is the start mj.lmm would take on data holding the row's response (exactly)."""
+def test_row_start_is_the_moment_start_of_that_response(sleep):
+    """The start of a row (traced, in the compiled fit) is the start mj.lmm takes on data holding the row's response
+    (host numpy, the same source), to rounding."""
     y = np.asarray(sleep.simulate(1, seed=2))[0]
     fresh = mj.Problem.build(SLEEP, mj.dataset("sleepstudy").assign(reaction=y)).start()
-    np.testing.assert_array_equal(response_start(sleep.problem.design, y), fresh)
+    traced = np.asarray(jax.jit(start_at)(sleep._batch_context, y))
+    np.testing.assert_allclose(traced, fresh, rtol=1e-12, atol=1e-14)
     assert not np.allclose(fresh, sleep.problem.start())  # a start of its own, not the model's
 
 
 def test_per_row_starts_equal_single_fits_and_trace_nothing(sleep):
-    """With the design given, each row starts at its response's start: the row equals the single fit from that
-    start (the same evaluations, objective to 1e-12 relative), and the starts are arguments, not retraces."""
+    """Each row starts at its response's start: the row equals the single fit (the same start, the same evaluations,
+    objective to 1e-12 relative), and a new response traces nothing."""
     Y = np.asarray(sleep.simulate(3, seed=7))
     ctx, layout, opts = sleep._batch_context, sleep.problem.layout, mj.FitOptions()
     rows = jnp.asarray(Y)
     design = sleep.problem.design
-    out = serial.chunk_serial(rows, np.int32(2), ctx, layout, False, opts, Solver.lbfgs, None, design)
+    out = serial.chunk_serial(rows, np.int32(2), ctx, layout, False, opts, Solver.lbfgs, None)
     before = function.TRACES["fit_at"]
     for i in range(2):
-        est, sol = fit_one_jit(rows[i], None, with_start(ctx, design, Y[i]), layout, False, opts, Solver.lbfgs)
-        np.testing.assert_array_equal(np.asarray(sol.theta0), response_start(design, Y[i]))
+        est, sol = fit_one_jit(rows[i], None, ctx, layout, False, opts, Solver.lbfgs)
+        host = moment_start(dataclasses.replace(design, y=Y[i]))
+        np.testing.assert_allclose(np.asarray(sol.theta0), host, rtol=1e-12, atol=1e-14)
         assert int(out.feval[i]) == int(sol.feval) > 0
         np.testing.assert_allclose(float(out.objective[i]), float(est.objective), rtol=1e-12)
-    serial.chunk_serial(rows[::-1], np.int32(3), ctx, layout, False, opts, Solver.lbfgs, None, design)
+    serial.chunk_serial(rows[::-1], np.int32(3), ctx, layout, False, opts, Solver.lbfgs, None)
     assert function.TRACES["fit_at"] == before
 
 
@@ -105,7 +111,11 @@ def test_large_model_rows_start_from_their_response():
     b = mj.fit_many(m, y[None])
     r = m.refit(y)
     fresh = mj.lmm(KB07_SMALL, df.assign(rt=y))
-    np.testing.assert_array_equal(r.optsum.initial, fresh.optsum.initial)
+    np.testing.assert_allclose(r.optsum.initial, fresh.optsum.initial, rtol=1e-12, atol=1e-14)
     assert r.optsum.feval == fresh.optsum.feval == int(b.feval[0])
     np.testing.assert_allclose(r.objective, fresh.objective, rtol=1e-10)
     np.testing.assert_allclose(b.objective[0], r.objective, rtol=1e-12)
+    # fit_function of a large model starts there too (it is traced): the refit's fit
+    est = jax.jit(m.fit_function())(jnp.asarray(y))
+    np.testing.assert_allclose(float(est.objective), r.objective, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(est.theta), r.theta, rtol=1e-6, atol=1e-9)

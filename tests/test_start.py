@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -137,3 +138,53 @@ def test_fit_takes_a_problem_or_a_fitted_model():
     assert r.objective == pytest.approx(319.6542768422625, rel=1e-9)  # lme4's REML criterion
     with pytest.raises(mj.ArgumentError, match="Problem"):
         mj.fit("yield ~ 1 + (1 | batch)")
+
+
+@functools.cache
+def _start_jit():
+    # the traced start, vmapped over responses, with the quick options (each design compiles once)
+    from mixedjax.fitting.start import start_from
+
+    return jax.jit(jax.vmap(lambda plan, y: start_from(plan, y, jnp), in_axes=(None, 0)),
+                   compiler_options=quick_options())
+
+
+def _unestimable_frame():
+    rng = np.random.default_rng(3)
+    g, h = np.repeat(np.arange(20), 6), rng.integers(0, 8, 120)
+    x = rng.normal(size=20)[g]
+    y = 2.0 + x + rng.normal(size=8)[h] * 1.5 + rng.normal(size=120)
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g], "h": [f"h{i}" for i in h]})
+
+
+TRACED_CASES = CASES + [("unestimable", "y ~ 1 + x + (1 + x | g) + (1 | h)"), ("unestimable", "y ~ 0 + x + (1 | h)")]
+
+
+@pytest.mark.parametrize("name,formula", TRACED_CASES)
+def test_traced_start_equals_the_host_start(name, formula):
+    """One source, two namespaces: the start traced by jax.numpy (what the batched fits compute on the device,
+    vmapped over responses) equals the host numpy start of the model's own fit on the same response, to rounding;
+    on the data's response and on 8 perturbed ones (some of them far from the data: other branches of the floors)."""
+    from mixedjax.fitting.start import moment_start, start_plan
+
+    df = _unestimable_frame() if name == "unestimable" else mj.dataset(name)
+    design = mj.Problem.build(formula, df).design
+    rng = np.random.default_rng(5)
+    Y = np.concatenate([design.y[None], design.y[None] + rng.normal(size=(8, design.n)) * np.std(design.y)
+                        * rng.uniform(0.1, 10, (8, 1))])
+    traced = np.asarray(_start_jit()(jax.device_put(start_plan(design)), Y))
+    for y, t in zip(Y, traced):
+        np.testing.assert_allclose(t, moment_start(dataclasses.replace(design, y=y)), rtol=1e-11, atol=1e-13)
+
+
+def test_no_residual_starts_at_identity_traced_and_host():
+    """A response with zero residuals (all zero): no σ² to estimate, so λ = I, by numpy and traced alike (a where,
+    not a branch)."""
+    from mixedjax.fitting.start import moment_start, start_plan
+
+    pr = mj.Problem.build("reaction ~ 1 + days + (1 + days | subj)", mj.dataset("sleepstudy"))
+    y = np.zeros(pr.design.n)
+    design = dataclasses.replace(pr.design, y=y)
+    identity = pr.start("identity")
+    np.testing.assert_array_equal(moment_start(design), identity)
+    np.testing.assert_array_equal(np.asarray(_start_jit()(jax.device_put(start_plan(design)), y[None]))[0], identity)

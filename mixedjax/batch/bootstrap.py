@@ -42,11 +42,10 @@ def _simulate_chunk_sharded():
     return jax.jit(_simulate_keys, static_argnums=(5,), compiler_options=quick_options())
 
 
-def _boot_chunk(keys, count, theta, beta, sigma, d, ctx, layout, reml, opts, mesh, design) -> Fitted:
-    """One chunk of replicates: responses simulated from the keys on the device, then fit_chunk (``design``: the
-    model's, for the per-response starts of large models)."""
+def _boot_chunk(keys, count, theta, beta, sigma, d, ctx, layout, reml, opts, mesh) -> Fitted:
+    """One chunk of replicates: responses simulated from the keys on the device, then fit_chunk."""
     simulate = _simulate_chunk() if mesh is None else _simulate_chunk_sharded()
-    return fit_chunk(simulate(keys, theta, beta, sigma, d, layout), count, ctx, layout, reml, opts, mesh, design)
+    return fit_chunk(simulate(keys, theta, beta, sigma, d, layout), count, ctx, layout, reml, opts, mesh)
 
 
 def varcomp_names(model) -> list[tuple[str, int, int, int]]:
@@ -231,7 +230,7 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None) -> Bootstr
     t0 = time.perf_counter()
     try:
         est = run_chunks(keys, lambda chunk, count, mesh: _boot_chunk(chunk, count, th, be, sg, d, ctx, layout, reml,
-                                                                       opts, mesh, model.problem.design), size, tick)
+                                                                       opts, mesh), size, tick)
     finally:
         if bar is not None:
             bar.close()

@@ -22,15 +22,14 @@ from .solve import Result, Solver, batch_solver
 
 
 
-def fit_chunk(rows, count, ctx, layout, reml, opts, mesh, design=None) -> Fitted:
-    """One chunk of rows (responses, or responses and weights), the data staying on the device: for the Newton solve
-    (small models) fitted on refilling lanes (batch/queue.py) from ``ctx.theta0``, then checked and summarised, two
-    compiled programs; for the L-BFGS solve (large models, batch.solve.batch_solver) the single fit's program row by
-    row (batch/serial.py), each row from the moment start of its response on ``design`` (the model's; None:
-    from ``ctx.theta0``)."""
+def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
+    """One chunk of rows (responses, or responses and weights), the data staying on the device, each row from the
+    moment start of its response (function.start_at, computed on the device): for the Newton solve (small models)
+    fitted on refilling lanes (batch/queue.py), then checked and summarised, two compiled programs; for the L-BFGS
+    solve (large models, batch.solve.batch_solver) the single fit's program row by row (batch/serial.py)."""
     solver = batch_solver(layout)
     if solver != Solver.newton:
-        return chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh, design)
+        return chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh)
     per_device = rows.shape[0] // (1 if mesh is None else mesh.size)
     raw = chunk_loop(rows, count, ctx, layout, reml, opts, min(LANES, per_device), mesh)
     return (chunk_finished() if mesh is None else chunk_finished_sharded())(raw, rows, ctx, layout, reml)
@@ -38,9 +37,11 @@ def fit_chunk(rows, count, ctx, layout, reml, opts, mesh, design=None) -> Fitted
 
 MEMORY_TARGET = 256e6  # default chunk memory: about this many bytes of per-fit state
 MAX_BATCH = 8192  # fits per compiled chunk at most (a chunk returns to the host once, when all its fits are done)
-LANES = 64  # fits advanced together by each pass of the compiled loop (lanes refill as fits finish; fewer lanes
-# make the slowest fits of a chunk, which finish alone, cheaper: sleepstudy 1,000 replicates warm 0.35 s at 32 lanes,
-# 0.51 s at 64, 0.54 s at 128, 0.90 s at 256, measured at load 6, so only roughly)
+LANES = 32  # fits advanced together by each pass of the compiled loop (lanes refill as fits finish; every lane is
+# computed on every pass, done or not, so fewer lanes make the slowest fits of a chunk, which finish alone, cheaper).
+# From each response's moment start (2.2 passes a fit, the slowest 19) the loop of 1,000 sleepstudy replicates took
+# 0.11-0.14 s at 32 lanes against 0.13-0.22 s at 64 and 0.18-0.20 s at 128 (min of 7, three runs, load 9-10: roughly;
+# docs/batched.md); from θ̂ (7.5 passes) 0.35 s at 32, 0.51 s at 64, 0.54 s at 128, 0.90 s at 256 (load 6)
 
 
 def default_batch_size(n: int, ntheta: int, p: int, opts: FitOptions) -> int:
@@ -183,11 +184,9 @@ def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, o
             raise ArgumentError(f"weights must have shape ({model.nobs},) (the same for every response) or "
                                 f"{Y.shape} (one row per response), not {w.shape}")
         layout, ctx, rows = model._weights_problem.layout, model._weights_context, np.stack([Y, w], axis=1)
-    design = model.problem.design
     batch_size = checked_batch_size(batch_size, model, opts)
     t0 = time.perf_counter()
-    est = run_chunks(rows, lambda chunk, count, mesh: fit_chunk(chunk, count, ctx, layout, reml, opts, mesh,
-                                                                  design),
+    est = run_chunks(rows, lambda chunk, count, mesh: fit_chunk(chunk, count, ctx, layout, reml, opts, mesh),
                      int(batch_size), on_chunk)
     return batch_of(est, model, reml, time.perf_counter() - t0)
 

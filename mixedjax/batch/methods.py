@@ -43,9 +43,8 @@ class BatchMethods:
         ``weights``: new prior weights (None keeps the model's).
 
         One compiled program serves every refit of a model of this shape; only the y row of A is recomputed. The fit
-        runs the batched fits' solve (batch/solve.py: Newton for small models, from this model's θ̂; the L-BFGS loop
-        for large ones, from the moment start of ``y``, as a fresh fit of it starts), whatever optimiser fitted this
-        model."""
+        runs the batched fits' solve (batch/solve.py: Newton for small models, the L-BFGS loop for large ones) from
+        the moment start of ``y``, as a fresh fit of it starts, whatever optimiser fitted this model."""
         from .refit import refit
 
         return refit(self, y, weights)

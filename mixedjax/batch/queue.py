@@ -2,11 +2,12 @@
 ``bootstrap``.
 
 ``jax.vmap`` of a fit's while loop runs every lane until the slowest one stops: a sleepstudy bootstrap's Newton
-refits need 7.5 passes on average but 40–60 for the slowest of 256, so a vmapped chunk made about 8 times the
-passes it needed. Here a single ``lax.while_loop`` carries ``lanes`` fits, each pass advances every lane by one
+refits from θ̂ needed 7.5 passes on average but 40–60 for the slowest of 256, so a vmapped chunk made about 8 times
+the passes it needed (from each response's moment start, the start now: 2.2 on average, 19 at most of 1,000). Here a single ``lax.while_loop`` carries ``lanes`` fits, each pass advances every lane by one
 Newton pass (fitting/newton.newton_step under vmap, the same step the single fit runs), and a lane whose fit is
 done writes its result and takes the next response of the queue. The program ends when the queue is empty and
-every lane is done, so its passes are about (Σ passes) / lanes plus one slowest fit. After the loop, each fit is
+every lane is done, so its passes are about (Σ passes) / lanes plus one slowest fit. Each row starts at its
+response's moment start (function.start_at), computed for the whole chunk before the loop. After the loop, each fit is
 rectified, snapped and verified and its β̂, σ̂ and d are computed (vmapped over the items, no loop).
 
 Each row is a response (or a response and its weights); the bootstrap's are simulated on the device by a program
@@ -26,7 +27,7 @@ from ..fitting.loop import quick_options
 from ..fitting.newton import DONE, loop_result, newton_start, newton_step
 from ..fitting.options import FitOptions
 from ..fitting.solve import finish, lmm_objective, units_shift
-from .function import Context, _reported, arrays_at
+from .function import Context, _reported, arrays_at, start_at
 from .sharding import on_devices
 
 
@@ -44,8 +45,8 @@ class Fitted(NamedTuple):
 
 
 class Raw(NamedTuple):
-    """A finished loop's state kept per item (θ units): θ, d, the stopping code, iterations, passes, ∇d and the
-    Hessian (θ units and the optimiser's)."""
+    """A finished loop's state kept per item (θ units): θ, d, the stopping code, iterations, passes, ∇d, the
+    Hessian (θ units and the optimiser's) and the start."""
 
     theta: jax.Array
     value: jax.Array
@@ -55,11 +56,12 @@ class Raw(NamedTuple):
     gradient: jax.Array
     hessian: jax.Array
     hessian_phi: jax.Array
+    theta0: jax.Array
 
 
-def _raw(st, scale) -> Raw:
+def _raw(st, scale, theta0) -> Raw:
     r = loop_result(st, scale)
-    return Raw(r.theta, r.value, r.status, r.iterations, r.feval, r.gradient, r.hessian, r.hessian_phi)
+    return Raw(r.theta, r.value, r.status, r.iterations, r.feval, r.gradient, r.hessian, r.hessian_phi, theta0)
 
 
 def _chunk_loop(rows, count, ctx, layout, reml, opts, lanes, mesh) -> Raw:
@@ -138,11 +140,13 @@ def fit_queue(rows, count, ctx: Context, layout: Layout, reml: bool, opts: FitOp
         a = arrays_at(ctx, layout, y, w)
         return newton_step(st, objective, a, scale, layout, opts, units_shift(a, layout, reml))
 
-    fresh = newton_start(ctx.theta0, scale)
-    lanes_of = lambda x: jnp.broadcast_to(x, (L,) + x.shape)  # noqa: E731
+    # every row's own start (its moment start), before the loop, in slices as the post-loop checks (the
+    # eigendecompositions of vector terms: docs/batched.md, "The stalled fits")
+    starts = jax.lax.map(lambda row: start_at(ctx, _source(row)[0]), rows, batch_size=min(POST_SLICE, N))
+    fresh = newton_start(starts[0], scale)
     # every lane starts idle and done; the first pass's refill loads the first L rows
-    state = jax.tree.map(lanes_of, fresh)._replace(mode=jnp.full((L,), DONE, jnp.int32))
-    out = jax.tree.map(lambda x: jnp.zeros((N,) + x.shape, x.dtype), _raw(fresh, scale))
+    state = jax.vmap(lambda th: newton_start(th, scale))(starts[:L])._replace(mode=jnp.full((L,), DONE, jnp.int32))
+    out = jax.tree.map(lambda x: jnp.zeros((N,) + x.shape, x.dtype), _raw(fresh, scale, starts[0]))
 
     def refill(state, lane_rows, lane_item, nxt):
         free = lane_item >= idle
@@ -150,8 +154,9 @@ def fit_queue(rows, count, ctx: Context, layout: Layout, reml: bool, opts: FitOp
         take = free & (new_item < count)
         lane_item = jnp.where(take, new_item, lane_item)
         pick = lambda a, b: jnp.where(take.reshape((L,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
-        state = jax.tree.map(lambda f, s: pick(lanes_of(f), s), fresh, state)
-        lane_rows = pick(rows[jnp.minimum(lane_item, N - 1)], lane_rows)
+        item = jnp.minimum(lane_item, N - 1)
+        state = jax.tree.map(pick, jax.vmap(lambda th: newton_start(th, scale))(starts[item]), state)
+        lane_rows = pick(rows[item], lane_rows)
         return state, lane_rows, lane_item, nxt + jnp.sum(take, dtype=jnp.int32)
 
     def body(carry):
@@ -160,7 +165,8 @@ def fit_queue(rows, count, ctx: Context, layout: Layout, reml: bool, opts: FitOp
         state = jax.vmap(step)(state, lane_rows)
         fin = (state.mode == DONE) & (lane_item < idle)
         slot = jnp.where(fin, lane_item, idle)
-        out = jax.tree.map(lambda o, r: o.at[slot].set(r, mode="drop"), out, jax.vmap(lambda s: _raw(s, scale))(state))
+        done = jax.vmap(lambda s, th: _raw(s, scale, th))(state, starts[jnp.minimum(lane_item, N - 1)])
+        out = jax.tree.map(lambda o, r: o.at[slot].set(r, mode="drop"), out, done)
         lane_item = jnp.where(fin, idle, lane_item)
         return state, lane_rows, lane_item, nxt, out
 
@@ -191,7 +197,7 @@ def _finished(r: Raw, row, ctx: Context, layout: Layout, reml: bool) -> Fitted:
     n = r.theta.shape[0]
     loop = LoopResult(r.theta, r.value, r.status, r.iterations, r.gradient, r.hessian, r.hessian_phi,
                       jnp.zeros((1, n), r.theta.dtype), jnp.zeros((1,), r.theta.dtype), r.feval)
-    sol = finish(loop, lmm_objective(layout, reml), a, layout, ctx.scale, ctx.theta0)
+    sol = finish(loop, lmm_objective(layout, reml), a, layout, ctx.scale, r.theta0)
     rep = _reported(sol.theta, y, w, ctx, layout, reml)
     return Fitted(sol.theta, rep.beta, rep.sigma, rep.objective, sol.converged, sol.result, sol.iterations,
                   sol.feval)

@@ -11,8 +11,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..fitting.options import FitOptions
 from ..fitting.summary import summarize
-from .function import arrays_at, fit_one_jit, with_start
-from .solve import Solver, batch_solver
+from .function import arrays_at, fit_one_jit
 
 _arrays_at_jit = jax.jit(arrays_at, static_argnames="layout")
 
@@ -32,8 +31,8 @@ def response_vector(y, n: int) -> np.ndarray:
 
 def refit(model, y, weights=None, opts: FitOptions = FitOptions()):
     """A new LinearMixedModel for response y (same design and reml; the batched fits' solve, batch/solve.py);
-    ``weights``: new prior weights (None: the model's). Small models (Newton) start at the fitted θ̂, large ones
-    (L-BFGS) at the moment start of y (function.response_start), as ``fit_many``'s rows do."""
+    ``weights``: new prior weights (None: the model's). The fit starts at the moment start of y (function.start_at,
+    computed in the compiled program), as a fresh fit of y and ``fit_many``'s rows do."""
     from ..model.lmm import LinearMixedModel
     from .function import check_weights
 
@@ -44,8 +43,6 @@ def refit(model, y, weights=None, opts: FitOptions = FitOptions()):
     problem, ctx = (model.problem, model._batch_context) if w is None else (model._weights_problem,
                                                                              model._weights_context)
     layout = problem.layout
-    if batch_solver(layout) == Solver.lbfgs:
-        ctx = with_start(ctx, problem.design, v)
     yd, wd = jax.device_put(v), None if w is None else jax.device_put(w)
     est, sol = fit_one_jit(yd, wd, ctx, layout, bool(model.reml), opts)
     arrays = _arrays_at_jit(ctx, layout, yd, wd)

@@ -9,36 +9,31 @@ row with the data on the device. Not one ``lax.map`` of it: on the kb07-shaped d
 inside a cond inside a map) ran 7.8 s a fit against 0.69 s for the same fit called on its own (100 responses, at a
 load average of 6–12 on the 2-core machine).
 
-Each row starts at the moment start of its own response (function.response_start, on the host: milliseconds
-against a fit's tenths of a second), as ``m.refit`` of a large model does, so the rows equal refits. The start is
-an argument of the compiled fit: a new one compiles nothing.
+Each row starts at the moment start of its own response (function.start_at, inside the compiled fit), as
+``m.refit`` does, so the rows equal refits.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..blocks.plan import Layout
 from ..fitting.options import FitOptions
-from .function import Context, fit_one_jit, with_start
+from .function import Context, fit_one_jit
 from .queue import Fitted, _source
 from .solve import Solver
 
 
 def chunk_serial(rows, count, ctx: Context, layout: Layout, reml: bool, opts: FitOptions, solver: Solver,
-                 mesh=None, design=None) -> Fitted:
+                 mesh=None) -> Fitted:
     """The fits of the first ``count`` of ``rows`` (responses (N, n), or responses and weights (N, 2, n)), one after
-    another by the single fit's program; rows from ``count`` on are not fitted (their rows are zeros). ``design``:
-    the model's (each row then starts at its response's moment start), or None (every row starts at
-    ``ctx.theta0``). ``mesh`` is not used: each fit runs where its row is."""
+    another by the single fit's program; rows from ``count`` on are not fitted (their rows are zeros). ``mesh`` is
+    not used: each fit runs where its row is."""
     out = []
-    host = None if design is None else np.asarray(rows)  # the responses once, for their starts
     for i in range(int(count)):
         y, w = _source(rows[i])
-        start = ctx if design is None else with_start(ctx, design, host[i] if host.ndim == 2 else host[i, 0])
-        est, sol = fit_one_jit(y, w, start, layout, reml, opts, solver)
+        est, sol = fit_one_jit(y, w, ctx, layout, reml, opts, solver)
         out.append(Fitted(est.theta, est.beta, est.sigma, est.objective, est.converged, est.result, sol.iterations,
                           sol.feval))
     stacked = jax.tree.map(lambda *a: jnp.stack(a), *out)

@@ -1,5 +1,5 @@
 """One batched fit: the solve that ``refit``, ``fit_function``, ``fit_many`` and ``bootstrap`` all run, from the
-model's θ̂, then the engine's rectification, zero snapping and verdict, all in JAX, so it runs under ``jax.vmap``.
+moment start of the response (batch.function.start_at), then the engine's rectification, zero snapping and verdict, all in JAX, so it runs under ``jax.vmap``.
 
 Two solves, chosen by the size of one evaluation (:func:`batch_solver`): small models run the Newton solve
 (fitting/newton.py: a few passes of nθ + 1 gradients each, on refilling lanes in ``fit_many``), large ones the

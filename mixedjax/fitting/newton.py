@@ -4,8 +4,8 @@ one flat ``lax.while_loop`` (Nocedal & Wright 2006, sections 3.1 and 3.4: a modi
 Why not the L-BFGS loop (loop.py) under ``jax.vmap``: a vmapped while loop runs every lane until the slowest one
 stops, and L-BFGS's slowest refit of a sleepstudy bootstrap took 68 iterations (mean 13), each lane paying for them
 all; its fit log (``maxeval`` rows per lane, rewritten on every pass under vmap) grew with the batch. Newton from
-the fitted θ̂ (every refit's start) converges quadratically in a few steps: sleepstudy's slowest replicate of 1,000
-needs about 8 passes. Each pass evaluates the value and gradient at the point and at nθ forward probes, one
+each response's moment start (every refit's start, fitting/start.py) converges quadratically in a few steps:
+sleepstudy's bootstrap replicates take 2.2 passes on average (7.4 from the fitted θ̂). Each pass evaluates the value and gradient at the point and at nθ forward probes, one
 vmapped call, so the program holds a single copy of the objective's value and gradient (compile time is most of a
 cold bootstrap).
 
