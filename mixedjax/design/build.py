@@ -26,7 +26,7 @@ from ..formula.terms import Atoms, ModelFormula, read_model
 from ..formula.values import Factor, Matrix, level_name
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
 from .model_matrix import CONTRASTS, INDICATORS
-from .input import as_frame, numpy_dtypes
+from .input import as_frame, select_columns
 from .sums import sum_by_level
 from .weights import check_offset, check_weights, row_values
 
@@ -558,7 +558,8 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             "rename them so that each name the formula uses is unique."
         )
     position = {c: j for j, c in enumerate(names)}
-    df = numpy_dtypes(data.iloc[:, [position[c] for c in used]].set_axis(used, axis=1))  # one selection, no lookups
+    selected = select_columns(data, [position[c] for c in used], used)
+    df = pd.DataFrame(selected, copy=False)
     # prior weights and offset given as arguments: carried as hidden columns so missing values drop their rows
     extra = {"weights": row_values(weights, data, "weights"), "offset": row_values(offset, data, "offset")}
     for key, values in extra.items():
@@ -566,7 +567,8 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             df = df.assign(**{_HIDDEN + key: values.to_numpy()})
 
     # missing values: drop the rows, count them
-    series = {c: df.iloc[:, j] for j, c in enumerate(df.columns)}  # each column's Series once (pandas' iloc is slow)
+    # each column's Series once (pandas' iloc is slow): the selected ones as they are
+    series = dict(selected) if df.shape[1] == len(selected) else {c: df.iloc[:, j] for j, c in enumerate(df.columns)}
     missing = {c: _missing(col) for c, col in series.items()}
     complete = ~np.logical_or.reduce([np.zeros(len(df), bool), *missing.values()])
     if extra["weights"] is not None:
