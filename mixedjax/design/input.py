@@ -98,7 +98,9 @@ def select_columns(data: pd.DataFrame, positions: list[int], names: list[str]) -
     labels = data.columns
     out = {}
     for j, name in zip(positions, names):
-        col = data[labels[j]]  # the caller has refused names that occur twice
+        label = labels[j]
+        # by label when it is text (the caller has refused names that occur twice), else by position as before
+        col = data[label] if isinstance(label, str) else data.iloc[:, j]
         out[name] = _to_numpy_column(col) if _needs_conversion(col.dtype) else col
     return out
 
