@@ -4,8 +4,10 @@
 
     python benchmarks/host_build.py                                  # sleepstudy, penicillin, InstEval seed, kb07
     python benchmarks/host_build.py --models insteval_three,d3 --repeats 5
+    python benchmarks/host_build.py --models insteval_three --warm insteval_three --repeats 7   # its warm call too
 
-The load average is printed with each model: on a shared machine, compare before and after in alternating runs.
+The load average is printed with each model: on a shared machine, compare before and after in alternating runs
+(``PYTHONPATH=/path/to/other/checkout python benchmarks/host_build.py`` times that checkout's mixedjax).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import warnings
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if not os.environ.get("PYTHONPATH"):  # this checkout's mixedjax (PYTHONPATH=/other/checkout times another one)
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import models  # noqa: E402
 
@@ -43,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="sleepstudy,penicillin,insteval_seed,kb07")
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--warm", default=",".join(SMALL), help="models whose warm mj.lmm is timed too")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # rank-deficiency and convergence warnings of the models say nothing here
     print(f"{'model':<16}{'Problem.build':>22}{'design':>22}{'blocks':>22}{'mj.lmm warm':>22}   load average")
@@ -53,7 +58,7 @@ def main() -> None:
                  _times(lambda: build_design(formula, df), args.repeats),
                  _times(lambda: build_blocks(design, "auto", weights=design.weights, offset=design.offset),
                         args.repeats)]
-        if name in SMALL:
+        if name in args.warm.split(","):
             mj.lmm(formula, df)  # the compile (or the read-back of a kept program) is not timed
             cells.append(_times(lambda: mj.lmm(formula, df), args.repeats))
         text = "".join(f"{f'{lo * 1e3:.2f} / {mid * 1e3:.2f} ms':>22}" for lo, mid in cells)

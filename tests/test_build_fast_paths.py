@@ -125,3 +125,54 @@ def test_import_leaves_optional_parts_for_first_use():
                          env={k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"})
     lines = out.stdout.splitlines()
     assert lines == ["[]", "anova fit_many Profile FitBatch", "[]", "True"]
+
+
+def test_problem_arrays_stay_on_the_host_until_asked_for():
+    """A fit reads the Problem's host arrays (read-only numpy, no device_put); `arrays`, `plan` and `data` are
+    moved to the device on first access, once, with the same values, also when first asked for inside a trace."""
+    import dataclasses
+
+    import jax
+
+    df = mj.dataset("sleepstudy")
+    m = mj.lmm("reaction ~ 1 + days + (1 + days | subj)", df)
+    p = m.problem
+    str(m)  # the printout reads the fit's estimates, not the arrays
+    assert not any(k.startswith("_device_") for k in vars(p))
+    leaves = jax.tree_util.tree_leaves(p.host)
+    arrays = [x for x in leaves if isinstance(x, np.ndarray)]
+    assert len(arrays) > 20 and not any(x.flags.writeable for x in arrays)
+    assert all(isinstance(x, (np.ndarray, np.generic)) for x in leaves)
+    # inside a trace the first access gives concrete device arrays, kept for later calls (no leaked tracer)
+    q = mj.Problem.build("reaction ~ 1 + days + (1 + days | subj)", df)
+    total = jax.jit(lambda t: t * q.plan.drow.sum() + q.data.y.sum())(1.0)
+    assert float(total) == pytest.approx(float(np.sum(q.host.plan.drow) + np.sum(q.host.data.y)))
+    assert isinstance(q.plan.drow, jax.Array) and q.plan is q.plan
+    for a, b in zip(jax.tree_util.tree_leaves(q.arrays), jax.tree_util.tree_leaves(q.host.arrays)):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    # dataclasses.replace sets the fields like __init__ (batch.refit replaces arrays and data)
+    r = dataclasses.replace(q, arrays=q.host.arrays)
+    assert r.host.arrays is q.host.arrays and isinstance(r.arrays.ADD, jax.Array)
+    assert float(mj.deviance(m.theta, p.arrays, p.layout)) == pytest.approx(m.objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("formula", ["reaction ~ 1 + days + num + (1 | subj)", "reaction ~ 1 + h + (1 | g) + (1 | h:k)",
+                                     "reaction ~ 1 + days + (1 + days | subj)"])
+def test_design_without_a_frame_is_the_frames(frame, formula):
+    """While every row is kept the design reads the selected columns without making a DataFrame (build._Columns);
+    with a row to drop it makes one. Both give the same design: the same rows plus one with a missing response
+    (dropped) build the same arrays, levels and names, with an unused category, an object column of numbers and
+    text grouping columns among the columns."""
+    df = frame.assign(num=frame["x"].astype(object), g=frame["subj"].astype(str))
+    df = df[df["subj"] != df["subj"].iloc[0]]  # the first subject's category is unused
+    extra = df.iloc[:1].assign(reaction=np.nan)
+    with_missing = pd.concat([df, extra.set_axis([10_000], axis=0)])
+    a, b = build_design(formula, df), build_design(formula, with_missing)
+    assert b.n_dropped == 1 and a.n_dropped == 0
+    for x, y in ((a.X, b.X), (a.y, b.y), (a.rows, b.rows)):
+        np.testing.assert_array_equal(x, y)
+    assert a.xnames == b.xnames
+    for s, t in zip(a.terms, b.terms):
+        assert (s.name, s.levels, s.values, s.columns) == (t.name, t.levels, t.values, t.columns)
+        np.testing.assert_array_equal(s.codes, t.codes)
+        np.testing.assert_array_equal(s.z, t.z)

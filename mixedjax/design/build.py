@@ -26,7 +26,7 @@ from ..formula.terms import Atoms, ModelFormula, read_model
 from ..formula.values import Factor, Matrix, level_name
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
 from .model_matrix import CONTRASTS, INDICATORS
-from .input import as_frame, numpy_dtypes
+from .input import as_frame, select_columns
 from .sums import sum_by_level
 from .weights import check_offset, check_weights, row_values
 
@@ -122,6 +122,26 @@ def _clean(err: BaseException) -> str:
     """The first line of another library's message, without terminal colour codes."""
     msg = _ANSI.sub("", str(err)).strip()
     return msg.splitlines()[0] if msg else type(err).__name__
+
+
+class _Columns:
+    """The formula's columns read as a DataFrame is read by the formula language and the grouping factors
+    (``columns``, ``[name]``, ``len``, ``index``, ``assign``), without building one: pandas' DataFrame of three
+    Series cost 0.2 ms of sleepstudy's 3.5 ms design. Used while every row is kept and no hidden column is added."""
+
+    def __init__(self, series: dict, index: pd.Index):
+        self._series, self.index, self.columns = series, index, tuple(series)
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self._series[name]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def assign(self, **values) -> "_Columns":
+        """DataFrame.assign: a Series as it is, an array as a Series on these rows."""
+        new = {c: v if isinstance(v, pd.Series) else pd.Series(v, index=self.index, name=c) for c, v in values.items()}
+        return _Columns({**self._series, **new}, self.index)
 
 
 class _Parts(NamedTuple):
@@ -558,17 +578,21 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             "rename them so that each name the formula uses is unique."
         )
     position = {c: j for j, c in enumerate(names)}
-    df = numpy_dtypes(data.iloc[:, [position[c] for c in used]].set_axis(used, axis=1))  # one selection, no lookups
+    selected = select_columns(data, [position[c] for c in used], used)
     # prior weights and offset given as arguments: carried as hidden columns so missing values drop their rows
     extra = {"weights": row_values(weights, data, "weights"), "offset": row_values(offset, data, "offset")}
-    for key, values in extra.items():
-        if values is not None:
-            df = df.assign(**{_HIDDEN + key: values.to_numpy()})
+    hidden_values = {_HIDDEN + key: values.to_numpy() for key, values in extra.items() if values is not None}
+    df = _Columns(selected, data.index)  # a frame is made only where rows or hidden columns are dropped below
+    if hidden_values:
+        df = pd.DataFrame(selected, copy=False).assign(**hidden_values)
 
     # missing values: drop the rows, count them
-    series = {c: df.iloc[:, j] for j, c in enumerate(df.columns)}  # each column's Series once (pandas' iloc is slow)
+    # each column's Series once (pandas' iloc is slow): the selected ones as they are
+    series = dict(selected) if not hidden_values else {c: df.iloc[:, j] for j, c in enumerate(df.columns)}
     missing = {c: _missing(col) for c, col in series.items()}
     complete = ~np.logical_or.reduce([np.zeros(len(df), bool), *missing.values()])
+    if not complete.all() and isinstance(df, _Columns):
+        df = pd.DataFrame(selected, copy=False)
     if extra["weights"] is not None:
         w_all = extra["weights"].to_numpy()
         check_weights(w_all[complete])

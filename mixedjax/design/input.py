@@ -92,10 +92,25 @@ def numpy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def select_columns(data: pd.DataFrame, positions: list[int], names: list[str]) -> dict[str, pd.Series]:
+    """The columns of ``data`` at ``positions``, by ``names``, each converted as ``numpy_dtypes`` converts it (a
+    label lookup per column: pandas' positional selection and renaming of a frame cost 0.4 ms on sleepstudy)."""
+    labels = data.columns
+    out = {}
+    for j, name in zip(positions, names):
+        label = labels[j]
+        # by label when it is text (the caller has refused names that occur twice), else by position as before
+        col = data[label] if isinstance(label, str) else data.iloc[:, j]
+        out[name] = _to_numpy_column(col) if _needs_conversion(col.dtype) else col
+    return out
+
+
 def _needs_conversion(dt) -> bool:
     """Is a column of this dtype converted (an extension dtype, or a categorical whose levels have one)?"""
     if isinstance(dt, pd.CategoricalDtype):
         dt = dt.categories.dtype  # a factor's levels as text or numbers of an extension dtype are converted too
+        if isinstance(dt, pd.StringDtype):
+            return False  # text levels (pandas 3's default str) are read as Python strings already
     return isinstance(dt, pd.api.extensions.ExtensionDtype) and not isinstance(dt, pd.CategoricalDtype)
 
 

@@ -216,7 +216,8 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
         out = fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml)
     else:
         out = _cached_fit(len(layout.terms), quick)(np.asarray(theta0, float), arrays, scale, layout, opts, reml)
-    sol, est = jax.device_get(out)
+    # per leaf, synchronously: jax.device_get's batched transfer of the 21 small results took 0.45 ms more
+    sol, est = jax.tree_util.tree_map(np.asarray, out)
     summary = summarize(sol, layout)
     if not np.isfinite(summary.fmin):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
@@ -250,8 +251,9 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
-    th, fbest, est, grad = jax.device_get(snap_program(th, np.float64(f), arrays, np.asarray(scale, float), layout,
-                                                       reml, check))
+    th, fbest, est, grad = jax.tree_util.tree_map(np.asarray, snap_program(th, np.float64(f), arrays,
+                                                                            np.asarray(scale, float), layout, reml,
+                                                                            check))
     th = np.asarray(th)
     fbest = float(fbest)
     if not np.isfinite(fbest):

@@ -79,6 +79,7 @@ class CachedProgram:
         kw = {"compiler_options": options} if options else {}
         self.plain = jax.jit(fn, static_argnames=static, **kw)
         self._calls: dict[str, Callable] = {}
+        self._by_signature: dict[tuple, Callable] = {}  # (statics, tree, shapes and dtypes) -> a program of _calls
 
     def __call__(self, *args, **kw):
         static = dict(zip(self.static, args[self.narrays :]), **kw)
@@ -88,10 +89,16 @@ class CachedProgram:
             return self.plain(*args, **static)
         leaves, treedef = jax.tree_util.tree_flatten(args)
         statics = tuple(static[k] for k in self.static)
-        key = _key(self.name, statics, leaves, treedef, self.options)
-        call = self._calls.get(key)
+        # the program of a signature seen before, found by hashing: the file key (a repr of the statics and a
+        # string per leaf) cost 0.11 ms of sleepstudy's 1 ms warm fit
+        sig = (statics, treedef, tuple((np.shape(x), _dtype(x)) for x in leaves))
+        call = self._by_signature.get(sig)
         if call is None:
-            call = self._calls[key] = self._load_or_export(key, where, treedef, leaves, static)
+            key = _key(self.name, statics, leaves, treedef, self.options)
+            call = self._calls.get(key)
+            if call is None:
+                call = self._calls[key] = self._load_or_export(key, where, treedef, leaves, static)
+            self._by_signature[sig] = call
         return jax.tree_util.tree_unflatten(self.out_tree, call(*leaves))
 
     def bind(self, *args, fixed: tuple[int, ...] = (), **kw) -> Callable:

@@ -118,7 +118,8 @@ def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta
         raise ArgumentError(f"theta0 must have {layout.ntheta} values for this model, not {theta0.size}")
     if verbose:
         print(f"Fitting {problem.design.formula.text} by {'REML' if reml else 'maximum likelihood'}")
-    fitted = fit_theta(theta0, problem.arrays, layout, reml, opts, verbose, problem.theta_scale)
+    # the host arrays: the compiled fit takes numpy without a device_put first (model.problem.Problem.host)
+    fitted = fit_theta(theta0, problem.host.arrays, layout, reml, opts, verbose, problem.theta_scale)
     model = LinearMixedModel(problem=problem, reml=reml, theta=_readonly(fitted.theta), objective=fitted.fmin,
                              optsum=fitted.optsum, _estimates=fitted.estimates)
     _warn_status(model)
