@@ -1,6 +1,9 @@
 """The blocked Laplace and AGQ objectives against a direct dense computation (numpy) on small random designs, and
 their exact derivatives against finite differences."""
 
+import importlib
+
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +11,9 @@ from scipy.special import expit
 from scipy.stats import norm
 
 import mixedjax as mj
+from mixedjax.fitting.loop import quick_options
+
+laplace = importlib.import_module("mixedjax.glmm.laplace")
 
 # random designs may give singular fits (and a warning); these tests compare objectives, not fits
 pytestmark = pytest.mark.filterwarnings("ignore:.*singular:UserWarning")
@@ -107,6 +113,21 @@ def dense_laplace(m, theta, beta, nagq=1):
     return d0.sum() + np.sum(np.log(np.diag(H))) - 2 * np.sum(np.log(mult))
 
 
+def _value(m):
+    """The objective at x by the fit's own compiled value-and-gradient program (already compiled by the fit: the
+    finite differences below call it dozens of times; m.objective_function() called eagerly dispatches and compiles
+    op by op, and jitted it is one more program to compile). test_laplace_equals_dense checks the public
+    objective_function, jitted, against it."""
+    c = laplace.compiled_for(m.plan)
+    if m.fast:
+        return lambda x: float(c.value_and_grad_fast(np.asarray(x, float), m.data, m.u0, m.plan)[0][0])
+    return lambda x: float(c.value_and_grad(np.asarray(x, float), m.data, m.u0, m.plan, m.nagq)[0][0])
+
+
+def _jitted_objective(m):
+    return jax.jit(m.objective_function(), compiler_options=quick_options())
+
+
 # ---- small random designs ----------------------------------------------------------------------------------
 
 
@@ -147,25 +168,27 @@ def fitted(request):
 def test_laplace_equals_dense(fitted):
     """At the fit and at random points, to 1e-9 relative."""
     m = fitted
-    f = m.objective_function()
+    f = _value(m)
     rng = np.random.default_rng(0)
     k = m.plan.ntheta
     for trial in range(3):
         phi = m.stage.x + (0 if trial == 0 else 0.2 * rng.normal(size=m.stage.x.size))
         phi[:k] = np.where([r == c for t in m.plan.terms for r, c in t.pattern], np.abs(phi[:k]), phi[:k])
-        ours = float(f(phi))
+        ours = f(phi)
         ref = dense_laplace(m, phi[:k], phi[k:])
         assert ours == pytest.approx(ref, rel=1e-9), (trial, ours, ref)
+        if trial == 1:  # the public pure function gives the same value
+            assert float(_jitted_objective(m)(phi)) == pytest.approx(ours, rel=1e-12)
 
 
 def test_gradient_and_hessian_against_differences(fitted):
     """The implicit-function gradient and Hessian against central differences of the objective and gradient."""
     m = fitted
-    f = m.objective_function()
+    f = _value(m)
     x = m.stage.x + 0.05
     g = m.gradient(x)
     h = 1e-5
-    fd = np.array([(float(f(x + h * e)) - float(f(x - h * e))) / (2 * h) for e in np.eye(x.size)])
+    fd = np.array([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(x.size)])
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5 * max(1, np.abs(fd).max()))
     H = m.hessian(x)
     hfd = np.array([(m.gradient(x + h * e) - m.gradient(x - h * e)) / (2 * h) for e in np.eye(x.size)])
@@ -177,27 +200,26 @@ def test_gradient_and_hessian_against_differences(fitted):
 def test_agq_equals_dense():
     df = _data(5, "binomial")
     m = mj.glmm("cbind(s, m - s) ~ 1 + x + (1 | g)", df, "binomial", nagq=7)
-    f = m.objective_function()
+    f = _value(m)
     for shift in (0.0, 0.15):
         phi = m.stage.x + shift
-        assert float(f(phi)) == pytest.approx(dense_laplace(m, phi[:1], phi[1:], nagq=7), rel=1e-9)
+        assert f(phi) == pytest.approx(dense_laplace(m, phi[:1], phi[1:], nagq=7), rel=1e-9)
     # one node is the Laplace approximation
     m1 = mj.glmm("cbind(s, m - s) ~ 1 + x + (1 | g)", df, "binomial", nagq=1)
-    assert float(m1.objective_function()(m.stage.x)) == pytest.approx(dense_laplace(m, m.stage.x[:1],
-                                                                                  m.stage.x[1:]), rel=1e-9)
+    assert _value(m1)(m.stage.x) == pytest.approx(dense_laplace(m, m.stage.x[:1], m.stage.x[1:]), rel=1e-9)
 
 
 def test_fast_gradient_against_differences():
     df = _data(11, "poisson")
     m = mj.glmm("s ~ 1 + x + (1 | g) + (1 | h)", df, "poisson", fast=True)
-    f = m.objective_function()
+    f = _value(m)
     x = m.stage.x + 0.1
     h = 1e-5
-    fd = np.array([(float(f(x + h * e)) - float(f(x - h * e))) / (2 * h) for e in np.eye(x.size)])
+    fd = np.array([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(x.size)])
     np.testing.assert_allclose(m.gradient(x), fd, rtol=1e-5, atol=1e-6)
     # at the fast fit β is the PIRLS solution: the joint objective's β-gradient there is not zero in general,
     # but the dense objective at (θ, β̂) is the fast objective's value
-    assert float(f(m.stage.x)) == pytest.approx(dense_laplace(m, m.theta, m.fixef.to_numpy()), rel=1e-9)
+    assert f(m.stage.x) == pytest.approx(dense_laplace(m, m.theta, m.fixef.to_numpy()), rel=1e-9)
 
 
 def test_schur_block_equals_dense(fitted):

@@ -59,6 +59,12 @@ class Family:
         return self.dist.value
 
     @property
+    def canonical(self) -> bool:
+        """The canonical link (logit for the binomial, log for the Poisson): the observed information of the unit
+        deviance in η is then Fisher's working weight."""
+        return (self.dist, self.link) in ((Dist.BINOMIAL, Link.LOGIT), (Dist.POISSON, Link.LOG))
+
+    @property
     def julia_name(self) -> str:
         return _JULIA_DIST[self.dist]
 

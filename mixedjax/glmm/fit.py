@@ -183,20 +183,17 @@ class WarmStart:
         evaluation's modes ((u, β) when ``with_beta``: stage 1 solves for β too)."""
 
         def call(x):
-            out = fun(x, self.v)
-            (val, ev), _ = out
-            if np.isfinite(float(val)):
-                # on the host, as the first start was: a device array would be another argument type for the
-                # compiled program, which XLA would compile a second time (grouseticks: 4 s in a new process)
-                self.v = np.asarray(_join(ev.u, ev.beta) if with_beta else ev.u)
-            return out
+            (val, ev), g = fun(x, self.v)
+            # value, gradient and modes to the host in one transfer (they were three, and a program joining u and
+            # β: four round trips per evaluation); the start stays on the host, as the first one was: a device
+            # array would be another argument type for the compiled program, which XLA would compile a second
+            # time (grouseticks: 4 s in a new process)
+            host = jax.device_get((val, g, ev.u, ev.beta) if with_beta else (val, g, ev.u))
+            if np.isfinite(float(host[0])):
+                self.v = np.concatenate([np.ravel(h) for h in host[2:]]) if with_beta else np.asarray(host[2])
+            return (host[0], ev), host[1]
 
         return call
-
-
-@jax.jit
-def _join(u, beta):
-    return jnp.concatenate([u, beta])
 
 
 def _curvature(res, n: int) -> np.ndarray:

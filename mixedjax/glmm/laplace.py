@@ -57,19 +57,21 @@ def _laplace_parts(theta, beta, u, plan: GlmmPlan, data: GlmmData, with_beta: bo
     return A, eta, mu, dev, F, logdet_z(F, plan.layout)
 
 
-def evaluate(theta, beta, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1) -> Evaluation:
-    """The objective in (θ, β) with the modes by PIRLS in u alone (lme4's default second stage)."""
-    u = modes(theta, beta, data, u0, plan, False)
+def evaluate(theta, beta, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1, fisher: bool = False) -> Evaluation:
+    """The objective in (θ, β) with the modes by PIRLS in u alone (lme4's default second stage). ``fisher``: the
+    modes' derivative rule in the form that shares the Laplace term's factor (pirls.exact_hessian; the gradient
+    programs take it, the Hessian programs not: forward over reverse through it was slower, verbagg 159 -> 256 ms)."""
+    u = modes(theta, beta, data, u0, plan, False, fisher)
     A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data)
     pwrss = jnp.sum(dev) + u @ u
     obj = pwrss + logdet if nagq == 1 else _agq(A, u, eta, dev, F, plan, data, nagq)
     return Evaluation(obj, u, beta, eta, mu, logdet, pwrss, jnp.zeros((plan.p, plan.p)))
 
 
-def evaluate_fast(theta, data: GlmmData, v0, plan: GlmmPlan) -> Evaluation:
+def evaluate_fast(theta, data: GlmmData, v0, plan: GlmmPlan, fisher: bool = False) -> Evaluation:
     """The Laplace objective in θ alone, with β and u from PIRLS in (u, β) (lme4's nAGQ = 0, MixedModels.jl's
     fast = true); the log-determinant is that of the random-effects block."""
-    v = modes(theta, jnp.zeros(plan.p), data, v0, plan, True)
+    v = modes(theta, jnp.zeros(plan.p), data, v0, plan, True, fisher)
     u, beta = split(v, plan, True, None)
     A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data, True)
     pwrss = jnp.sum(dev) + u @ u
@@ -117,12 +119,12 @@ def objective_fast(theta, data: GlmmData, v0, plan: GlmmPlan):
 
 
 def _with_aux(phi, data, u0, plan, nagq):
-    ev = evaluate(phi[: plan.ntheta], phi[plan.ntheta :], data, u0, plan, nagq)
+    ev = evaluate(phi[: plan.ntheta], phi[plan.ntheta :], data, u0, plan, nagq, fisher=True)
     return ev.objective, ev
 
 
 def _with_aux_fast(theta, data, v0, plan):
-    ev = evaluate_fast(theta, data, v0, plan)
+    ev = evaluate_fast(theta, data, v0, plan, fisher=True)
     return ev.objective, ev
 
 

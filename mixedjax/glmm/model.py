@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import NamedTuple
 
 import jax
@@ -281,16 +281,9 @@ class GeneralizedLinearMixedModel(InformationCriteria):
     def _vcov(self) -> np.ndarray:
         """Cov(β̂): 2 (H⁻¹)_ββ with H the exact Hessian of the objective in (θ, β) (lme4 takes it by finite
         differences); for ``fast`` the inverse of the β block of the penalised system at the modes (lme4's RX)."""
-        k = self.plan.ntheta
         if self.fast:
-            from .pirls import exact_hessian, solve
-
-            q, p = self.plan.q, self.plan.p
-            v = jnp.concatenate([self.evaluation.u, self.evaluation.beta])
-            F = exact_hessian(v, jnp.asarray(self.theta), self.evaluation.beta, self.plan, self.data, True)
-            # the β block of H⁻¹ (H the Hessian of g/2 in (u, β)), one solve per fixed effect
-            V = np.stack([np.asarray(solve(F, jnp.zeros(q + p).at[q + j].set(1.0), self.data, self.plan, True))[q:]
-                          for j in range(p)])
+            v = np.concatenate([np.asarray(self.evaluation.u), np.asarray(self.evaluation.beta)])
+            V = np.asarray(_fast_vcov(self.theta, v, self.data, self.plan))
             return _readonly((V + V.T) / 2)
         H = self.stage.hessian
         free = free_parameters(self.stage.x, self.plan)  # θ at the boundary held fixed
@@ -411,6 +404,18 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         return glmm_text(self)
 
     __repr__ = __str__
+
+
+@partial(jax.jit, static_argnames=("plan",))
+def _fast_vcov(theta, v, data: GlmmData, plan: GlmmPlan):
+    """The β block of H⁻¹, H the Hessian of g/2 in (u, β) at the modes v (lme4's RX for nAGQ = 0): one solve per
+    fixed effect, in one program (called eagerly it dispatched and compiled operation by operation: seconds)."""
+    from .pirls import exact_hessian, solve
+
+    q, p = plan.q, plan.p
+    F = exact_hessian(v, theta, v[q:], plan, data, True)
+    E = jnp.zeros((p, q + p)).at[jnp.arange(p), q + jnp.arange(p)].set(1.0)
+    return jax.vmap(lambda b: solve(F, b, data, plan, True))(E)[:, q:]
 
 
 def _readonly(a) -> np.ndarray:
