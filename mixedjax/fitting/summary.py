@@ -246,6 +246,8 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     from .solve import rectify
 
     deviance_program, snap_program = _cached_bobyqa(len(layout.terms))
+    # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
+    arrays = jax.device_put(arrays)
     th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
                                           program=partial(deviance_program, layout=layout, reml=reml))
     if not np.all(np.isfinite(th)):
