@@ -173,9 +173,9 @@ def section(r: dict) -> str:
 
     warm, cold, cached = b1.get("warm_s"), b1.get("cold_s"), bc.get("cold_s")
     L = [KEPT.strip(), "",
-         f"`python benchmarks/batched.py` at {r['git']}, {r['date']}, on the shared 2-core machine (load average "
-         f"before each row in the last column; other engineers' jobs were running, so times are pessimistic and "
-         f"noisy). Each row is a fresh process with an empty compilation cache of its own (so *cold* includes every "
+         f"`python benchmarks/batched.py` at {r['git']}, {r['date']}, on the 2-core machine (load average "
+         f"before each row in the last column: above about 1, other jobs were running and the times are "
+         f"pessimistic). Each row is a fresh process with an empty compilation cache of its own (so *cold* includes every "
          f"compile), except the *cache filled* row. lme4's bootMer in the same run: `bootMer(m, function(x) "
          f"c(getME(x, \"beta\"), sigma(x)), nsim = {n1}, use.u = FALSE, type = \"parametric\")`, elapsed, after a "
          f"20-replicate warm-up (lme4 {(r.get('bootmer_1k') or {}).get('lme4', '?')}).", "",
