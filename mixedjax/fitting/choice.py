@@ -54,9 +54,9 @@ def choose_optimizer(layout: Layout, opts: FitOptions) -> str:
     """The optimiser a fit runs: ``opts.optimizer`` itself unless it is "auto"; then "bobyqa" for models with at
     most AUTO_MAX_THETA θ whose evaluation is too large for the quick-compile loop (fitting.loop.use_quick: the
     host's per-call cost does not dominate) and dominated by the dense Cholesky (cholesky_share at least
-    AUTO_MIN_CHOLESKY_SHARE: the gradient costs several objectives) when NLopt is installed, else "lbfgs". "auto" with the loop's own
-    options changed (maxiter, gtol, ftol, memory, max_linesearch: BOBYQA reads none of them) runs the loop they are
-    for."""
+    AUTO_MIN_CHOLESKY_SHARE: the gradient costs several objectives) when NLopt is installed, else "lbfgs". "auto"
+    with the loop's own options changed (maxiter, gtol, ftol, memory, max_linesearch: BOBYQA reads none of them)
+    runs the loop they are for."""
     from .loop import use_quick
 
     if opts.optimizer != "auto":
