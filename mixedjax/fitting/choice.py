@@ -19,7 +19,7 @@ AUTO_MAX_THETA = 3  # at most this many θ for BOBYQA (InstEval's 2 and 3 won, d
 # ... and at least this share of the evaluation's work in the dense Cholesky (cholesky_share), whose reverse pass
 # makes a value and gradient cost 3 to 3.5 objectives: InstEval 0.76 and 0.69 (BOBYQA won); ml1m 0.45, where the
 # heavy columns' dense product and the pairs, whose reverse passes cost about one forward pass, are the rest (the
-# loop won: 13.5 s against 18.2 s; docs/performance.md, "The fits' time")
+# loop won: 13.5 s against 18.2 s; docs/performance.md, "The fits' time and the host build (sixth pass)")
 AUTO_MIN_CHOLESKY_SHARE = 0.6
 # BOBYQA's result passes when max |∂d/∂φ| (φ: the optimiser's units of θ) over the free directions is at most this
 # times max(1, |d|). BOBYQA stops on its trust region (1e-7 in φ), not on the gradient, so its results are less
