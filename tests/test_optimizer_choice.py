@@ -29,12 +29,17 @@ def test_default_is_auto():
 
 def test_which_optimiser_a_model_gets(monkeypatch):
     small = mj.Problem.build(SLEEP, mj.dataset("sleepstudy")).layout  # 3 θ, a quick-compile model
-    big_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed()).layout  # 2 θ, a large evaluation
+    # 2 θ, a large evaluation dominated by the dense block's Cholesky (g2's 500 levels in the dense block)
+    big_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed(n2=500)).layout
+    # 2 θ, a large evaluation, but the dense block is small (60 levels) and the pairs are most of it
+    pairs_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed()).layout
     big_many = mj.Problem.build("y ~ 1 + x + (1 + x | g1) + (1 + x | g2)", _crossed()).layout  # 6 θ
-    assert use_quick(small) and not use_quick(big_few) and not use_quick(big_many)
+    assert use_quick(small) and not any(use_quick(x) for x in (big_few, pairs_few, big_many))
+    assert choice.cholesky_share(big_few) >= choice.AUTO_MIN_CHOLESKY_SHARE > choice.cholesky_share(pairs_few)
     auto = mj.FitOptions()
     assert choice.choose_optimizer(small, auto) == "lbfgs"
     assert choice.choose_optimizer(big_many, auto) == "lbfgs"
+    assert choice.choose_optimizer(pairs_few, auto) == "lbfgs"
     expected = "bobyqa" if choice.nlopt_available() else "lbfgs"
     assert choice.choose_optimizer(big_few, auto) == expected
     assert choice.choose_optimizer(big_few, mj.FitOptions(maxeval=3000)) == expected  # BOBYQA's own limit
@@ -94,7 +99,7 @@ def test_failed_gradient_check_is_refined_by_lbfgs(monkeypatch):
 @pytest.mark.slow
 def test_default_fit_of_a_large_two_theta_model_is_checked_bobyqa():
     pytest.importorskip("nlopt")
-    p = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed())
+    p = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed(n2=500))
     m = mj.fit(p)
     assert "BOBYQA" in m.optsum.optimizer and m.optsum.converged
     assert np.all(np.isfinite(m.optsum.gradient))
