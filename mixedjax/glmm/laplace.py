@@ -147,9 +147,11 @@ class Compiled(NamedTuple):
     hessian_fast: object
 
 
-# flops-like size of one PIRLS step (see work) below which the quick compile options are used: they halve the
-# compile but make the run several times slower (verbagg, 7,584 rows: value and gradient 5 ms -> 134 ms)
+# flops-like sizes of one PIRLS step (see work) below which the quick compile options are used: they halve the
+# compile but make the run several times slower (verbagg, 7,584 rows: value and gradient 5 ms -> 134 ms). The
+# Hessian runs once a fit, the value and gradient 20-30 times: its threshold is the higher
 QUICK_WORK = 20_000
+QUICK_WORK_EVAL = 1_000
 
 
 def work(plan: GlmmPlan) -> float:
@@ -157,26 +159,31 @@ def work(plan: GlmmPlan) -> float:
     return plan.n * plan.S**2 + (plan.layout.dz + plan.p + 1) ** 3 / 3
 
 
-@functools.cache
-def compiled(quick: bool) -> Compiled:
-    """The jitted functions, compiled without XLA's optimisation passes when ``quick`` (small models: the compile,
-    not the run, is then what a fit waits for; see fitting.loop.QUICK_OPTIONS). Their traced programs are kept on
-    disk (fitting.traces): a new process fitting a model of a shape seen before neither traces nor compiles."""
+def _program(name, fn, statics, out, quick: bool):
     from ..fitting.loop import quick_options
     from ..fitting.traces import CachedProgram
 
-    opts = quick_options() if quick else None
-    tag = "quick" if quick else "full"
+    return CachedProgram(f"{name}_{'quick' if quick else 'full'}", fn, 3, statics, out,
+                         quick_options() if quick else None)
+
+
+@functools.cache
+def compiled(quick_eval: bool, quick_hessian: bool) -> Compiled:
+    """The jitted functions, the value-and-gradient pair and the Hessians each compiled without XLA's optimisation
+    passes when quick (small models: the compile, not the run, is then what a fit waits for; see
+    fitting.loop.QUICK_OPTIONS). Their traced programs are kept on disk (fitting.traces): a new process fitting a
+    model of a shape seen before neither traces nor compiles."""
     ev = Evaluation(*[0.0] * len(Evaluation._fields))
     return Compiled(
-        CachedProgram(f"glmm_vg_{tag}", jax.value_and_grad(_with_aux, has_aux=True), 3, ("plan", "nagq"),
-                      ((0.0, ev), 0.0), opts),
-        CachedProgram(f"glmm_vg_fast_{tag}", jax.value_and_grad(_with_aux_fast, has_aux=True), 3, ("plan",),
-                      ((0.0, ev), 0.0), opts),
-        CachedProgram(f"glmm_hessian_{tag}", hessian_of(objective), 3, ("plan", "nagq"), 0.0, opts),
-        CachedProgram(f"glmm_hessian_fast_{tag}", hessian_of(objective_fast), 3, ("plan",), 0.0, opts),
+        _program("glmm_vg", jax.value_and_grad(_with_aux, has_aux=True), ("plan", "nagq"), ((0.0, ev), 0.0),
+                 quick_eval),
+        _program("glmm_vg_fast", jax.value_and_grad(_with_aux_fast, has_aux=True), ("plan",), ((0.0, ev), 0.0),
+                 quick_eval),
+        _program("glmm_hessian", hessian_of(objective), ("plan", "nagq"), 0.0, quick_hessian),
+        _program("glmm_hessian_fast", hessian_of(objective_fast), ("plan",), 0.0, quick_hessian),
     )
 
 
 def compiled_for(plan: GlmmPlan) -> Compiled:
-    return compiled(work(plan) <= QUICK_WORK)
+    w = work(plan)
+    return compiled(w <= QUICK_WORK_EVAL, w <= QUICK_WORK)
