@@ -42,12 +42,10 @@ def cholesky_share(layout: Layout) -> float:
     """The dense block's Cholesky (D³/3 flops) as a share of one evaluation's estimated work: the Cholesky, the
     per-level blocks, the pair fill-in (blocks.plan.PAIR_COST flops a pair) and the heavy columns' dense product."""
     from ..blocks.plan import PAIR_COST
+    from .loop import work_parts
 
-    D = layout.dz + layout.p + 1
-    chol = D**3 / 3
-    rest = (sum(t.nlevels * t.s**3 for t in layout.terms) + PAIR_COST * sum(layout.npairs)
-            + sum(h * D * D for h in layout.nheavy))
-    return chol / (chol + rest)
+    w = work_parts(layout)
+    return w.cholesky / (w.cholesky + w.levels + PAIR_COST * w.pairs + w.heavy)
 
 
 def choose_optimizer(layout: Layout, opts: FitOptions) -> str:

@@ -203,11 +203,24 @@ def quick_options() -> dict:
 QUICK_WORK = 20_000  # flops-like size of one evaluation (see _work) below which quick_options() are used
 
 
+class WorkParts(NamedTuple):
+    """Flops-like parts of one evaluation (fitting.choice weighs them too)."""
+
+    cholesky: float  # the dense block's Cholesky, D³/3
+    levels: float  # the per-level diagonal blocks
+    pairs: int  # the fill-in pairs (a count: the weight of one is the caller's)
+    heavy: float  # the heavy columns' dense product
+
+
+def work_parts(layout: Layout) -> WorkParts:
+    D = layout.dz + layout.p + 1
+    return WorkParts(D**3 / 3, sum(t.nlevels * t.s**3 for t in layout.terms), sum(layout.npairs),
+                     sum(h * D * D for h in layout.nheavy))
+
+
 def _work(layout: Layout) -> float:
     """A rough size of one evaluation: the dense Cholesky, the per-level blocks and the fill-in products."""
-    D = layout.dz + layout.p + 1
-    return (D**3 / 3 + sum(t.nlevels * t.s**3 for t in layout.terms) + sum(layout.npairs)
-            + sum(h * D * D for h in layout.nheavy))
+    return sum(work_parts(layout))
 
 
 def use_quick(layout: Layout) -> bool:
