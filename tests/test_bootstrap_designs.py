@@ -86,3 +86,14 @@ def fractions(b, pname, qs, nr):
         tol = Z * np.sqrt(q * (1 - q) * (1 / nr + 1 / v.size))
         out.append((q, x, np.mean(v < x - eps), np.mean(v <= x + eps), tol))
     return out
+
+
+NAMES = json.loads((HERE / "lme4_names.json").read_text())
+NAMES_DATA = pd.read_csv(HERE / "lme4_names.csv", dtype={v: str for v in "abch"})
+
+
+@pytest.mark.parametrize("formula", sorted(NAMES["names"]))
+def test_names_of_nests_and_term_orders(formula):
+    """lme4_names.R: nests (a/b/c → 'c:(b:a)'), interactions as written, || on a nest, lme4's term order."""
+    m = mj.lmm(formula, NAMES_DATA)
+    assert [n for n, *_ in varcomp_names(m)] + ["sigma"] + list(m.fixef.index) == NAMES["names"][formula]
