@@ -6,11 +6,10 @@ The percentile check is distribution-free. R's q-quantile x_R of n_R replicates 
 (F: the true bootstrap distribution), and the fraction of our n_J replicates at or below x_R estimates F(x_R) with
 standard error sqrt(F(1-F)/n_J); so that fraction differs from q by a standard error of sqrt(q(1-q)(1/n_R + 1/n_J))
 (0.0050 at q = 0.025 and 0.016 at the median for 2,000 each). Each fraction must be within 4.5 such errors of q
-(about 170 comparisons, each failing by chance with probability 7e-6). Ties (a sd at exactly 0 in many singular
+(175 comparisons, each failing by chance with probability 7e-6). Ties (a sd at exactly 0 in many singular
 replicates, a correlation at ±1) are an atom: q must lie between the fractions below and at or below x_R; lme4's
 optimiser stops a boundary replicate a little off zero (R's 25 % quantile of pastes' batch sd is 1.3e-5, its 10 %
-exactly 0), so a sd below a thousandth of the replicates' median counts as zero on both sides. The
-bound is tight enough to see an ML refit of a REML fit (penicillin's sample sd 9 % lower).
+exactly 0), so a sd below a thousandth of the replicates' median counts as zero on both sides.
 
 lme4's simulate draws the noise with variance σ² whatever the prior weights (lme4 issue 386), so bootMer of a
 weighted model bootstraps another model than the fitted one; mixedjax draws σ²/wᵢ unless weighted_noise=False. The
