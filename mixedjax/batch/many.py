@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import ArgumentError
 from ..fitting.options import FitOptions
 from .function import check_weights
-from .queue import Fitted, chunk_finished, chunk_finished_sharded, chunk_loop, raw_shapes
+from .queue import Fitted, chunk_finished, chunk_finished_sharded, chunk_loop
 from .sharding import batch_sharding, put, round_up
 from .serial import chunk_serial
 from .solve import Result, Solver, batch_solver
@@ -31,8 +31,6 @@ def fit_chunk(rows, count, ctx, layout, reml, opts, mesh) -> Fitted:
     if solver != Solver.newton:
         return chunk_serial(rows, count, ctx, layout, reml, opts, solver, mesh)
     per_device = rows.shape[0] // (1 if mesh is None else mesh.size)
-    if mesh is None:  # the checks compile on another thread while the loop traces, compiles and runs
-        chunk_finished().compile_ahead(raw_shapes(rows.shape[0], ctx), rows, ctx, layout, reml)
     raw = chunk_loop(rows, count, ctx, layout, reml, opts, min(LANES, per_device), mesh)
     return (chunk_finished() if mesh is None else chunk_finished_sharded())(raw, rows, ctx, layout, reml)
 

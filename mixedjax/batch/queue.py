@@ -114,12 +114,6 @@ def chunk_finished():
                          options=quick_options())
 
 
-def raw_shapes(N: int, ctx: Context) -> Raw:
-    """The shapes and dtypes of a chunk's loop result (N rows), for compiling the post-loop checks ahead."""
-    one = jax.eval_shape(lambda th, sc: _raw(newton_start(th, sc), sc, th), ctx.scale, ctx.scale)
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct((N,) + x.shape, x.dtype), one)
-
-
 @functools.cache
 def chunk_finished_sharded():
     """:func:`finished` jitted with the quick compile options, for rows split over several devices."""

@@ -133,25 +133,6 @@ class CachedProgram:
 
         return bound
 
-    def compile_ahead(self, *args, **kw) -> None:
-        """Read back (or trace) and compile the program for arguments like these (arrays or jax.ShapeDtypeStructs)
-        in a background thread, so that its compile (XLA's, which releases the GIL) overlaps the caller's other
-        work; a later call with such arguments waits for it. Nothing happens without a cache directory."""
-        where = directory()
-        if where is None:
-            return
-        static = dict(zip(self.static, args[self.narrays :]), **kw)
-        leaves, treedef = jax.tree_util.tree_flatten(args[: self.narrays])
-        key = _key(self.name, tuple(static[k] for k in self.static), leaves, treedef, self.options)
-        if key in self._calls:
-            return
-        specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
-
-        def build():
-            return self._load_or_export(key, where, treedef, specs, static).lower(*specs).compile()
-
-        self._calls[key] = _Ahead(_ahead_pool().submit(build))
-
     def _load_or_export(self, key: str, where: Path, treedef, leaves, static):
         path = where / f"{self.name}-{key}.bin"
         exp = None
@@ -176,20 +157,3 @@ class CachedProgram:
                 pass  # a read-only cache directory: the program is used in this process only
         kw = {"compiler_options": self.options} if self.options else {}
         return jax.jit(exp.call, **kw)
-
-
-class _Ahead:
-    """A program being compiled by :meth:`CachedProgram.compile_ahead`: a call waits for the compile."""
-
-    def __init__(self, future):
-        self.future = future
-
-    def __call__(self, *leaves):
-        return self.future.result()(*leaves)
-
-
-@functools.cache
-def _ahead_pool():
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixedjax-compile")
