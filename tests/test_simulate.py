@@ -78,3 +78,65 @@ def test_weights_and_offset():
 def test_bad_arguments(sleep, kwargs, words):
     with pytest.raises(ArgumentError, match=words):
         sleep.simulate(**kwargs)
+
+
+def implied_moments(m, theta, beta, sigma, weighted_noise=True):
+    """E[y] = offset + Xβ and Cov[y] = σ² (Σ_k [same level of k] z_i λ_k λ_k' z_j + diag(1/w)) from the design."""
+    d, layout = m.problem.design, m.problem.layout
+    mean = d.X @ beta + (0.0 if d.offset is None else d.offset)
+    cov = np.zeros((d.n, d.n))
+    for t, lt in zip(d.terms, layout.terms):
+        lam = np.zeros((lt.s, lt.s))
+        for i, (r, c) in enumerate(lt.pattern):
+            lam[r, c] = theta[lt.theta_offset + i]
+        same = t.codes[:, None] == t.codes[None, :]
+        cov += same * (t.z @ lam @ lam.T @ t.z.T)
+    w = np.ones(d.n) if d.weights is None or not weighted_noise else d.weights
+    return mean, sigma**2 * (cov + np.diag(1 / w))
+
+
+def check_moments(Y, mean, cov, pairs=200, z=5.0):
+    """Means, variances and covariances of random pairs of rows within z standard errors (Gaussian y)."""
+    nsim = Y.shape[0]
+    var = np.diag(cov)
+    assert np.max(np.abs(Y.mean(0) - mean) / np.sqrt(var / nsim)) < z
+    assert np.max(np.abs(Y.var(0) - var) / (var * np.sqrt(2 / nsim))) < z
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(mean), (2, pairs))
+    keep = i != j
+    i, j = i[keep], j[keep]
+    C = ((Y[:, i] - Y[:, i].mean(0)) * (Y[:, j] - Y[:, j].mean(0))).mean(0)
+    se = np.sqrt((var[i] * var[j] + cov[i, j] ** 2) / nsim)  # the variance of a Gaussian product's mean
+    assert np.max(np.abs(C - cov[i, j]) / se) < z
+
+
+MOMENT_CASES = {
+    "crossed_reml": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin", {}),
+    "nested_ml": ("strength ~ 1 + (1 | batch/cask)", "pastes", {"reml": False}),
+    "uncorrelated": ("reaction ~ 1 + days + (1 + days || subj)", "sleepstudy", {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOMENT_CASES))
+def test_moments_on_designs(name):
+    formula, data, kw = MOMENT_CASES[name]
+    m = mj.lmm(formula, mj.dataset(data), **kw)
+    mean, cov = implied_moments(m, m.theta, m.fixef.to_numpy(), m.sigma)
+    check_moments(m.simulate(4000, seed=11), mean, cov)
+    th = np.asarray(m.theta) * 0.5 + 0.3  # overrides: a different model, the same formulas
+    be = m.fixef.to_numpy() + 1.0
+    mean, cov = implied_moments(m, th, be, 2.0)
+    check_moments(m.simulate(4000, seed=12, theta=th, beta=be, sigma=2.0), mean, cov)
+
+
+def test_weighted_and_offset_moments():
+    """Noise variance σ²/wᵢ (weighted_noise=False: σ², lme4's simulate), the offset in the mean."""
+    df = mj.dataset("sleepstudy")
+    rng = np.random.default_rng(3)
+    w, off = rng.uniform(0.3, 4.0, len(df)), rng.normal(0, 20, len(df))
+    m = mj.lmm("reaction ~ 1 + days + (1 + days | subj)", df, weights=w, offset=off)
+    for weighted in (True, False):
+        mean, cov = implied_moments(m, m.theta, m.fixef.to_numpy(), m.sigma, weighted)
+        check_moments(m.simulate(4000, seed=13, weighted_noise=weighted), mean, cov)
+    with pytest.raises(ArgumentError, match="weighted_noise"):
+        m.simulate(2, weighted_noise="no")

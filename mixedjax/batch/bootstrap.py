@@ -48,20 +48,43 @@ def _boot_chunk(keys, count, theta, beta, sigma, d, ctx, layout, reml, opts, mes
     return fit_chunk(simulate(keys, theta, beta, sigma, d, layout), count, ctx, layout, reml, opts, mesh)
 
 
+def lme4_terms(design) -> list[tuple[str, int, tuple[int, ...]]]:
+    """(lme4's group name, design term, its columns there) of each random-effects term as lme4 keeps it (terms on one
+    grouping factor not merged), in lme4's order: findbars' order, reordered by decreasing number of levels when
+    some term has more levels than the one before it (mkReTrms: rev(order(nl)), which reverses ties)."""
+    index = {t.name: k for k, t in enumerate(design.terms)}
+    parts = design.encoding.terms if design.encoding is not None else None
+    used, out = {}, []
+    for rt in design.formula.random:
+        k = index[rt.group_name]
+        j = used.get(k, 0)
+        used[k] = j + 1
+        if parts is None:  # no record of the parts: the merged term as one
+            cols = tuple(range(design.terms[k].s)) if j == 0 else ()
+        else:
+            start = sum(len(parts[k].parts[i].keep) for i in range(j))
+            cols = tuple(range(start, start + len(parts[k].parts[j].keep)))
+        if cols:
+            out.append((rt.lme4_index, rt.label or rt.group_name, k, cols))
+    out.sort(key=lambda e: e[0])
+    nl = [design.terms[k].nlevels for _, _, k, _ in out]
+    if any(b > a for a, b in zip(nl, nl[1:])):
+        out = [out[i] for i in reversed(sorted(range(len(out)), key=lambda i: nl[i]))]
+    return [(label, k, cols) for _, label, k, cols in out]
+
+
 def varcomp_names(model) -> list[tuple[str, int, int, int]]:
-    """(name, term, row, col) of each random-effect sd (row == col) and correlation, named as lme4's
-    ``confint(oldNames = FALSE)``: 'sd_(Intercept)|subj', 'cor_days.(Intercept)|subj', 'sd_days|subj'; in lme4's
-    order (per term, column by column: the sd, then the correlations of the later columns with it)."""
+    """(name, term, row, col) of each random-effect sd (row == col) and correlation, named and ordered as lme4's
+    ``confint(oldNames = FALSE)``: 'sd_(Intercept)|subj', 'cor_days.(Intercept)|subj', 'sd_days|subj' (per lme4
+    term, column by column: the sd, then the correlations of the later columns with it); (1 | a/b) gives 'b:a'."""
+    design = model.problem.design
     out = []
-    for k, t in enumerate(model.problem.design.terms):
+    for label, k, cols in lme4_terms(design):
+        t = design.terms[k]
         free = set(t.pattern)
-        correlated = t.s > 1 and len(t.pattern) > t.s
-        for c in range(t.s):
-            out.append((f"sd_{t.columns[c]}|{t.name}", k, c, c))
-            if correlated:
-                for r in range(c + 1, t.s):
-                    if (r, c) in free:
-                        out.append((f"cor_{t.columns[r]}.{t.columns[c]}|{t.name}", k, r, c))
+        for i, c in enumerate(cols):
+            out.append((f"sd_{t.columns[c]}|{label}", k, c, c))
+            out.extend((f"cor_{t.columns[r]}.{t.columns[c]}|{label}", k, r, c) for r in cols[i + 1:] if (r, c) in free)
     return out
 
 
@@ -202,7 +225,7 @@ def count_singular(theta: np.ndarray, model) -> int:
 PROGRESS_DELAY = 0.5  # seconds before a progress bar appears: a short run shows none
 
 
-def bootstrap(model, n, seed=None, *, progress=True, batch_size=None) -> Bootstrap:
+def bootstrap(model, n, seed=None, *, progress=True, batch_size=None, weighted_noise=True) -> Bootstrap:
     """``n`` parametric bootstrap replicates of the model (see LinearMixedModel.bootstrap)."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ArgumentError(f"n must be a positive integer, not {n!r}")
@@ -214,7 +237,8 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None) -> Bootstr
     th = jax.numpy.asarray(model.theta)
     be = jax.numpy.asarray(model.fixef.to_numpy())
     sg = jax.numpy.float64(model.sigma)
-    d, ctx, layout, reml = sim_design(model.problem), model._batch_context, model.problem.layout, bool(model.reml)
+    d = sim_design(model.problem, weighted_noise)
+    ctx, layout, reml = model._batch_context, model.problem.layout, bool(model.reml)
     bar = None
     if progress:
         from tqdm.auto import tqdm

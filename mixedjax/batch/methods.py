@@ -30,13 +30,15 @@ class BatchMethods:
 
         return context(self, self._weights_problem)
 
-    def simulate(self, nsim=1, seed=None, *, theta=None, beta=None, sigma=None):
+    def simulate(self, nsim=1, seed=None, *, theta=None, beta=None, sigma=None, weighted_noise=True):
         """``nsim`` responses drawn from the fitted model, shape (nsim, nobs): new random effects for every level
         plus noise (lme4's ``simulate``). ``seed``: None, an integer or a ``jax.random`` key. ``theta``, ``beta``,
-        ``sigma`` override the fitted values (θ relative to σ, as in the fit), e.g. for a power analysis."""
+        ``sigma`` override the fitted values (θ relative to σ, as in the fit), e.g. for a power analysis.
+        ``weighted_noise``: the noise's variance is σ²/wᵢ, the fitted model's (True), or σ² whatever the prior
+        weights (False: what lme4's simulate, and so bootMer, draws; lme4 issue 386)."""
         from .simulate import simulate
 
-        return simulate(self, nsim, seed, theta=theta, beta=beta, sigma=sigma)
+        return simulate(self, nsim, seed, theta=theta, beta=beta, sigma=sigma, weighted_noise=weighted_noise)
 
     def refit(self, y, weights=None):
         """A new fitted model of the same design and options for the response ``y`` (in the model's row order);
@@ -60,9 +62,10 @@ class BatchMethods:
 
         return make_fit_function(self, reml)
 
-    def bootstrap(self, n, seed=None, *, progress=True, batch_size=None):
+    def bootstrap(self, n, seed=None, *, progress=True, batch_size=None, weighted_noise=True):
         """The parametric bootstrap: ``n`` responses simulated from the fit and refitted in one compiled program
-        per chunk; returns a :class:`mixedjax.batch.bootstrap.Bootstrap` (``.table``, ``.confint``, ``.plot``)."""
+        per chunk; returns a :class:`mixedjax.batch.bootstrap.Bootstrap` (``.table``, ``.confint``, ``.plot``).
+        ``weighted_noise``: as in :meth:`simulate` (False reproduces lme4's bootMer of a weighted model)."""
         from .bootstrap import bootstrap
 
-        return bootstrap(self, n, seed, progress=progress, batch_size=batch_size)
+        return bootstrap(self, n, seed, progress=progress, batch_size=batch_size, weighted_noise=weighted_noise)

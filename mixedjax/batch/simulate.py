@@ -26,10 +26,14 @@ class SimDesign(NamedTuple):
     offset: jax.Array
 
 
-def sim_design(problem) -> SimDesign:
+def sim_design(problem, weighted_noise=True) -> SimDesign:
+    """The design to simulate from; ``weighted_noise=False``: unit weights for the noise (lme4's simulate)."""
+    if not isinstance(weighted_noise, (bool, np.bool_)):
+        raise ArgumentError(f"weighted_noise must be True or False, not {weighted_noise!r}")
     design, data = problem.design, problem.data
+    weights = data.weights if weighted_noise else jnp.ones_like(data.weights)
     return SimDesign(data.X, tuple(jax.device_put(t.codes.astype(np.int32)) for t in design.terms), data.z,
-                     data.weights, data.offset)
+                     weights, data.offset)
 
 
 def simulate_one(key, theta, beta, sigma, d: SimDesign, layout: Layout):
@@ -107,13 +111,14 @@ def parameters(model, theta=None, beta=None, sigma=None):
     return th, be, s
 
 
-def simulate(model, nsim=1, seed=None, *, theta=None, beta=None, sigma=None) -> np.ndarray:
+def simulate(model, nsim=1, seed=None, *, theta=None, beta=None, sigma=None, weighted_noise=True) -> np.ndarray:
     """nsim responses (nsim, nobs) from the model, with the parameters optionally overridden (power analysis)."""
     if isinstance(nsim, (bool, np.bool_)) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
         raise ArgumentError(f"nsim must be a positive integer, not {nsim!r}")
     th, be, s = parameters(model, theta, beta, sigma)
+    d = sim_design(model.problem, weighted_noise)
     keys = jax.random.wrap_key_data(split_keys(seed, nsim))
-    Y = simulate_many()(keys, jnp.asarray(th), jnp.asarray(be), jnp.float64(s), sim_design(model.problem),
+    Y = simulate_many()(keys, jnp.asarray(th), jnp.asarray(be), jnp.float64(s), d,
                       model.problem.layout)
     out = np.asarray(Y)
     out.setflags(write=False)

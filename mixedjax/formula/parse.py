@@ -22,6 +22,8 @@ class RandomTerm:
     expr: str  # the model expression of the term, e.g. "1 + days" or "0 + days"
     group: tuple[str, ...]  # grouping variables; more than one means their combination (``a:b``)
     source: str  # the text of the term as the user wrote it, for messages
+    label: str = ""  # lme4's name of the grouping factor: (1 | a/b) -> 'a' and 'b:a' (names(cnms), confint's names)
+    lme4_index: int = 0  # the term's place in lme4's findbars list (|| expanded first, a nest's deepest term first)
 
     @property
     def group_name(self) -> str:
@@ -176,6 +178,22 @@ def _expand_group(gtext: str, formula: str, source: str) -> list[tuple[str, ...]
     return groups
 
 
+def _lme4_labels(gtext: str) -> list[str]:
+    """lme4's names of the groups of :func:`_expand_group` (same order): 'a/b/c' -> ['a', 'b:a', 'c:(b:a)'], as R
+    deparses lme4's expansion of a nest (each level's factor, then the enclosing level's interaction)."""
+    g = gtext.strip()
+    if g.startswith("(") and g.endswith(")"):
+        g = g[1:-1].strip()
+    labels: list[str] = []
+    for part in g.split("/"):
+        own = ":".join(v.strip() for v in part.split(":"))
+        if labels:
+            outer = labels[-1]
+            own = f"{own}:({outer})" if ":" in outer else f"{own}:{outer}"
+        labels.append(own)
+    return labels
+
+
 def _is_name(v: str) -> bool:
     if "__" in v:
         return False  # no dunder names, anywhere in a formula
@@ -276,8 +294,10 @@ def _parse(formula: str) -> ParsedFormula:
                     f"the random-effects term '{p}' has no columns.\n{mark_formula(text, p)}\n"
                     "Put at least one column before '||', e.g. '(1 + x || g)' or '(0 + x || g)'."
                 )
-            for grp in _expand_group(gtext, text, p):
-                random.extend(RandomTerm(e, grp, p) for e in exprs)
+            grps, labels = _expand_group(gtext, text, p), _lme4_labels(gtext)
+            base = len(random)
+            random.extend(RandomTerm(e, grp, p, label, base + i * len(grps) + len(grps) - 1 - g)
+                          for g, (grp, label) in enumerate(zip(grps, labels)) for i, e in enumerate(exprs))
         elif "|" in p:
             raise FormulaError(
                 f"'{p}' uses '|' outside parentheses.\n{mark_formula(text, p)}\n"
