@@ -35,13 +35,21 @@ def _frame(columns: dict) -> pd.DataFrame:
 _FITS = {}
 
 
+def _offset(case, df) -> np.ndarray:
+    """offset= as the script gives it: a column, or log of one."""
+    expr = case["offset"]
+    if expr.startswith("log(") and expr.endswith(")"):
+        return np.log(df[expr[4:-1]].to_numpy(float))
+    return df[expr].to_numpy(float)
+
+
 def _fit(case):
     """One fit per case, shared by the tests below (a fit is immutable)."""
     if case["id"] not in _FITS:
         df = _frame(case["data"])
         kw = {"weights": case["weights"]} if case.get("weights") else {}
         if case.get("offset"):
-            kw["offset"] = np.log(df["t"].to_numpy())  # the only offset= used: log(t)
+            kw["offset"] = _offset(case, df)
         with pytest.warns(UserWarning, match="singular") if case["singular"] else _nothing():
             _FITS[case["id"]] = mj.glmm(case["formula"], df, case["family"], link=case["link"],
                                         nagq=max(case["nagq"], 1), fast=case["nagq"] == 0, **kw)
@@ -114,7 +122,7 @@ def test_predict_new_data(case, re_form, type):
     the fit is passed again for the new rows (lme4's predict does not see it: the script adds it)."""
     m = _fit(case)
     new = _frame(case["newdata"])
-    off = np.log(new["t"].to_numpy()) if case.get("offset") else None
+    off = _offset(case, new) if case.get("offset") else None
     got = m.predict(new, type=type, re_form="~0" if re_form == "none" else None, offset=off).to_numpy()
     np.testing.assert_allclose(got, case["predict"][f"{type}_{re_form}"], rtol=1e-3, atol=1e-4)
 

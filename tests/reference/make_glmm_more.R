@@ -120,6 +120,29 @@ sim$bin_expression_response <- function() {
   set.seed(121); g <- fac("g", 30, 6); n <- length(g); x <- r3(rnorm(n))
   data.frame(g, x, count = rpois(n, exp(0.5 + 0.3 * x + rnorm(30, 0, 1)[g])))
 }
+sim$bin_cloglog_nagq0_crossed <- function() {
+  set.seed(122); g <- factor(sample(lv("g", 25), 500, TRUE), levels = lv("g", 25))
+  h <- factor(sample(lv("h", 15), 500, TRUE), levels = lv("h", 15)); x <- r3(rnorm(500))
+  data.frame(g, h, x, y = rbinom(500, 1, 1 - exp(-exp(-0.5 + 0.4 * x + rnorm(25, 0, 0.7)[g] + rnorm(15, 0, 0.5)[h]))))
+}
+sim$pois_nagq0_offset <- function() {
+  set.seed(123); g <- fac("g", 40, 8); n <- length(g); x <- r3(rnorm(n)); t <- r3(runif(n, 1, 5))
+  data.frame(g, x, t, count = rpois(n, t * exp(-0.5 + 0.3 * x + rnorm(40, 0, 0.6)[g])))
+}
+sim$bin_probit_agq9_offset <- function() {
+  set.seed(124); g <- fac("g", 40, 6); n <- length(g); x <- r3(rnorm(n)); o <- r3(runif(n, -0.5, 0.5))
+  data.frame(g, x, o, y = rbinom(n, 1, pnorm(o + 0.2 + 0.5 * x + rnorm(40, 0, 0.9)[g])))
+}
+sim$bin_slope_only_crossed <- function() {  # (0 + x | g): no intercept in the term; 3000 Bernoulli rows, crossed
+  set.seed(125); g <- factor(sample(lv("g", 50), 3000, TRUE), levels = lv("g", 50))
+  h <- factor(sample(lv("h", 40), 3000, TRUE), levels = lv("h", 40)); x <- r3(rnorm(3000))
+  data.frame(g, h, x, y = rbinom(3000, 1, ilogit(0.3 + 0.5 * x + rnorm(50, 0, 0.6)[g] * x + rnorm(40, 0, 0.8)[h])))
+}
+sim$pois_missing_values <- function() {  # missing responses and covariates: the rows are dropped
+  set.seed(126); g <- fac("g", 30, 10); n <- length(g); x <- r3(rnorm(n))
+  count <- rpois(n, exp(0.6 + 0.3 * x + rnorm(30, 0, 0.5)[g])); count[c(3, 50, 77)] <- NA; x[c(10, 120)] <- NA
+  data.frame(g, x, count)
+}
 
 cases <- list(
   list(id = "bin_cbind_logit", formula = "cbind(s, m - s) ~ 1 + x + (1 | g)", family = "binomial", link = "logit"),
@@ -153,7 +176,16 @@ cases <- list(
   list(id = "pois_prior_weights", formula = "count ~ 1 + x + (1 | g)", family = "poisson", link = "log",
        weights = "w"),
   list(id = "bin_expression_response", formula = "I(count > 1) ~ 1 + x + (1 | g)", family = "binomial",
-       link = "logit")
+       link = "logit"),
+  list(id = "bin_cloglog_nagq0_crossed", formula = "y ~ 1 + x + (1 | g) + (1 | h)", family = "binomial",
+       link = "cloglog", nagq = 0),
+  list(id = "pois_nagq0_offset", formula = "count ~ 1 + x + offset(log(t)) + (1 | g)", family = "poisson",
+       link = "log", nagq = 0),
+  list(id = "bin_probit_agq9_offset", formula = "y ~ 1 + x + (1 | g)", family = "binomial", link = "probit",
+       nagq = 9, offset = "o"),
+  list(id = "bin_slope_only_crossed", formula = "y ~ 1 + x + (0 + x | g) + (1 | h)", family = "binomial",
+       link = "logit"),
+  list(id = "pois_missing_values", formula = "count ~ 1 + x + (1 | g)", family = "poisson", link = "log")
 )
 
 newrows <- function(d) {  # the first 4 rows, then 2 rows whose grouping factors all take a level new to the fit
@@ -201,4 +233,4 @@ out <- lapply(cases, function(cs) {
              nobs = nobs(m), lme4 = as.character(packageVersion("lme4"))))
 })
 names(out) <- vapply(cases, `[[`, "", "id")
-cat(toJSON(out, auto_unbox = TRUE, digits = NA, dataframe = "columns", factor = "string", pretty = FALSE))
+cat(toJSON(out, auto_unbox = TRUE, digits = NA, dataframe = "columns", factor = "string", na = "null", pretty = FALSE))
