@@ -1,7 +1,7 @@
 # lme4 references for tests/test_glmm_more.py: simulated GLMMs over families, links, response codings, offsets,
 # term shapes (crossed, nested a/b, a:b, correlated and uncorrelated vector terms), singular fits, nAGQ = 0 / 5 /
 # 9 / 25, groups whose responses are all 0 or all 1, rows with no trials, prior weights and a response expression
-# (I(count > 1)). PIRLS converged tightly (tolPwrss = 1e-12, as
+# (I(count > 1)), large counts and trials, (1 + f | a) with a factor, three nested levels. PIRLS converged tightly (tolPwrss = 1e-12, as
 # glmm_lme4.R) and BOBYQA to rhoend = 1e-10, so that the comparison is of converged fits.
 # Run: Rscript tests/reference/make_glmm_more.R > tests/reference/glmm_more.json
 suppressMessages({library(lme4); library(jsonlite)})
@@ -143,6 +143,33 @@ sim$pois_missing_values <- function() {  # missing responses and covariates: the
   count <- rpois(n, exp(0.6 + 0.3 * x + rnorm(30, 0, 0.5)[g])); count[c(3, 50, 77)] <- NA; x[c(10, 120)] <- NA
   data.frame(g, x, count)
 }
+sim$bin_probit_vector_crossed <- function() {
+  set.seed(127); g <- factor(sample(lv("g", 40), 1200, TRUE), levels = lv("g", 40))
+  h <- factor(sample(lv("h", 12), 1200, TRUE), levels = lv("h", 12)); x <- r3(rnorm(1200))
+  b0 <- rnorm(40, 0, 0.6); b1 <- -0.3 * b0 + rnorm(40, 0, 0.3)
+  data.frame(g, h, x, y = rbinom(1200, 1, pnorm(-0.2 + 0.4 * x + b0[g] + b1[g] * x + rnorm(12, 0, 0.4)[h])))
+}
+sim$pois_large_counts <- function() {  # means in the thousands: the normalising constant dominates logLik
+  set.seed(128); g <- fac("g", 25, 8); n <- length(g); x <- r3(rnorm(n))
+  data.frame(g, x, count = rpois(n, exp(7 + 0.2 * x + rnorm(25, 0, 0.3)[g])))
+}
+sim$bin_large_trials_failures <- function() {  # cbind(s, f) of two columns, trials in the hundreds
+  set.seed(129); g <- fac("g", 30, 5); n <- length(g); x <- r3(rnorm(n)); m <- sample(200:900, n, TRUE)
+  s <- rbinom(n, m, ilogit(-1 + 0.3 * x + rnorm(30, 0, 0.5)[g])); data.frame(g, x, s, f = m - s)
+}
+sim$pois_factor_slope_three_nested <- function() {  # (1 + f | a) with a two-level factor f; (1 | a/b/c)
+  set.seed(130); a <- fac("a", 12, 40); b <- factor(rep(rep(lv("b", 4), each = 10), 12), levels = lv("b", 4))
+  c <- factor(rep(rep(lv("c", 2), each = 5), 48), levels = lv("c", 2)); n <- length(a); x <- r3(rnorm(n))
+  f <- factor(sample(c("p", "q"), n, TRUE), levels = c("p", "q"))
+  ab <- interaction(a, b, drop = TRUE); abc <- interaction(a, b, c, drop = TRUE)
+  e <- 0.5 + 0.2 * x + 0.3 * (f == "q") + rnorm(12, 0, 0.4)[a] + rnorm(48, 0, 0.3)[ab] + rnorm(96, 0, 0.25)[abc]
+  data.frame(a, b, c, x, f, count = rpois(n, exp(e)))
+}
+sim$bin_logit_offset_unbalanced <- function() {  # group sizes 1 to 30, an offset= column
+  set.seed(131); sizes <- sample(1:30, 40, TRUE); g <- factor(rep(lv("g", 40), sizes), levels = lv("g", 40))
+  n <- length(g); x <- r3(rnorm(n)); o <- r3(rnorm(n, 0, 0.3))
+  data.frame(g, x, o, y = rbinom(n, 1, ilogit(o - 0.4 + 0.6 * x + rnorm(40, 0, 1)[g])))
+}
 
 cases <- list(
   list(id = "bin_cbind_logit", formula = "cbind(s, m - s) ~ 1 + x + (1 | g)", family = "binomial", link = "logit"),
@@ -185,7 +212,16 @@ cases <- list(
        nagq = 9, offset = "o"),
   list(id = "bin_slope_only_crossed", formula = "y ~ 1 + x + (0 + x | g) + (1 | h)", family = "binomial",
        link = "logit"),
-  list(id = "pois_missing_values", formula = "count ~ 1 + x + (1 | g)", family = "poisson", link = "log")
+  list(id = "pois_missing_values", formula = "count ~ 1 + x + (1 | g)", family = "poisson", link = "log"),
+  list(id = "bin_probit_vector_crossed", formula = "y ~ 1 + x + (1 + x | g) + (1 | h)", family = "binomial",
+       link = "probit"),
+  list(id = "pois_large_counts", formula = "count ~ 1 + x + (1 | g)", family = "poisson", link = "log"),
+  list(id = "bin_large_trials_failures", formula = "cbind(s, f) ~ 1 + x + (1 | g)", family = "binomial",
+       link = "logit"),
+  list(id = "pois_factor_slope_three_nested", formula = "count ~ 1 + x + f + (1 + f | a) + (1 | a:b) + (1 | a:b:c)",
+       family = "poisson", link = "log"),
+  list(id = "bin_logit_offset_unbalanced", formula = "y ~ 1 + x + (1 | g)", family = "binomial", link = "logit",
+       offset = "o")
 )
 
 newrows <- function(d) {  # the first 4 rows, then 2 rows whose grouping factors all take a level new to the fit
