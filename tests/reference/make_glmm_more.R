@@ -1,8 +1,8 @@
 # lme4 references for tests/test_glmm_more.py: simulated GLMMs over families, links, response codings, offsets,
 # term shapes (crossed, nested a/b, a:b, correlated and uncorrelated vector terms), singular fits, nAGQ = 0 / 5 /
-# 9 / 25, groups whose responses are all 0 or all 1, rows with no trials, prior weights and a response expression
-# (I(count > 1)), large counts and trials, (1 + f | a) with a factor, three nested levels. PIRLS converged tightly (tolPwrss = 1e-12, as
-# glmm_lme4.R) and BOBYQA to rhoend = 1e-10, so that the comparison is of converged fits.
+# 9 / 25, groups whose responses are all 0 or all 1, rows with no trials, prior weights, a response expression
+# (I(count > 1)), large counts and trials, (1 + f | a) with a factor, three nested levels. PIRLS converged tightly
+# (tolPwrss = 1e-12, as glmm_lme4.R) and BOBYQA to rhoend = 1e-10, so that the comparison is of converged fits.
 # Run: Rscript tests/reference/make_glmm_more.R > tests/reference/glmm_more.json
 suppressMessages({library(lme4); library(jsonlite)})
 ctl <- glmerControl(tolPwrss = 1e-12, optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
