@@ -221,8 +221,26 @@ cases <- list(
   list(id = "pois_factor_slope_three_nested", formula = "count ~ 1 + x + f + (1 + f | a) + (1 | a:b) + (1 | a:b:c)",
        family = "poisson", link = "log"),
   list(id = "bin_logit_offset_unbalanced", formula = "y ~ 1 + x + (1 | g)", family = "binomial", link = "logit",
-       offset = "o")
+       offset = "o"),
+  # the same data as two cases above with another link: lme4's finite-difference Hessian is far off on the first
+  list(id = "bin_cloglog_slope_only_crossed", sim = "bin_slope_only_crossed",
+       formula = "y ~ 1 + x + (0 + x | g) + (1 | h)", family = "binomial", link = "cloglog"),
+  list(id = "bin_probit_prop_weights_crossed", sim = "bin_prop_weights_crossed",
+       formula = "p ~ 1 + x + (1 | g) + (1 | h)", family = "binomial", link = "probit", weights = "m")
 )
+
+# Cov(beta) as lme4 defines it (the beta block of solve(H / 2), H the Hessian of the deviance function in (theta,
+# beta)) with H by numDeriv's Richardson extrapolation instead of lme4's deriv12; theta at the boundary held fixed.
+# NULL for nAGQ = 0, whose vcov is lme4's RX.
+richardson_vcov <- function(m, nagq) {
+  if (nagq == 0) return(NULL)
+  th <- getME(m, "theta"); k <- length(th); free <- !(getME(m, "lower") == 0 & th < 1e-4)
+  dd <- update(m, devFunOnly = TRUE); p <- c(th, fixef(m)); keep <- c(which(free), k + seq_along(fixef(m)))
+  f <- function(x) { q <- p; q[keep] <- x; dd(q) }
+  H <- numDeriv::hessian(f, p[keep])
+  V <- solve(H / 2); b <- (sum(free) + 1):length(keep)
+  unname(V[b, b, drop = FALSE])
+}
 
 newrows <- function(d) {  # the first 4 rows, then 2 rows whose grouping factors all take a level new to the fit
   nd <- d[c(1:4, 1:2), , drop = FALSE]
@@ -235,7 +253,7 @@ newrows <- function(d) {  # the first 4 rows, then 2 rows whose grouping factors
 }
 
 out <- lapply(cases, function(cs) {
-  d <- sim[[cs$id]]()
+  d <- sim[[if (is.null(cs$sim)) cs$id else cs$sim]]()
   nagq <- if (is.null(cs$nagq)) 1 else cs$nagq
   fam <- if (cs$family == "poisson") poisson(link = cs$link) else binomial(link = cs$link)
   args <- list(formula = as.formula(cs$formula), data = d, family = fam, nAGQ = nagq, control = ctl)
@@ -261,6 +279,7 @@ out <- lapply(cases, function(cs) {
              deviance_lme4 = deviance(m), aic = AIC(m), bic = BIC(m), df = attr(logLik(m), "df"),
              theta = unname(getME(m, "theta")), beta = unname(fixef(m)), beta_names = names(fixef(m)),
              se = unname(sqrt(diag(as.matrix(vcov(m))))), vcov = unname(as.matrix(vcov(m))),
+             vcov_richardson = richardson_vcov(m, nagq),
              ranef_head = ranef_head, ranef_levels = ranef_levels, ranef_columns = ranef_cols,
              fitted_head = unname(head(fitted(m), 8)),
              resid_deviance_head = unname(head(residuals(m, type = "deviance"), 8)),
