@@ -74,23 +74,69 @@ def _nested(inner: np.ndarray, outer: np.ndarray, n_inner: int) -> np.ndarray | 
     return out if every and np.array_equal(out[inner], outer) else None
 
 
-def _pairs(rows: np.ndarray, cols: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs (e1, e2) of entries in the same column with rows[e1] >= rows[e2]; entries sorted by (col, row).
+def _column_runs(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) of each run of equal values in ``cols`` (entries grouped by column)."""
+    new = np.empty(len(cols), bool)
+    new[:1] = True
+    np.not_equal(cols[1:], cols[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return starts, np.diff(np.append(starts, len(cols)))
 
-    ``slot`` is the pair's position (rows[e2], rows[e1]) in a row-major matrix of row length ``stride``: the upper
-    triangle."""
-    E = len(rows)
-    if E == 0:
+
+def _by_representative(cols: np.ndarray, rep: np.ndarray) -> np.ndarray:
+    """The order of entries grouped by column that puts the columns by their representative level, keeping the
+    columns' order within one representative and each column's entries as they are (a sort of columns, not entries)."""
+    starts, counts = _column_runs(cols)
+    border = np.argsort(rep[cols[starts]], kind="stable")
+    counts = counts[border]
+    return np.repeat(starts[border] - (np.cumsum(counts) - counts), counts) + np.arange(len(cols))
+
+
+def _sorted_pairs(rows: np.ndarray, cols: np.ndarray, stride: int, rowblock: np.ndarray | None):
+    """All pairs (i1, i2) of entries in the same column with rows[i1] >= rows[i2], sorted by (slot, i1); entries
+    grouped by column, each column's rows ascending. Returns (i1, i2, slot).
+
+    ``slot`` is the pair's position (rows[i2], rows[i1]) in a row-major matrix of row length ``stride``: the upper
+    triangle; with ``rowblock`` (each row's level block), a pair within one level block is also mirrored into the
+    lower triangle. One pair per (slot, i1), so the sort key (slot, i1, i1 − i2) is packed into one int64 where it
+    fits: the pairs come out sorted without an index permutation or a gather of the pair arrays."""
+    L = len(rows)
+    if L == 0:
         z = np.zeros(0, dtype=np.int64)
         return z, z, z
-    start_of_col = np.searchsorted(cols, cols, side="left")
-    local = np.arange(E) - start_of_col
-    reps = local + 1
-    e1 = np.repeat(np.arange(E), reps)
-    first = np.cumsum(reps) - reps  # where entry e's pairs start
-    e2 = np.arange(len(e1)) - np.repeat(first - start_of_col, reps)  # e's pairs run over its column's entries up to e
-    slot = rows[e2] * stride + np.repeat(rows, reps)  # upper triangle: row index <= column index
-    return e1, e2, slot
+    starts, counts = _column_runs(cols)
+    reps = np.arange(1, L + 1) - np.repeat(starts, counts)  # each entry pairs with its column's entries up to it
+    first = np.cumsum(reps) - reps  # where entry i's pairs start
+    k = np.arange(int(first[-1] + reps[-1]))
+    bd = int(reps.max() - 1).bit_length()  # bits of d = i1 − i2
+    low = np.repeat((np.arange(L) << bd) - first, reps)
+    low += k  # (i1 << bd) | d
+    i2 = np.repeat(np.arange(L) + first, reps)
+    i2 -= k
+    r1 = np.repeat(rows, reps)
+    slot = np.take(rows, i2) * stride
+    slot += r1
+    if rowblock is not None:
+        r2 = slot // stride
+        mirror = np.flatnonzero((rowblock[r1] == rowblock[r2]) & (r1 != r2))
+        slot = np.concatenate([slot, r1[mirror] * stride + r2[mirror]])
+        low = np.concatenate([low, low[mirror]])
+    del i2, r1, k
+    bl = bd + (L - 1).bit_length()
+    if int(slot.max()).bit_length() + bl <= 63:
+        key = slot.astype(np.int64, copy=False)
+        key <<= bl
+        key |= low
+        del slot, low
+        key.sort()
+        low = key & ((1 << bl) - 1)
+        slot = key >> bl
+    else:  # too many bits for one key: sort the two fields
+        order = np.lexsort((low, slot))
+        slot, low = slot[order], low[order]
+    i1 = low >> bd
+    low &= (1 << bd) - 1
+    return i1, np.subtract(i1, low, out=low), slot
 
 
 # One scattered pair product costs about as much as 125 flops of a dense matrix product (measured on the development
@@ -142,7 +188,7 @@ def _merge(outer: np.ndarray, level: np.ndarray, nlevels: int, values: np.ndarra
         order, key = _sort(key)
     first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, bool)
     starts = np.flatnonzero(first)
-    index = np.cumsum(first) - 1
+    index = _run_index(first)
     if order is not None:
         index[order] = index.copy()
     sums = _sums(index, values, len(starts))
@@ -156,6 +202,14 @@ def _sums(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
         return np.zeros((size, 0))
     return np.stack([np.bincount(index, weights=values[:, j], minlength=size) for j in range(values.shape[1])],
                     axis=1).astype(values.dtype, copy=False)
+
+
+def _run_index(new: np.ndarray) -> np.ndarray:
+    """Each element's run (0, 1, ...) from the flags ``new`` that start the runs; an int32 count where it fits
+    (numpy's cumsum of bool into int64 is several times slower than into int32)."""
+    index = np.cumsum(new, dtype=np.int32 if len(new) < 2**31 else np.int64)
+    index -= 1
+    return index
 
 
 def _sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -342,43 +396,36 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
         heavy = _heavy_columns(np.bincount(cols, minlength=t.nlevels), dz, fill)
         hent = np.flatnonzero(heavy[cols])
         hcol = (np.cumsum(heavy) - 1)[cols[hent]]
-        light = np.flatnonzero(~heavy[cols])
-        if len(light) == len(rows):  # no heavy column: the light entries are all entries
-            e1, e2, slot = _pairs(rows, cols, Dn)
-        else:
-            e1, e2, slot = _pairs(rows[light], cols[light], Dn)
-            e1, e2 = light[e1], light[e2]
-        if vector_d:  # a level block of one row has no lower triangle: only vector terms in D mirror pairs
-            mirror = (rowblock[rows[e1]] == rowblock[rows[e2]]) & (rows[e1] != rows[e2])
-            e1, e2, slot = (np.concatenate([a, b]) for a, b in
-                            ((e1, e1[mirror]), (e2, e2[mirror]), (slot, rows[e1[mirror]] * Dn + rows[e2[mirror]])))
+        ent = np.flatnonzero(~heavy[cols])  # entries of the light columns
+        rep = _representatives(Akk[0], merge) if k == 0 else None
+        if k == 0 and merge:
+            # term 0's pairs are merged below by (slot, representative level): with the columns put by their
+            # representative, the pairs sorted by (slot, entry) are the cells' runs, each in column order
+            ent = ent[_by_representative(cols[ent], rep)]
+        # a level block of one row has no lower triangle: only vector terms in D mirror pairs
+        i1, i2, slot = _sorted_pairs(rows[ent], cols[ent], Dn, rowblock if vector_d else None)
+        e1, e2 = ent[i1], ent[i2]
+        del i1, i2
+        npairs.append(int(len(slot)))
         if k == 0:
-            # term 0's pairs are merged below by (slot, representative level): sorting by both now leaves the
-            # merge's own sort an already sorted key; the sorted key also gives slot and level without a gather
-            rep = _representatives(Akk[0], merge)
-            order, skey = _sort(slot * t.nlevels + rep[cols[e1]])
-            del slot
-            if not merge:
-                e1, e2 = e1[order], e2[order]
-            # the cells (slot, representative level) are the runs of the sorted key; the slots' runs are unions of
-            # cells, so the distinct slots and each cell's slot come from the cells' first keys (fewer than pairs)
-            cnew = np.concatenate([[True], skey[1:] != skey[:-1]]) if len(skey) else np.zeros(0, bool)
+            pcol = rep[cols[e1]]
+            cnew = np.empty(len(slot), bool)
+            cnew[:1] = True
+            np.not_equal(slot[1:], slot[:-1], out=cnew[1:])
+            snew_all = cnew.copy()
+            cnew[1:] |= pcol[1:] != pcol[:-1]
             starts = np.flatnonzero(cnew)
-            cindex = np.cumsum(cnew) - 1  # each pair's cell
+            cindex = _run_index(cnew)  # each pair's cell
             del cnew
-            ckey = skey[starts]
-            cslot = ckey // t.nlevels
-            snew = np.concatenate([[True], cslot[1:] != cslot[:-1]]) if len(cslot) else np.zeros(0, bool)
-            uslot, seg = cslot[snew], np.cumsum(snew) - 1
-            npairs.append(int(len(skey)))
-            del skey
+            pcol, snew = pcol[starts], snew_all[starts]
+            del snew_all
+            uslot, seg = slot[starts][snew], _run_index(snew)
         else:
-            order, slot = _sort(slot)  # pairs of one slot are summed, in any order
-            e1, e2 = e1[order], e2[order]
-            new = np.concatenate([[True], slot[1:] != slot[:-1]]) if len(slot) else np.zeros(0, bool)
-            uslot, seg = slot[new], np.cumsum(new) - 1  # slot is sorted: its runs are the distinct slots
-            npairs.append(int(len(slot)))
-            del slot
+            new = np.empty(len(slot), bool)
+            new[:1] = True
+            np.not_equal(slot[1:], slot[:-1], out=new[1:])
+            uslot, seg = slot[new], _run_index(new)  # slot is sorted: its runs are the distinct slots
+        del slot
         f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
         if k == 0:
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
@@ -393,13 +440,10 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             else:
                 P = (ADk[e1][:, :, None] * ADk[e2][:, None, :]).reshape(-1, s2)
             if merge:
-                # the products in pair order (e1 ascending: a streamed gather), then one gather into sorted order
-                P = P[order]
                 del e1, e2  # not kept: free them before the merge's temporaries (ml1m: 25 million pairs)
-            del order
-            f["pcol"], f["P"] = ckey % t.nlevels, _sums(cindex, P, len(starts))  # seg: each cell's slot run
+            f["pcol"], f["P"] = pcol, _sums(cindex, P, len(starts))  # seg: each cell's slot run
             p0 = None if merge else (e1, e2, cindex)
-            del P, ckey, cslot, starts
+            del P, starts
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]', summed per row of D over the entries whose
             # columns share A_cc (InstEval: 73,421 entries become 28,474)
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
@@ -415,7 +459,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             del seg
         else:
             f["e1"], f["e2"] = e1, e2
-            del seg, order
+            del seg
         fills.append(Fill(**f))
         nheavy.append(int(heavy.sum()))
 
