@@ -447,12 +447,15 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]', summed per row of D over the entries whose
             # columns share A_cc (InstEval: 73,421 entries become 28,474)
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
-                Q = np.take(AX[0], cols, axis=0)  # (entries, p+1, s)
+                # built transposed, so that each column the merge sums is contiguous
+                QT = np.take(np.ascontiguousarray(AX[0].transpose(1, 2, 0)), cols, axis=2)  # (p+1, s, entries)
                 if t.s == 1:
-                    Q = Q.reshape(len(rows), p + 1)
-                    Q *= ADk  # in place: a scalar term's product needs no broadcast temporary
+                    QT = QT.reshape(p + 1, len(rows))
+                    QT *= ADk[:, 0]  # in place: a scalar term's product needs no broadcast temporary
                 else:
-                    Q = (Q[:, :, :, None] * ADk[:, None, None, :]).reshape(len(rows), (p + 1) * s2)
+                    QT = (QT[:, :, None, :] * ADk.T[None, None, :, :]).reshape((p + 1) * s2, len(rows))
+                Q = QT.T
+                del QT
                 qrow, qcol, Q, q0_index = _merge(rows, rep[cols], t.nlevels, Q)
                 Q0 = (Q.reshape(-1, p + 1, s2), qrow, qcol)
                 products = True
