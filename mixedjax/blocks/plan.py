@@ -92,6 +92,9 @@ def _by_representative(cols: np.ndarray, rep: np.ndarray) -> np.ndarray:
     return np.repeat(starts[border] - (np.cumsum(counts) - counts), counts) + np.arange(len(cols))
 
 
+KEY_BITS = 63  # a packed sort key's bits (a non-negative int64)
+
+
 def _sorted_pairs(rows: np.ndarray, cols: np.ndarray, stride: int, rowblock: np.ndarray | None):
     """All pairs (i1, i2) of entries in the same column with rows[i1] >= rows[i2], sorted by (slot, i1); entries
     grouped by column, each column's rows ascending. Returns (i1, i2, slot).
@@ -107,6 +110,8 @@ def _sorted_pairs(rows: np.ndarray, cols: np.ndarray, stride: int, rowblock: np.
     starts, counts = _column_runs(cols)
     reps = np.arange(1, L + 1) - np.repeat(starts, counts)  # each entry pairs with its column's entries up to it
     first = np.cumsum(reps) - reps  # where entry i's pairs start
+    # four pair-sized arrays, reused in place (fresh memory costs a page fault per 4 KB)
+    rows = rows.astype(np.int64, copy=False)
     k = np.arange(int(first[-1] + reps[-1]))
     bd = int(reps.max() - 1).bit_length()  # bits of d = i1 − i2
     low = np.repeat((np.arange(L) << bd) - first, reps)
@@ -114,28 +119,28 @@ def _sorted_pairs(rows: np.ndarray, cols: np.ndarray, stride: int, rowblock: np.
     i2 = np.repeat(np.arange(L) + first, reps)
     i2 -= k
     r1 = np.repeat(rows, reps)
-    slot = np.take(rows, i2) * stride
+    slot = np.take(rows, i2, out=k)
+    slot *= stride
     slot += r1
     if rowblock is not None:
         r2 = slot // stride
         mirror = np.flatnonzero((rowblock[r1] == rowblock[r2]) & (r1 != r2))
         slot = np.concatenate([slot, r1[mirror] * stride + r2[mirror]])
         low = np.concatenate([low, low[mirror]])
-    del i2, r1, k
+        r1 = np.empty_like(slot)
     bl = bd + (L - 1).bit_length()
-    if int(slot.max()).bit_length() + bl <= 63:
-        key = slot.astype(np.int64, copy=False)
+    if int(slot.max()).bit_length() + bl <= KEY_BITS:
+        key = slot
         key <<= bl
         key |= low
-        del slot, low
         key.sort()
-        low = key & ((1 << bl) - 1)
-        slot = key >> bl
+        low = np.bitwise_and(key, (1 << bl) - 1, out=low)
+        slot = np.right_shift(key, bl, out=key)
     else:  # too many bits for one key: sort the two fields
         order = np.lexsort((low, slot))
         slot, low = slot[order], low[order]
-    i1 = low >> bd
-    low &= (1 << bd) - 1
+    i1 = np.right_shift(low, bd, out=r1)
+    np.bitwise_and(low, (1 << bd) - 1, out=low)
     return i1, np.subtract(i1, low, out=low), slot
 
 
@@ -404,11 +409,11 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             ent = ent[_by_representative(cols[ent], rep)]
         # a level block of one row has no lower triangle: only vector terms in D mirror pairs
         i1, i2, slot = _sorted_pairs(rows[ent], cols[ent], Dn, rowblock if vector_d else None)
-        e1, e2 = ent[i1], ent[i2]
-        del i1, i2
+        # term 0 merged needs only the pairs' products and levels, read through the entries' positions
+        e1, e2 = (None, None) if k == 0 and merge else (ent[i1], ent[i2])
         npairs.append(int(len(slot)))
         if k == 0:
-            pcol = rep[cols[e1]]
+            pcol = rep[cols[ent]][i1]
             cnew = np.empty(len(slot), bool)
             cnew[:1] = True
             np.not_equal(slot[1:], slot[:-1], out=cnew[1:])
@@ -435,12 +440,14 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # 2,972 students, 86 distinct counts): the pairs of one slot whose columns share A_cc are summed into one
             # product, gathered from the first such level (InstEval: 1,286,575 pairs become 831,629).
             s2 = t.s * t.s
+            a = ADk[ent]
             if t.s == 1:  # scalar products without the broadcast temporaries
-                P = (np.take(ADk[:, 0], e1) * np.take(ADk[:, 0], e2)).reshape(-1, 1)
+                P = np.take(a[:, 0], i1)
+                P *= np.take(a[:, 0], i2)
+                P = P.reshape(-1, 1)
             else:
-                P = (ADk[e1][:, :, None] * ADk[e2][:, None, :]).reshape(-1, s2)
-            if merge:
-                del e1, e2  # not kept: free them before the merge's temporaries (ml1m: 25 million pairs)
+                P = (a[i1][:, :, None] * a[i2][:, None, :]).reshape(-1, s2)
+            del i1, i2, a  # free them before the merge's temporaries (ml1m: 25 million pairs)
             f["pcol"], f["P"] = pcol, _sums(cindex, P, len(starts))  # seg: each cell's slot run
             p0 = None if merge else (e1, e2, cindex)
             del P, starts
@@ -462,7 +469,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             del seg
         else:
             f["e1"], f["e2"] = e1, e2
-            del seg
+            del seg, i1, i2
         fills.append(Fill(**f))
         nheavy.append(int(heavy.sum()))
 
