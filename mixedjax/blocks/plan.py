@@ -451,7 +451,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # product, gathered from the first such level (InstEval: 1,286,575 pairs become 831,629).
             s2 = t.s * t.s
             # built transposed (s² contiguous columns for the sums), from the light entries' columns of A_D0
-            aT = ADk[light].T
+            aT = np.ascontiguousarray(ADk[light].T)
             g1, g2 = [np.take(aT[u], i1) for u in range(t.s)], [np.take(aT[v], i2) for v in range(t.s)]
             del i1, i2  # free them before the merge's temporaries (ml1m: 25 million pairs)
             PT = np.empty((s2, len(g1[0])))
@@ -473,7 +473,7 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
                     QT = QT.reshape(p + 1, len(rows))
                     QT *= ADk[:, 0]  # in place: a scalar term's product needs no broadcast temporary
                 else:
-                    QT = (QT[:, :, None, :] * ADk.T[None, None, :, :]).reshape((p + 1) * s2, len(rows))
+                    QT = (QT[:, :, None, :] * np.ascontiguousarray(ADk.T)).reshape((p + 1) * s2, len(rows))
                 Q = QT.T
                 del QT
                 qrow, qcol, Q, q0_index = _merge(rows, rep[cols], t.nlevels, Q)
