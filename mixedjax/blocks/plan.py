@@ -205,6 +205,7 @@ def _sums(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """Σ of the rows of ``values`` by ``index`` (one bincount per column, rows added in order)."""
     if not values.shape[1]:
         return np.zeros((size, 0))
+    index = index.astype(np.intp, copy=False)  # once, not in every bincount
     return np.stack([np.bincount(index, weights=values[:, j], minlength=size) for j in range(values.shape[1])],
                     axis=1).astype(values.dtype, copy=False)
 
