@@ -176,3 +176,44 @@ def test_design_without_a_frame_is_the_frames(frame, formula):
         assert (s.name, s.levels, s.values, s.columns) == (t.name, t.levels, t.values, t.columns)
         np.testing.assert_array_equal(s.codes, t.codes)
         np.testing.assert_array_equal(s.z, t.z)
+
+
+def _pairs_by_loops(rows, cols, stride, rowblock):
+    """Every pair (i1, i2) of one column with rows[i1] >= rows[i2], mirrored within a level block, by loops; sorted
+    by (slot, i1)."""
+    out = []
+    for i1 in range(len(rows)):
+        for i2 in range(len(rows)):
+            if cols[i1] == cols[i2] and rows[i1] >= rows[i2]:
+                out.append((rows[i2] * stride + rows[i1], i1, i2))
+                if rowblock is not None and rows[i1] != rows[i2] and rowblock[rows[i1]] == rowblock[rows[i2]]:
+                    out.append((rows[i1] * stride + rows[i2], i1, i2))
+    out.sort()
+    return [np.array([o[j] for o in out], dtype=np.int64) for j in (1, 2, 0)]
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize("key_bits", [63, 8])
+def test_sorted_pairs_are_every_pair_in_slot_order(monkeypatch, mirror, key_bits):
+    """The packed key and the two-field sort it falls back to (too many bits) give every pair, sorted alike."""
+    import mixedjax.blocks.plan as plan
+
+    monkeypatch.setattr(plan, "KEY_BITS", key_bits)
+    rng = np.random.default_rng(5 + mirror)
+    keys = np.unique(rng.integers(0, 12, 90) * 30 + rng.integers(0, 30, 90))  # (column, row), sorted, distinct
+    cols, rows = keys // 30, keys % 30
+    rowblock = np.repeat(np.arange(15) * 2, 2) if mirror else None
+    got = plan._sorted_pairs(rows, cols, 31, rowblock)
+    for g, w in zip(got, _pairs_by_loops(rows, cols, 31, rowblock)):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_columns_by_representative_keep_their_order():
+    """Entries grouped by column are put by their column's representative, columns and rows otherwise in order:
+    a stable sort by the representative."""
+    from mixedjax.blocks.plan import _by_representative
+
+    rng = np.random.default_rng(7)
+    cols = np.sort(rng.integers(0, 40, 300))
+    rep = rng.integers(0, 6, 40)
+    np.testing.assert_array_equal(_by_representative(cols, rep), np.argsort(rep[cols], kind="stable"))

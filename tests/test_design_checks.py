@@ -237,3 +237,18 @@ def test_design_of_a_frame_uses_the_fast_path():
     assert d.xnames == ("(Intercept)", "f1", "f2", "f3")
     assert d.dropped_columns == ("f21", "f22", "f23")
     assert _row_groups(d.X) is not None
+
+
+# ---- the response in the span of X ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("in_span", [True, False])
+def test_span_residual_through_groups_of_equal_rows(in_span):
+    """y − QQ'y computed through X's groups of equal rows (as build_design does) is the residual of least squares."""
+    from mixedjax.design.build import _span_residual
+
+    groups = _row_groups(FACTOR_X)
+    _, Q = _independent_columns(FACTOR_X, groups=groups)
+    y = FACTOR_X @ RNG.normal(size=FACTOR_X.shape[1]) + (0 if in_span else RNG.normal(size=N))
+    r = _span_residual(Q, y, groups)
+    want = y - FACTOR_X @ np.linalg.lstsq(FACTOR_X, y, rcond=None)[0]
+    np.testing.assert_allclose(r, want, atol=1e-12 * np.linalg.norm(y))
+    assert (np.linalg.norm(r) <= 1e-12 * np.linalg.norm(y)) == in_span

@@ -74,23 +74,74 @@ def _nested(inner: np.ndarray, outer: np.ndarray, n_inner: int) -> np.ndarray | 
     return out if every and np.array_equal(out[inner], outer) else None
 
 
-def _pairs(rows: np.ndarray, cols: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs (e1, e2) of entries in the same column with rows[e1] >= rows[e2]; entries sorted by (col, row).
+def _column_runs(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) of each run of equal values in ``cols`` (entries grouped by column)."""
+    new = np.empty(len(cols), bool)
+    new[:1] = True
+    np.not_equal(cols[1:], cols[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return starts, np.diff(np.append(starts, len(cols)))
 
-    ``slot`` is the pair's position (rows[e2], rows[e1]) in a row-major matrix of row length ``stride``: the upper
-    triangle."""
-    E = len(rows)
-    if E == 0:
+
+def _by_representative(cols: np.ndarray, rep: np.ndarray) -> np.ndarray:
+    """The order of entries grouped by column that puts the columns by their representative level, keeping the
+    columns' order within one representative and each column's entries as they are (a sort of columns, not entries)."""
+    starts, counts = _column_runs(cols)
+    border = np.argsort(rep[cols[starts]], kind="stable")
+    counts = counts[border]
+    return np.repeat(starts[border] - (np.cumsum(counts) - counts), counts) + np.arange(len(cols))
+
+
+KEY_BITS = 63  # a packed sort key's bits (a non-negative int64)
+
+
+def _sorted_pairs(rows: np.ndarray, cols: np.ndarray, stride: int, rowblock: np.ndarray | None):
+    """All pairs (i1, i2) of entries in the same column with rows[i1] >= rows[i2], sorted by (slot, i1); entries
+    grouped by column, each column's rows ascending. Returns (i1, i2, slot).
+
+    ``slot`` is the pair's position (rows[i2], rows[i1]) in a row-major matrix of row length ``stride``: the upper
+    triangle; with ``rowblock`` (each row's level block), a pair within one level block is also mirrored into the
+    lower triangle. One pair per (slot, i1), so the sort key (slot, i1, i1 − i2) is packed into one int64 where it
+    fits: the pairs come out sorted without an index permutation or a gather of the pair arrays."""
+    L = len(rows)
+    if L == 0:
         z = np.zeros(0, dtype=np.int64)
         return z, z, z
-    start_of_col = np.searchsorted(cols, cols, side="left")
-    local = np.arange(E) - start_of_col
-    reps = local + 1
-    e1 = np.repeat(np.arange(E), reps)
-    first = np.cumsum(reps) - reps  # where entry e's pairs start
-    e2 = np.arange(len(e1)) - np.repeat(first - start_of_col, reps)  # e's pairs run over its column's entries up to e
-    slot = rows[e2] * stride + np.repeat(rows, reps)  # upper triangle: row index <= column index
-    return e1, e2, slot
+    starts, counts = _column_runs(cols)
+    reps = np.arange(1, L + 1) - np.repeat(starts, counts)  # each entry pairs with its column's entries up to it
+    first = np.cumsum(reps) - reps  # where entry i's pairs start
+    # four pair-sized arrays, reused in place (fresh memory costs a page fault per 4 KB)
+    rows = rows.astype(np.int64, copy=False)
+    k = np.arange(int(first[-1] + reps[-1]))
+    bd = int(reps.max() - 1).bit_length()  # bits of d = i1 − i2
+    low = np.repeat((np.arange(L) << bd) - first, reps)
+    low += k  # (i1 << bd) | d
+    i2 = np.repeat(np.arange(L) + first, reps)
+    i2 -= k
+    r1 = np.repeat(rows, reps)
+    slot = np.take(rows, i2, out=k)
+    slot *= stride
+    slot += r1
+    if rowblock is not None:
+        r2 = slot // stride
+        mirror = np.flatnonzero((rowblock[r1] == rowblock[r2]) & (r1 != r2))
+        slot = np.concatenate([slot, r1[mirror] * stride + r2[mirror]])
+        low = np.concatenate([low, low[mirror]])
+        r1 = np.empty_like(slot)
+    bl = bd + (L - 1).bit_length()
+    if int(slot.max()).bit_length() + bl <= KEY_BITS:
+        key = slot
+        key <<= bl
+        key |= low
+        key.sort()
+        low = np.bitwise_and(key, (1 << bl) - 1, out=low)
+        slot = np.right_shift(key, bl, out=key)
+    else:  # too many bits for one key: sort the two fields
+        order = np.lexsort((low, slot))
+        slot, low = slot[order], low[order]
+    i1 = np.right_shift(low, bd, out=r1)
+    np.bitwise_and(low, (1 << bd) - 1, out=low)
+    return i1, np.subtract(i1, low, out=low), slot
 
 
 # One scattered pair product costs about as much as 125 flops of a dense matrix product (measured on the development
@@ -142,7 +193,7 @@ def _merge(outer: np.ndarray, level: np.ndarray, nlevels: int, values: np.ndarra
         order, key = _sort(key)
     first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, bool)
     starts = np.flatnonzero(first)
-    index = np.cumsum(first) - 1
+    index = _run_index(first)
     if order is not None:
         index[order] = index.copy()
     sums = _sums(index, values, len(starts))
@@ -154,8 +205,17 @@ def _sums(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """Σ of the rows of ``values`` by ``index`` (one bincount per column, rows added in order)."""
     if not values.shape[1]:
         return np.zeros((size, 0))
+    index = index.astype(np.intp, copy=False)  # once, not in every bincount
     return np.stack([np.bincount(index, weights=values[:, j], minlength=size) for j in range(values.shape[1])],
                     axis=1).astype(values.dtype, copy=False)
+
+
+def _run_index(new: np.ndarray) -> np.ndarray:
+    """Each element's run (0, 1, ...) from the flags ``new`` that start the runs; an int32 count where it fits
+    (numpy's cumsum of bool into int64 is several times slower than into int32)."""
+    index = np.cumsum(new, dtype=np.int32 if len(new) < 2**31 else np.int64)
+    index -= 1
+    return index
 
 
 def _sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +235,17 @@ def _sort(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return packed % n, packed // n
     order = np.argsort(key)
     return order, key[order]
+
+
+def _unique_inverse(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(a, return_inverse=True) for a non-negative integer ``a``, by one sort (no binary searches)."""
+    order, a = _sort(a)
+    new = np.empty(len(a), bool)
+    new[:1] = True
+    np.not_equal(a[1:], a[:-1], out=new[1:])
+    inverse = np.empty(len(a), dtype=np.int32 if len(a) < 2**31 else np.int64)
+    inverse[order] = _run_index(new)
+    return a[new], inverse
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -320,15 +391,14 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
         for i in range(k):
             ki = entry_keys[i]
             allkeys.append(maps[(k, i)][ki // stride] * stride + ki % stride)
-        ukeys = sorted_unique(np.concatenate(allkeys) if k else keys)
-        ent = np.searchsorted(ukeys, keys)
+        ukeys, inverse = _unique_inverse(np.concatenate(allkeys) if k else keys)
+        ent, cut = inverse[: len(keys)], np.cumsum([len(a) for a in allkeys])
         ad_entry.append(ent.reshape(n, -1))
-        contrib = (zD[:, :, None] * zs[k][:, None, :]).reshape(-1, t.s)
-        ADk = np.stack([np.bincount(ent, weights=contrib[:, a], minlength=len(ukeys)) for a in range(t.s)], axis=1) \
-            if len(ukeys) else np.zeros((0, t.s))
+        # z_D z_k' of each (row, D column), one contiguous column of z_k at a time for the bincounts
+        ADk = np.stack([np.bincount(ent, weights=(zD * zs[k][:, a : a + 1]).reshape(-1), minlength=len(ukeys))
+                        for a in range(t.s)], axis=1) if len(ukeys) else np.zeros((0, t.s))
         for i in range(k):
-            ki = entry_keys[i]
-            tgt[k][i] = np.searchsorted(ukeys, maps[(k, i)][ki // stride] * stride + ki % stride)
+            tgt[k][i] = inverse[cut[i] : cut[i + 1]]
         entry_keys.append(ukeys)
         rows, cols = ukeys % stride, ukeys // stride  # sorted by (column, row)
         AD.append(ADk)
@@ -342,43 +412,36 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
         heavy = _heavy_columns(np.bincount(cols, minlength=t.nlevels), dz, fill)
         hent = np.flatnonzero(heavy[cols])
         hcol = (np.cumsum(heavy) - 1)[cols[hent]]
-        light = np.flatnonzero(~heavy[cols])
-        if len(light) == len(rows):  # no heavy column: the light entries are all entries
-            e1, e2, slot = _pairs(rows, cols, Dn)
-        else:
-            e1, e2, slot = _pairs(rows[light], cols[light], Dn)
-            e1, e2 = light[e1], light[e2]
-        if vector_d:  # a level block of one row has no lower triangle: only vector terms in D mirror pairs
-            mirror = (rowblock[rows[e1]] == rowblock[rows[e2]]) & (rows[e1] != rows[e2])
-            e1, e2, slot = (np.concatenate([a, b]) for a, b in
-                            ((e1, e1[mirror]), (e2, e2[mirror]), (slot, rows[e1[mirror]] * Dn + rows[e2[mirror]])))
+        light = np.flatnonzero(~heavy[cols])  # entries of the light columns
+        rep = _representatives(Akk[0], merge) if k == 0 else None
+        if k == 0 and merge:
+            # term 0's pairs are merged below by (slot, representative level): with the columns put by their
+            # representative, the pairs sorted by (slot, entry) are the cells' runs, each in column order
+            light = light[_by_representative(cols[light], rep)]
+        # a level block of one row has no lower triangle: only vector terms in D mirror pairs
+        i1, i2, slot = _sorted_pairs(rows[light], cols[light], Dn, rowblock if vector_d else None)
+        # term 0 merged needs only the pairs' products and levels, read through the entries' positions
+        e1, e2 = (None, None) if k == 0 and merge else (light[i1], light[i2])
+        npairs.append(int(len(slot)))
         if k == 0:
-            # term 0's pairs are merged below by (slot, representative level): sorting by both now leaves the
-            # merge's own sort an already sorted key; the sorted key also gives slot and level without a gather
-            rep = _representatives(Akk[0], merge)
-            order, skey = _sort(slot * t.nlevels + rep[cols[e1]])
-            del slot
-            if not merge:
-                e1, e2 = e1[order], e2[order]
-            # the cells (slot, representative level) are the runs of the sorted key; the slots' runs are unions of
-            # cells, so the distinct slots and each cell's slot come from the cells' first keys (fewer than pairs)
-            cnew = np.concatenate([[True], skey[1:] != skey[:-1]]) if len(skey) else np.zeros(0, bool)
+            pcol = rep[cols[light]][i1]
+            cnew = np.empty(len(slot), bool)
+            cnew[:1] = True
+            np.not_equal(slot[1:], slot[:-1], out=cnew[1:])
+            snew_all = cnew.copy()
+            cnew[1:] |= pcol[1:] != pcol[:-1]
             starts = np.flatnonzero(cnew)
-            cindex = np.cumsum(cnew) - 1  # each pair's cell
+            cindex = _run_index(cnew)  # each pair's cell
             del cnew
-            ckey = skey[starts]
-            cslot = ckey // t.nlevels
-            snew = np.concatenate([[True], cslot[1:] != cslot[:-1]]) if len(cslot) else np.zeros(0, bool)
-            uslot, seg = cslot[snew], np.cumsum(snew) - 1
-            npairs.append(int(len(skey)))
-            del skey
+            pcol, snew = pcol[starts], snew_all[starts]
+            del snew_all
+            uslot, seg = slot[starts][snew], _run_index(snew)
         else:
-            order, slot = _sort(slot)  # pairs of one slot are summed, in any order
-            e1, e2 = e1[order], e2[order]
-            new = np.concatenate([[True], slot[1:] != slot[:-1]]) if len(slot) else np.zeros(0, bool)
-            uslot, seg = slot[new], np.cumsum(new) - 1  # slot is sorted: its runs are the distinct slots
-            npairs.append(int(len(slot)))
-            del slot
+            new = np.empty(len(slot), bool)
+            new[:1] = True
+            np.not_equal(slot[1:], slot[:-1], out=new[1:])
+            uslot, seg = slot[new], _run_index(new)  # slot is sorted: its runs are the distinct slots
+        del slot
         f = {"hent": hent, "hslot": rows[hent] * int(heavy.sum()) + hcol, "seg": seg.reshape(-1), "uslot": uslot}
         if k == 0:
             # term 0 has no earlier fill: L_D0[e] = A_D0[e] λ L_c^{-T}, so the pair product L_D0[e1] L_D0[e2]' is
@@ -388,34 +451,39 @@ def build_blocks(design: Design, fill: str = "auto", *, weights=None, offset=Non
             # 2,972 students, 86 distinct counts): the pairs of one slot whose columns share A_cc are summed into one
             # product, gathered from the first such level (InstEval: 1,286,575 pairs become 831,629).
             s2 = t.s * t.s
-            if t.s == 1:  # scalar products without the broadcast temporaries
-                P = (np.take(ADk[:, 0], e1) * np.take(ADk[:, 0], e2)).reshape(-1, 1)
-            else:
-                P = (ADk[e1][:, :, None] * ADk[e2][:, None, :]).reshape(-1, s2)
-            if merge:
-                # the products in pair order (e1 ascending: a streamed gather), then one gather into sorted order
-                P = P[order]
-                del e1, e2  # not kept: free them before the merge's temporaries (ml1m: 25 million pairs)
-            del order
-            f["pcol"], f["P"] = ckey % t.nlevels, _sums(cindex, P, len(starts))  # seg: each cell's slot run
+            # built transposed (s² contiguous columns for the sums), from the light entries' columns of A_D0
+            aT = np.ascontiguousarray(ADk[light].T)
+            g1, g2 = [np.take(aT[u], i1) for u in range(t.s)], [np.take(aT[v], i2) for v in range(t.s)]
+            del i1, i2  # free them before the merge's temporaries (ml1m: 25 million pairs)
+            PT = np.empty((s2, len(g1[0])))
+            for u in range(t.s):
+                for v in range(t.s):
+                    np.multiply(g1[u], g2[v], out=PT[u * t.s + v])
+            del g1, g2
+            P = PT.T
+            del PT
+            f["pcol"], f["P"] = pcol, _sums(cindex, P, len(starts))  # seg: each cell's slot run
             p0 = None if merge else (e1, e2, cindex)
-            del P, ckey, cslot, starts
+            del P, starts
             # likewise the G block L_X0[c] L_D0[e]' = A_X0[c] V_c A_D0[e]', summed per row of D over the entries whose
             # columns share A_cc (InstEval: 73,421 entries become 28,474)
             if len(rows) * (p + 1) * s2 <= PRODUCT_CAP:
-                Q = np.take(AX[0], cols, axis=0)  # (entries, p+1, s)
+                # built transposed, so that each column the merge sums is contiguous
+                QT = np.take(np.ascontiguousarray(AX[0].transpose(1, 2, 0)), cols, axis=2)  # (p+1, s, entries)
                 if t.s == 1:
-                    Q = Q.reshape(len(rows), p + 1)
-                    Q *= ADk  # in place: a scalar term's product needs no broadcast temporary
+                    QT = QT.reshape(p + 1, len(rows))
+                    QT *= ADk[:, 0]  # in place: a scalar term's product needs no broadcast temporary
                 else:
-                    Q = (Q[:, :, :, None] * ADk[:, None, None, :]).reshape(len(rows), (p + 1) * s2)
+                    QT = (QT[:, :, None, :] * np.ascontiguousarray(ADk.T)).reshape((p + 1) * s2, len(rows))
+                Q = QT.T
+                del QT
                 qrow, qcol, Q, q0_index = _merge(rows, rep[cols], t.nlevels, Q)
                 Q0 = (Q.reshape(-1, p + 1, s2), qrow, qcol)
                 products = True
             del seg
         else:
             f["e1"], f["e2"] = e1, e2
-            del seg, order
+            del seg, i1, i2
         fills.append(Fill(**f))
         nheavy.append(int(heavy.sum()))
 

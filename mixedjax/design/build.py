@@ -453,10 +453,21 @@ def _check_finite(values: np.ndarray, what: str, labels, formula: str, part: str
         )
 
 
-def _span_residual(Q: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """y − QQ'y for an orthonormal Q, projected twice so that the residual is accurate when it is tiny."""
-    r = y - Q @ (Q.T @ y)
-    return r - Q @ (Q.T @ r)
+def _span_residual(Q: np.ndarray, y: np.ndarray, groups=None) -> np.ndarray:
+    """y − QQ'y for an orthonormal Q, projected twice so that the residual is accurate when it is tiny.
+    ``groups`` (group, rep): Q's rows are equal within each group, so Q'y is a product with y's group sums and
+    QQ'y a gather of the groups' values (no pass over the n × rank matrix)."""
+    if groups is None:
+        r = y - Q @ (Q.T @ y)
+        return r - Q @ (Q.T @ r)
+    group, rep = groups
+    Qg = Q[rep]
+
+    def projected(v):
+        return (Qg @ (Qg.T @ np.bincount(group, weights=v, minlength=len(rep))))[group]
+
+    r = y - projected(y)
+    return r - projected(r)
 
 
 def _exact_fit(term: "Term", X: np.ndarray, y: np.ndarray, tol: float, xgroup: np.ndarray | None = None) -> bool:
@@ -696,7 +707,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
             f"freedom.\n{mark_formula(text, pf.fixed, rhs0)}\nSimplify the fixed part '{pf.fixed}', or use more data."
         )
     ys = y / np.max(np.abs(y))  # in y's own units: the squares of a response of 1e200 would overflow
-    if residual and np.linalg.norm(_span_residual(Q, ys)) <= 1e-12 * np.linalg.norm(ys):
+    if residual and np.linalg.norm(_span_residual(Q, ys, xgroups)) <= 1e-12 * np.linalg.norm(ys):
         raise DataError(
             f"the response '{pf.response}' is an exact linear combination of the fixed-effect columns "
             f"({', '.join(xnames)}): the residual variance would be zero.\n{mark_formula(text, pf.fixed, rhs0)}\n"

@@ -217,17 +217,17 @@ class LinearMixedModel(InferenceMethods, DiagnosticsMethods, BatchMethods, Infor
 
     @property
     def fixef(self) -> pd.Series:
-        return pd.Series(self._solution.beta, index=list(self.problem.design.xnames), name="fixef")
+        return pd.Series(self._solution.beta, index=self.problem.coef_names.copy(), name="fixef")
 
     @property
     def vcov(self) -> pd.DataFrame:
-        names = list(self.problem.design.xnames)
+        names = self.problem.coef_names.copy()
         return pd.DataFrame(self._solution.vcov, index=names, columns=names)
 
     @property
     def stderror(self) -> pd.Series:
         return pd.Series(
-            np.sqrt(np.diag(self._solution.vcov)), index=list(self.problem.design.xnames), name="stderror"
+            np.sqrt(np.diag(self._solution.vcov)), index=self.problem.coef_names.copy(), name="stderror"
         )
 
     @property
