@@ -115,15 +115,6 @@ class Design:
         return self.X.shape[1]
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m|[\u29da\u29db]")
-
-
-def _clean(err: BaseException) -> str:
-    """The first line of another library's message, without terminal colour codes."""
-    msg = _ANSI.sub("", str(err)).strip()
-    return msg.splitlines()[0] if msg else type(err).__name__
-
-
 class _Columns:
     """The formula's columns read as a DataFrame is read by the formula language and the grouping factors
     (``columns``, ``[name]``, ``len``, ``index``, ``assign``), without building one: pandas' DataFrame of three
