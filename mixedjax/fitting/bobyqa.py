@@ -32,16 +32,46 @@ BOBYQA_STEP = 0.1  # BOBYQA's first trust region: this fraction of each |θ| in 
 # (benchmarks/bobyqa_paths.py). lme4 stops far earlier (nloptr's default xtol_rel 1e-4).
 BOBYQA_XTOL = 1e-7
 
+# BOBYQA's first 2n + 1 points are fixed by the start and the step, so each is dispatched while the one before it
+# runs (two evaluations in flight: a two-core machine runs them at once). Only while one evaluation's temporaries
+# (about three dense blocks and four values per fill-in pair, in float64) stay below this many bytes.
+AHEAD_BYTES = 2**28
+
+
+def ahead_affordable(layout) -> bool:
+    """May two evaluations of this layout's objective be in flight at once (see AHEAD_BYTES)? One evaluation's
+    temporaries are estimated as three dense blocks, four values per fill-in pair and the heavy columns' W."""
+    dn = layout.dz + layout.p + 1
+    return 8 * (3 * dn * dn + 4 * sum(layout.npairs) + dn * sum(layout.nheavy)) <= AHEAD_BYTES
+
+
+def initial_points(phi0: np.ndarray, step: np.ndarray) -> list[np.ndarray]:
+    """BOBYQA's first 2n + 1 points, in the order NLopt asks for them: x0, then x0 + ρ e_i, then x0 − ρ e_i
+    (Powell 2009, section 2), computed as NLopt does, in its units x / (step / step[0]) with ρ = step[0], so that the
+    points are equal to NLopt's bit for bit (checked against NLopt in tests/test_bobyqa_ahead.py)."""
+    s = step / step[0]
+    xs0 = phi0 / s
+    out = [xs0 * s]
+    for sign in (1.0, -1.0):
+        for i in range(phi0.size):
+            x = xs0.copy()
+            x[i] = xs0[i] + sign * step[0]
+            out.append(x * s)
+    return out
+
+
 # NLopt's return codes that mean BOBYQA stopped on one of its tolerances
 _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached"}
 
 
-def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool, program=None):
+def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool, program=None, ahead: bool = False):
     """Minimise ``objective(theta, args)`` with NLopt's BOBYQA (Powell 2009; MixedModels.jl's default optimiser),
     derivative-free, on the host: each evaluation calls the jitted objective. θ is unconstrained, in the units
     ``scale``; tolerances on d as in MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8), on θ BOBYQA_XTOL; the first trust region is BOBYQA_STEP (a tenth)
     of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation. ``program``:
-    ``(theta, args) -> d`` compiled (default: ``objective`` jitted; the LMM passes its cached program)."""
+    ``(theta, args) -> d`` compiled (default: ``objective`` jitted; the LMM passes its cached program). ``ahead``:
+    dispatch each of BOBYQA's first points (:func:`initial_points`) while the one before it runs; the values are the
+    same, only sooner."""
     try:
         import nlopt
     except ImportError as err:
@@ -51,24 +81,40 @@ def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool, prog
                             "mixedjax with its bobyqa extra: pip install 'mixedjax[bobyqa]')") from err
     log = []
     program = partial(_objective_jit, objective) if program is None else program
+    phi0 = np.asarray(theta0, float) / scale
+    step = BOBYQA_STEP * np.maximum(np.abs(phi0), 0.1)
+    queue = initial_points(phi0, step) if ahead else []
+    pending = {}  # phi's bytes -> its objective, dispatched and not yet read
+
+    def dispatch():
+        nxt = queue.pop(0)
+        pending[nxt.tobytes()] = program(nxt * scale, args)
 
     def evaluate(phi, grad):
         th = phi * scale
-        v = float(program(th, args))  # numpy in: no separate device_put (0.1 ms a call)
+        if queue and not pending:  # the first point
+            dispatch()
+        out = pending.pop(phi.tobytes(), None)
+        if out is None:
+            queue.clear()  # not the point foreseen: NLopt's path is not the one initial_points describes
+            pending.clear()
+            out = program(th, args)  # numpy in: no separate device_put (0.1 ms a call)
+        if queue:  # the next foreseen point runs while this one is read
+            dispatch()
+        v = float(out)
         log.append((th, v))
         if verbose:
             print_eval(len(log), th, v)
         # a failed factorisation (NaN) is a very bad point, not a crash: BOBYQA's models cannot take NaN or inf
         return v if np.isfinite(v) else 1e300
 
-    phi0 = np.asarray(theta0, float) / scale
     o = nlopt.opt(nlopt.LN_BOBYQA, phi0.size)
     o.set_min_objective(evaluate)
     o.set_ftol_rel(1e-12)
     o.set_ftol_abs(1e-8)
     o.set_xtol_abs(BOBYQA_XTOL)
     o.set_maxeval(opts.maxeval)
-    o.set_initial_step(BOBYQA_STEP * np.maximum(np.abs(phi0), 0.1))
+    o.set_initial_step(step)
     try:
         o.optimize(phi0)
         code = int(o.last_optimize_result())

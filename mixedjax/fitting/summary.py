@@ -17,7 +17,7 @@ import numpy as np
 from ..blocks.plan import Layout
 from ..core.derived import Estimates, estimates
 from ..errors import FitError
-from .bobyqa import bobyqa
+from .bobyqa import ahead_affordable, bobyqa
 from .choice import BOBYQA_GTOL, choose_optimizer
 from .options import FitOptions
 from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap, units_shift
@@ -249,7 +249,8 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
     arrays = jax.device_put(arrays)
     th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
-                                          program=partial(deviance_program, layout=layout, reml=reml))
+                                          program=partial(deviance_program, layout=layout, reml=reml),
+                                          ahead=ahead_affordable(layout))
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
