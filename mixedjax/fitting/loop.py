@@ -64,6 +64,15 @@ class LoopResult(NamedTuple):
     feval: jax.Array
 
 
+def result_like(n: int, cap: int) -> LoopResult:
+    """The shapes and dtypes of lbfgs_loop's LoopResult for n θ and a fit log of cap rows (float64), as
+    jax.ShapeDtypeStructs: a later program's signature, known before the loop is traced."""
+    f, i = jnp.float64, jnp.int32
+    s = jax.ShapeDtypeStruct
+    return LoopResult(s((n,), f), s((), f), s((), i), s((), i), s((n,), f), s((n, n), f), s((n, n), f),
+                      s((cap, n), f), s((cap,), f), s((), i))
+
+
 def _show_live(search, ne, theta, value) -> None:
     """One live verbose line: line-search evaluation ne + 1 (Hessian probes are not printed, as not logged)."""
     from .bobyqa import print_eval
@@ -161,8 +170,10 @@ def lbfgs_loop(objective, theta0, scale, args, opts: FitOptions, shift=0.0):
         mode = jnp.where((mode == PROBE) & (j >= n), DONE, mode)
         return LoopState(mode, th, f, g, lb, dirn, slope, t, k, it, status, j, gs, buf_th, buf_f, ne)
 
+    # iteration 0 evaluates θ₀ itself: a zero direction and the empty memory (what direction() gives there, without
+    # a second copy of the L-BFGS recursion in the program: its scans were a third of the loop's compile)
     th0, f0, g0, lb0, it0 = theta0, jnp.asarray(jnp.inf, dtype), jnp.zeros_like(theta0), lbfgs.init(theta0), 0
-    dirn0, slope0, lb0 = direction(th0, g0, lb0, it0)
+    dirn0, slope0 = jnp.zeros_like(theta0), jnp.zeros((), dtype)
     init = LoopState(jnp.int32(SEARCH), th0, f0, g0, lb0, dirn0, slope0, jnp.asarray(1.0, dtype), jnp.int32(0), jnp.int32(it0),
             jnp.int32(0), jnp.int32(0), jnp.zeros((n, n), dtype), jnp.zeros((cap, n), dtype),
             jnp.full((cap,), jnp.nan, dtype), jnp.int32(0))

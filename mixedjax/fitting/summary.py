@@ -20,7 +20,7 @@ from ..errors import FitError
 from .bobyqa import bobyqa
 from .choice import BOBYQA_GTOL, choose_optimizer
 from .options import FitOptions
-from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap, units_shift
+from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, finish, lmm_objective, snap, units_shift
 
 WORDS = {
     RESULTS.running: "running",
@@ -129,24 +129,40 @@ _FIT_STATIC = ("objective", "layout", "options", "reml")
 _solve_estimates_jit = jax.jit(_solve_estimates, static_argnames=_FIT_STATIC)
 
 
-def _fit_program(theta0, args, scale, layout: Layout, options: FitOptions, reml: bool):
-    """_solve_estimates of the LMM objective, with only arrays and hashable statics for its arguments (the
-    objective is rebuilt from them), so that its traced program can be kept on disk (fitting.traces)."""
-    return _solve_estimates(lmm_objective(layout, reml), theta0, args, layout, options, scale, reml)
+def _loop_program(theta0, args, scale, layout: Layout, options: FitOptions, reml: bool):
+    """The L-BFGS loop of the LMM objective (the units shift computed inside: op by op it would compile two tiny
+    programs in a new process), with only arrays and hashable statics for its arguments, so that its traced program
+    can be kept on disk (fitting.traces)."""
+    from .loop import lbfgs_loop
+
+    return lbfgs_loop(lmm_objective(layout, reml), theta0, scale, args, options, units_shift(args, layout, reml))
+
+
+def _finish_program(out, theta0, args, scale, layout: Layout, reml: bool):
+    """The loop's result rectified, snapped and verified (solve.finish, as in ``solve``), and the estimates there."""
+    sol = finish(out, lmm_objective(layout, reml), args, layout, scale, theta0)
+    return sol, estimates(sol.theta, args, layout, reml)
 
 
 @functools.cache
 def _cached_fit(nterms: int, quick: bool):
-    """The silent L-BFGS fit as a fitting.traces.CachedProgram: a new process fitting a model of a shape fitted
-    before reads its traced program (and XLA's compile of it) back instead of tracing, lowering and compiling."""
+    """The silent L-BFGS fit as two fitting.traces.CachedPrograms, the loop and the finish (with the estimates): a
+    new process fitting a model of a shape fitted before reads their traced programs (and XLA's compiles) back
+    instead of tracing, lowering and compiling. Two programs, because a new process compiles the second in a thread
+    while it traces and compiles the first, and XLA compiles the two parts faster than their union (sleepstudy, one
+    process: 0.58-0.62 s in turn, 0.40-0.48 s at once, 0.68-0.84 s as one program; docs/performance.md)."""
     from . import traces
-    from .loop import quick_options
+    from .loop import LoopResult, quick_options
     from .solve import Solution
 
     k = (0.0,) * nterms
     template = (Solution(*[0.0] * len(Solution._fields)), Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k))
-    return traces.CachedProgram("lmm_fit_quick" if quick else "lmm_fit", _fit_program, 3,
-                                ("layout", "options", "reml"), template, options=quick_options() if quick else None)
+    options = quick_options() if quick else None
+    suffix = "_quick" if quick else ""
+    return (traces.CachedProgram("lmm_loop" + suffix, _loop_program, 3, ("layout", "options", "reml"),
+                                 LoopResult(*[0.0] * len(LoopResult._fields)), options=options),
+            traces.CachedProgram("lmm_finish" + suffix, _finish_program, 4, ("layout", "reml"), template,
+                                 options=options))
 
 
 def _deviance_program(theta, args, layout: Layout, reml: bool):
@@ -215,13 +231,31 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
         fn = _solve_estimates_jit_quick() if quick else _solve_estimates_jit
         out = fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml)
     else:
-        out = _cached_fit(len(layout.terms), quick)(np.asarray(theta0, float), arrays, scale, layout, opts, reml)
+        out = _fit_lbfgs(np.asarray(theta0, float), arrays, scale, layout, opts, reml, quick)
     # per leaf, synchronously: jax.device_get's batched transfer of the 21 small results took 0.45 ms more
     sol, est = jax.tree_util.tree_map(np.asarray, out)
     summary = summarize(sol, layout)
     if not np.isfinite(summary.fmin):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
     return Fitted(np.asarray(sol.theta), summary.fmin, summary, est)
+
+
+def _fit_lbfgs(theta0, arrays, scale, layout: Layout, opts: FitOptions, reml: bool, quick: bool):
+    """The silent L-BFGS fit by its two cached programs; the second is made ready in a thread while the first is
+    traced, compiled and run (fitting.traces.prepare_in_thread)."""
+    from .loop import result_like
+    from .traces import prepare_in_thread
+
+    loop_program, finish_program = _cached_fit(len(layout.terms), quick)
+    like = result_like(layout.ntheta, opts.maxeval)
+    ready = prepare_in_thread(finish_program, like, theta0, arrays, scale, layout, reml)
+    try:
+        out = loop_program(theta0, arrays, scale, layout, opts, reml)
+    except BaseException:
+        ready(quiet=True)
+        raise
+    ready()
+    return finish_program(out, theta0, arrays, scale, layout, reml)
 
 
 def gradient_check(theta, grad, fmin: float, layout: Layout, scale) -> tuple[bool, float]:
@@ -244,18 +278,28 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     ``check`` (the default optimiser's BOBYQA): the exact gradient at the result must pass ``gradient_check``, else
     the L-BFGS loop continues from BOBYQA's result and verifies it in full."""
     from .solve import rectify
+    from .traces import prepare_in_thread
 
     deviance_program, snap_program = _cached_bobyqa(len(layout.terms))
     # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
     arrays = jax.device_put(arrays)
-    th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
-                                          program=partial(deviance_program, layout=layout, reml=reml))
+    scale = np.asarray(scale, float)
+    # the snap program is traced and compiled in a thread while BOBYQA runs (a new InstEval process: about 1 s of
+    # its 2.3 s fit); its arguments' shapes are known now
+    snap_ready = prepare_in_thread(snap_program, np.asarray(theta0, float), np.float64(0.0), arrays, scale, layout,
+                                   reml, check)
+    try:
+        th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
+                                              program=partial(deviance_program, layout=layout, reml=reml))
+    except BaseException:
+        snap_ready(quiet=True)
+        raise
+    snap_ready()
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
-    th, fbest, est, grad = jax.tree_util.tree_map(np.asarray, snap_program(th, np.float64(f), arrays,
-                                                                            np.asarray(scale, float), layout, reml,
-                                                                            check))
+    th, fbest, est, grad = jax.tree_util.tree_map(np.asarray, snap_program(th, np.float64(f), arrays, scale, layout,
+                                                                            reml, check))
     th = np.asarray(th)
     fbest = float(fbest)
     if not np.isfinite(fbest):

@@ -101,6 +101,35 @@ class CachedProgram:
             self._by_signature[sig] = call
         return jax.tree_util.tree_unflatten(self.out_tree, call(*leaves))
 
+    def _signature(self, args, kw):
+        static = dict(zip(self.static, args[self.narrays :]), **kw)
+        leaves, treedef = jax.tree_util.tree_flatten(args[: self.narrays])
+        statics = tuple(static[k] for k in self.static)
+        return (statics, treedef, tuple((np.shape(x), _dtype(x)) for x in leaves)), static, leaves, treedef
+
+    def prepared(self, *args, **kw) -> bool:
+        """Is the program for arguments like these ready in this process (see ``prepare``)?"""
+        return self._signature(args, kw)[0] in self._by_signature
+
+    def prepare(self, *args, **kw) -> None:
+        """Trace (or read back) and compile now the program for arguments like these, so that a later call with
+        arguments of the same signature only runs it: a fit calls this in a thread for a program it needs later,
+        while the host runs something else (XLA's compile releases the GIL). Only the arguments' shapes, dtypes,
+        tree structure and static values are used."""
+        where = directory()
+        if where is None:
+            return
+        sig, static, leaves, treedef = self._signature(args, kw)
+        if sig in self._by_signature:
+            return
+        key = _key(self.name, sig[0], leaves, treedef, self.options)
+        call = self._calls.get(key)
+        if call is None:
+            call = self._load_or_export(key, where, treedef, leaves, static)
+            specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
+            call = self._calls[key] = call.lower(*specs).compile()
+        self._by_signature[sig] = call
+
     def bind(self, *args, fixed: tuple[int, ...] = (), **kw) -> Callable:
         """The program for arguments like these (shapes, dtypes, tree structure and static values): a function of
         the array arguments alone that skips the cache key of every call (a fit calls one program dozens of times
@@ -157,3 +186,29 @@ class CachedProgram:
                 pass  # a read-only cache directory: the program is used in this process only
         kw = {"compiler_options": self.options} if self.options else {}
         return jax.jit(exp.call, **kw)
+
+
+def prepare_in_thread(program: CachedProgram, *args, **kw) -> Callable:
+    """``program.prepare(*args, **kw)`` in a thread, unless that signature is ready already (a warm fit starts no
+    thread). Returns the function that waits for it and re-raises its error (``quiet=True``: only waits)."""
+    if directory() is None or program.prepared(*args, **kw):
+        return lambda quiet=False: None
+    import threading
+
+    box = []
+
+    def run():
+        try:
+            program.prepare(*args, **kw)
+        except BaseException as err:  # noqa: BLE001  (handed to the waiting caller)
+            box.append(err)
+
+    t = threading.Thread(target=run, name=f"mixedjax-prepare-{program.name}", daemon=True)
+    t.start()
+
+    def wait(quiet: bool = False):
+        t.join()
+        if box and not quiet:
+            raise box[0]
+
+    return wait
