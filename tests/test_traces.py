@@ -74,3 +74,46 @@ def test_cache_off_is_plain_jit(monkeypatch, tmp_path):
     got = traces.CachedProgram("test_h", f, 2, ("scale",), TEMPLATE)(x, data, 2.0)
     _same(got, jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
     assert not list(tmp_path.iterdir())
+
+
+def test_start_traces_now_compiles_in_a_thread(cache_dir):
+    """CachedProgram.start traces and writes the program in the caller's thread, compiles it in another, and a
+    later call of that signature runs the compiled program; a started signature is not started again."""
+    x, data = _args()
+    want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
+    prog = traces.CachedProgram("test_start", f, 2, ("scale",), TEMPLATE)
+    like = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (x, data))
+    wait = prog.start(*like, 2.0)
+    assert len(list(cache_dir.glob("test_start-*.bin"))) == 1  # exported before start returns
+    wait()
+    assert prog.start(*like, scale=2.0) is traces._done
+    _same(prog(x, data, 2.0), want)
+    # a new CachedProgram (a new process) reads the program back through start as well
+    fresh = traces.CachedProgram("test_start", f, 2, ("scale",), TEMPLATE)
+    fresh.start(x, data, 2.0)()
+    _same(fresh(x, data, scale=2.0), want)
+
+
+def test_start_with_the_cache_off_leaves_it_to_the_call(monkeypatch):
+    monkeypatch.setattr(traces, "directory", lambda: None)
+    x, data = _args()
+    prog = traces.CachedProgram("test_start_off", f, 2, ("scale",), TEMPLATE)
+    assert prog.start(x, data, 2.0) is traces._done
+    _same(prog(x, data, 2.0), jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
+
+
+def test_a_failed_compile_in_the_thread_is_raised_by_wait(cache_dir, monkeypatch):
+    x, data = _args()
+    prog = traces.CachedProgram("test_start_err", f, 2, ("scale",), TEMPLATE)
+
+    class Boom(RuntimeError):
+        pass
+
+    def fail(self):
+        raise Boom("compile failed")
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", fail)
+    wait = prog.start(x, data, 2.0)
+    with pytest.raises(Boom):
+        wait()
+    wait(quiet=True)  # only waits

@@ -63,7 +63,7 @@ class OptSummary:
     fitlog: tuple[tuple[np.ndarray, float], ...]
     gradient: np.ndarray
     hessian_eigenvalues: np.ndarray
-    optimizer: str = "optax L-BFGS directions, backtracking (Armijo) line search, unconstrained θ"
+    optimizer: str = "L-BFGS directions (two-loop recursion), backtracking (Armijo) line search, unconstrained θ"
     result: RESULTS = RESULTS.gradient_zero
 
     def __repr__(self) -> str:
@@ -241,20 +241,23 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
 
 
 def _fit_lbfgs(theta0, arrays, scale, layout: Layout, opts: FitOptions, reml: bool, quick: bool):
-    """The silent L-BFGS fit by its two cached programs; the second is made ready in a thread while the first is
-    traced, compiled and run (fitting.traces.prepare_in_thread)."""
+    """The silent L-BFGS fit by its two cached programs. Both are traced (or read back) here in turn and compiled in
+    threads (fitting.traces.CachedProgram.start), so the second's trace overlaps the first's compile."""
     from .loop import result_like
-    from .traces import prepare_in_thread
 
     loop_program, finish_program = _cached_fit(len(layout.terms), quick)
-    like = result_like(layout.ntheta, opts.maxeval)
-    ready = prepare_in_thread(finish_program, like, theta0, arrays, scale, layout, reml)
+    waits = []
     try:
+        waits.append(loop_program.start(theta0, arrays, scale, layout, opts, reml))
+        waits.append(finish_program.start(result_like(layout.ntheta, opts.maxeval), theta0, arrays, scale, layout,
+                                          reml))
+        waits[0]()
         out = loop_program(theta0, arrays, scale, layout, opts, reml)
+        waits[1]()
     except BaseException:
-        ready(quiet=True)
+        for wait in waits:
+            wait(quiet=True)
         raise
-    ready()
     return finish_program(out, theta0, arrays, scale, layout, reml)
 
 
@@ -278,23 +281,26 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     ``check`` (the default optimiser's BOBYQA): the exact gradient at the result must pass ``gradient_check``, else
     the L-BFGS loop continues from BOBYQA's result and verifies it in full."""
     from .solve import rectify
-    from .traces import prepare_in_thread
 
     deviance_program, snap_program = _cached_bobyqa(len(layout.terms))
     # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
     arrays = jax.device_put(arrays)
     scale = np.asarray(scale, float)
-    # the snap program is traced and compiled in a thread while BOBYQA runs (a new InstEval process: about 1 s of
-    # its 2.3 s fit); its arguments' shapes are known now
-    snap_ready = prepare_in_thread(snap_program, np.asarray(theta0, float), np.float64(0.0), arrays, scale, layout,
-                                   reml, check)
+    # both programs traced (or read back) here and compiled in threads: the snap program's compile (most of a new
+    # InstEval process's fit) runs while BOBYQA evaluates the deviance
+    theta0 = np.asarray(theta0, float)
+    waits = []
     try:
+        waits.append(deviance_program.start(theta0, arrays, layout=layout, reml=reml))
+        waits.append(snap_program.start(theta0, np.float64(0.0), arrays, scale, layout, reml, check))
+        waits[0]()
         th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
                                               program=partial(deviance_program, layout=layout, reml=reml))
+        waits[1]()
     except BaseException:
-        snap_ready(quiet=True)
+        for wait in waits:
+            wait(quiet=True)
         raise
-    snap_ready()
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))

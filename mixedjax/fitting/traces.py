@@ -107,28 +107,27 @@ class CachedProgram:
         statics = tuple(static[k] for k in self.static)
         return (statics, treedef, tuple((np.shape(x), _dtype(x)) for x in leaves)), static, leaves, treedef
 
-    def prepared(self, *args, **kw) -> bool:
-        """Is the program for arguments like these ready in this process (see ``prepare``)?"""
-        return self._signature(args, kw)[0] in self._by_signature
-
-    def prepare(self, *args, **kw) -> None:
-        """Trace (or read back) and compile now the program for arguments like these, so that a later call with
-        arguments of the same signature only runs it: a fit calls this in a thread for a program it needs later,
-        while the host runs something else (XLA's compile releases the GIL). Only the arguments' shapes, dtypes,
-        tree structure and static values are used."""
+    def start(self, *args, **kw) -> Callable:
+        """Make the program for arguments like these ready: trace it (or read it back) and lower it now, in the
+        caller's thread, and compile it in a thread (XLA's compile releases the GIL), so that the caller can trace
+        another program or run one meanwhile. Only the arguments' shapes, dtypes, tree structure and static values
+        are used. Returns the function that waits for the compile and re-raises its error (``quiet=True``: only
+        waits); a later call with arguments of this signature runs the compiled program."""
         where = directory()
-        if where is None:
-            return
         sig, static, leaves, treedef = self._signature(args, kw)
-        if sig in self._by_signature:
-            return
+        if where is None or sig in self._by_signature:
+            return _done
         key = _key(self.name, sig[0], leaves, treedef, self.options)
-        call = self._calls.get(key)
-        if call is None:
-            call = self._load_or_export(key, where, treedef, leaves, static)
-            specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
-            call = self._calls[key] = call.lower(*specs).compile()
-        self._by_signature[sig] = call
+        if key in self._calls:
+            self._by_signature[sig] = self._calls[key]
+            return _done
+        specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
+        lowered = self._load_or_export(key, where, treedef, leaves, static).lower(*specs)
+
+        def compile_it():
+            self._calls[key] = self._by_signature[sig] = lowered.compile()
+
+        return _in_thread(compile_it, f"mixedjax-compile-{self.name}")
 
     def bind(self, *args, fixed: tuple[int, ...] = (), **kw) -> Callable:
         """The program for arguments like these (shapes, dtypes, tree structure and static values): a function of
@@ -188,22 +187,25 @@ class CachedProgram:
         return jax.jit(exp.call, **kw)
 
 
-def prepare_in_thread(program: CachedProgram, *args, **kw) -> Callable:
-    """``program.prepare(*args, **kw)`` in a thread, unless that signature is ready already (a warm fit starts no
-    thread). Returns the function that waits for it and re-raises its error (``quiet=True``: only waits)."""
-    if directory() is None or program.prepared(*args, **kw):
-        return lambda quiet=False: None
+
+def _done(quiet: bool = False) -> None:
+    """Nothing to wait for."""
+
+
+def _in_thread(fn: Callable, name: str) -> Callable:
+    """Start ``fn()`` in a daemon thread; returns the function that waits for it and re-raises its error
+    (``quiet=True``: only waits)."""
     import threading
 
     box = []
 
     def run():
         try:
-            program.prepare(*args, **kw)
+            fn()
         except BaseException as err:  # noqa: BLE001  (handed to the waiting caller)
             box.append(err)
 
-    t = threading.Thread(target=run, name=f"mixedjax-prepare-{program.name}", daemon=True)
+    t = threading.Thread(target=run, name=name, daemon=True)
     t.start()
 
     def wait(quiet: bool = False):
