@@ -117,3 +117,15 @@ def test_a_failed_compile_in_the_thread_is_raised_by_wait(cache_dir, monkeypatch
     with pytest.raises(Boom):
         wait()
     wait(quiet=True)  # only waits
+
+
+def test_free_compiled_forgets_started_programs(cache_dir):
+    """jax.clear_caches() does not free what start compiled; traces.free_compiled does (fitting.mappings calls
+    both), and the program is read back at its next call."""
+    x, data = _args()
+    prog = traces.CachedProgram("test_free", f, 2, ("scale",), TEMPLATE)
+    prog.start(x, data, 2.0)()
+    assert prog._by_signature
+    traces.free_compiled()
+    assert not prog._by_signature and not prog._calls
+    _same(prog(x, data, 2.0), jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))

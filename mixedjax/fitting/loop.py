@@ -115,6 +115,7 @@ class LoopResult(NamedTuple):
     feval: jax.Array
 
 
+@functools.lru_cache(maxsize=64)
 def result_like(n: int, cap: int) -> LoopResult:
     """The shapes and dtypes of lbfgs_loop's LoopResult for n θ and a fit log of cap rows (float64), as
     jax.ShapeDtypeStructs: a later program's signature, known before the loop is traced."""

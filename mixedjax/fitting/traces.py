@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -65,6 +66,18 @@ def _key(name: str, static: tuple, leaves, treedef, options) -> str:
     return h.hexdigest()[:40]
 
 
+_LIVE: "weakref.WeakSet[CachedProgram]" = weakref.WeakSet()
+
+
+def free_compiled() -> None:
+    """Forget every CachedProgram's programs in this process (with ``jax.clear_caches()``, which frees the jitted
+    ones but not the executables that ``start`` compiled): a later call reads the program back and compiles it
+    again (fitting.mappings, the tests' per-module clean-up)."""
+    for program in list(_LIVE):
+        program._calls.clear()
+        program._by_signature.clear()
+
+
 class CachedProgram:
     """``fn(*args, **static)`` jitted, with its traced program kept on disk (see the module docstring).
 
@@ -80,6 +93,7 @@ class CachedProgram:
         self.plain = jax.jit(fn, static_argnames=static, **kw)
         self._calls: dict[str, Callable] = {}
         self._by_signature: dict[tuple, Callable] = {}  # (statics, tree, shapes and dtypes) -> a program of _calls
+        _LIVE.add(self)
 
     def __call__(self, *args, **kw):
         static = dict(zip(self.static, args[self.narrays :]), **kw)
