@@ -43,10 +43,7 @@ def _free_compiled_executables():
     yield
     import gc
 
-    from mixedjax.fitting import traces
-
     jax.clear_caches()
-    traces.free_compiled()
     gc.collect()
 
 

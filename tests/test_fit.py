@@ -272,16 +272,3 @@ def test_optimizer_option_errors(sleep_data, monkeypatch):
     with pytest.raises(mj.MixedjaxError, match="pip install nlopt"):
         mj.fit(problem, opts=mj.FitOptions(optimizer="bobyqa"))
     assert mj.fit(problem).optsum.converged  # the default needs no nlopt
-
-
-def test_loop_result_shapes_are_known_before_the_loop_is_traced(sleep_fit):
-    """loop.result_like (the finish program's signature, compiled while the loop is) is what lbfgs_loop returns."""
-    p = sleep_fit.problem
-    opts = mj.FitOptions(optimizer="lbfgs")
-    f = _solvemod.lmm_objective(p.layout, False)
-    th0 = jnp.asarray(p.start())
-    got = jax.eval_shape(lambda t: _fitmod.lbfgs_loop(f, t, jnp.ones_like(t), p.arrays, opts), th0)
-    want = _fitmod.result_like(p.layout.ntheta, opts.maxeval)
-    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
-    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
-        assert (g.shape, g.dtype) == (w.shape, w.dtype)

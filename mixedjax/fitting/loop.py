@@ -115,16 +115,6 @@ class LoopResult(NamedTuple):
     feval: jax.Array
 
 
-@functools.lru_cache(maxsize=64)
-def result_like(n: int, cap: int) -> LoopResult:
-    """The shapes and dtypes of lbfgs_loop's LoopResult for n θ and a fit log of cap rows (float64), as
-    jax.ShapeDtypeStructs: a later program's signature, known before the loop is traced."""
-    f, i = jnp.float64, jnp.int32
-    s = jax.ShapeDtypeStruct
-    return LoopResult(s((n,), f), s((), f), s((), i), s((), i), s((n,), f), s((n, n), f), s((n, n), f),
-                      s((cap, n), f), s((cap,), f), s((), i))
-
-
 def _show_live(search, ne, theta, value) -> None:
     """One live verbose line: line-search evaluation ne + 1 (Hessian probes are not printed, as not logged)."""
     from .bobyqa import print_eval

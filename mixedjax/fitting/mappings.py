@@ -52,10 +52,7 @@ def guard(force: bool = False) -> bool:
         return False
     import jax
 
-    from . import traces
-
     jax.clear_caches()
-    traces.free_compiled()
     if not _state.warned:
         _state.warned = True
         warnings.warn(

@@ -20,7 +20,7 @@ from ..errors import FitError
 from .bobyqa import bobyqa
 from .choice import BOBYQA_GTOL, choose_optimizer
 from .options import FitOptions
-from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, finish, lmm_objective, snap, units_shift
+from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap, units_shift
 
 WORDS = {
     RESULTS.running: "running",
@@ -129,40 +129,25 @@ _FIT_STATIC = ("objective", "layout", "options", "reml")
 _solve_estimates_jit = jax.jit(_solve_estimates, static_argnames=_FIT_STATIC)
 
 
-def _loop_program(theta0, args, scale, layout: Layout, options: FitOptions, reml: bool):
-    """The L-BFGS loop of the LMM objective (the units shift computed inside: op by op it would compile two tiny
-    programs in a new process), with only arrays and hashable statics for its arguments, so that its traced program
-    can be kept on disk (fitting.traces)."""
-    from .loop import lbfgs_loop
-
-    return lbfgs_loop(lmm_objective(layout, reml), theta0, scale, args, options, units_shift(args, layout, reml))
-
-
-def _finish_program(out, theta0, args, scale, layout: Layout, reml: bool):
-    """The loop's result rectified, snapped and verified (solve.finish, as in ``solve``), and the estimates there."""
-    sol = finish(out, lmm_objective(layout, reml), args, layout, scale, theta0)
-    return sol, estimates(sol.theta, args, layout, reml)
+def _fit_program(theta0, args, scale, layout: Layout, options: FitOptions, reml: bool):
+    """_solve_estimates of the LMM objective, with only arrays and hashable statics for its arguments (the
+    objective is rebuilt from them), so that its traced program can be kept on disk (fitting.traces)."""
+    return _solve_estimates(lmm_objective(layout, reml), theta0, args, layout, options, scale, reml)
 
 
 @functools.cache
 def _cached_fit(nterms: int, quick: bool):
-    """The silent L-BFGS fit as two fitting.traces.CachedPrograms, the loop and the finish (with the estimates): a
-    new process fitting a model of a shape fitted before reads their traced programs (and XLA's compiles) back
-    instead of tracing, lowering and compiling. Two programs, because a new process compiles the second in a thread
-    while it traces and compiles the first, and XLA compiles the two parts faster than their union (sleepstudy, one
-    process: 0.58-0.62 s in turn, 0.40-0.48 s at once, 0.68-0.84 s as one program; docs/performance.md)."""
+    """The silent L-BFGS fit as a fitting.traces.CachedProgram: a new process fitting a model of a shape fitted
+    before reads its traced program (and XLA's compile of it) back instead of tracing, lowering and compiling (one
+    program: split in two and compiled in threads, it cost a new process more; docs/performance.md)."""
     from . import traces
-    from .loop import LoopResult, quick_options
+    from .loop import quick_options
     from .solve import Solution
 
     k = (0.0,) * nterms
     template = (Solution(*[0.0] * len(Solution._fields)), Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k))
-    options = quick_options() if quick else None
-    suffix = "_quick" if quick else ""
-    return (traces.CachedProgram("lmm_loop" + suffix, _loop_program, 3, ("layout", "options", "reml"),
-                                 LoopResult(*[0.0] * len(LoopResult._fields)), options=options),
-            traces.CachedProgram("lmm_finish" + suffix, _finish_program, 4, ("layout", "reml"), template,
-                                 options=options))
+    return traces.CachedProgram("lmm_fit_quick" if quick else "lmm_fit", _fit_program, 3,
+                                ("layout", "options", "reml"), template, options=quick_options() if quick else None)
 
 
 def _deviance_program(theta, args, layout: Layout, reml: bool):
@@ -231,34 +216,13 @@ def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verb
         fn = _solve_estimates_jit_quick() if quick else _solve_estimates_jit
         out = fn(objective, np.asarray(theta0, float), arrays, layout, opts, scale, reml)
     else:
-        out = _fit_lbfgs(np.asarray(theta0, float), arrays, scale, layout, opts, reml, quick)
+        out = _cached_fit(len(layout.terms), quick)(np.asarray(theta0, float), arrays, scale, layout, opts, reml)
     # per leaf, synchronously: jax.device_get's batched transfer of the 21 small results took 0.45 ms more
     sol, est = jax.tree_util.tree_map(np.asarray, out)
     summary = summarize(sol, layout)
     if not np.isfinite(summary.fmin):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
     return Fitted(np.asarray(sol.theta), summary.fmin, summary, est)
-
-
-def _fit_lbfgs(theta0, arrays, scale, layout: Layout, opts: FitOptions, reml: bool, quick: bool):
-    """The silent L-BFGS fit by its two cached programs. Both are traced (or read back) here in turn and compiled in
-    threads (fitting.traces.CachedProgram.start), so the second's trace overlaps the first's compile."""
-    from .loop import result_like
-
-    loop_program, finish_program = _cached_fit(len(layout.terms), quick)
-    waits = []
-    try:
-        waits.append(loop_program.start(theta0, arrays, scale, layout, opts, reml))
-        waits.append(finish_program.start(result_like(layout.ntheta, opts.maxeval), theta0, arrays, scale, layout,
-                                          reml))
-        waits[0]()
-        out = loop_program(theta0, arrays, scale, layout, opts, reml)
-        waits[1]()
-    except BaseException:
-        for wait in waits:
-            wait(quiet=True)
-        raise
-    return finish_program(out, theta0, arrays, scale, layout, reml)
 
 
 def gradient_check(theta, grad, fmin: float, layout: Layout, scale) -> tuple[bool, float]:
@@ -285,27 +249,14 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     deviance_program, snap_program = _cached_bobyqa(len(layout.terms))
     # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
     arrays = jax.device_put(arrays)
-    scale = np.asarray(scale, float)
-    # both programs traced (or read back) here and compiled in threads: the snap program's compile (most of a new
-    # InstEval process's fit) runs while BOBYQA evaluates the deviance
-    theta0 = np.asarray(theta0, float)
-    waits = []
-    try:
-        waits.append(deviance_program.start(theta0, arrays, layout=layout, reml=reml))
-        waits.append(snap_program.start(theta0, np.float64(0.0), arrays, scale, layout, reml, check))
-        waits[0]()
-        th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
-                                              program=partial(deviance_program, layout=layout, reml=reml))
-        waits[1]()
-    except BaseException:
-        for wait in waits:
-            wait(quiet=True)
-        raise
+    th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
+                                          program=partial(deviance_program, layout=layout, reml=reml))
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
-    th, fbest, est, grad = jax.tree_util.tree_map(np.asarray, snap_program(th, np.float64(f), arrays, scale, layout,
-                                                                            reml, check))
+    th, fbest, est, grad = jax.tree_util.tree_map(np.asarray, snap_program(th, np.float64(f), arrays,
+                                                                            np.asarray(scale, float), layout, reml,
+                                                                            check))
     th = np.asarray(th)
     fbest = float(fbest)
     if not np.isfinite(fbest):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -66,18 +65,6 @@ def _key(name: str, static: tuple, leaves, treedef, options) -> str:
     return h.hexdigest()[:40]
 
 
-_LIVE: "weakref.WeakSet[CachedProgram]" = weakref.WeakSet()
-
-
-def free_compiled() -> None:
-    """Forget every CachedProgram's programs in this process (with ``jax.clear_caches()``, which frees the jitted
-    ones but not the executables that ``start`` compiled): a later call reads the program back and compiles it
-    again (fitting.mappings, the tests' per-module clean-up)."""
-    for program in list(_LIVE):
-        program._calls.clear()
-        program._by_signature.clear()
-
-
 class CachedProgram:
     """``fn(*args, **static)`` jitted, with its traced program kept on disk (see the module docstring).
 
@@ -93,7 +80,6 @@ class CachedProgram:
         self.plain = jax.jit(fn, static_argnames=static, **kw)
         self._calls: dict[str, Callable] = {}
         self._by_signature: dict[tuple, Callable] = {}  # (statics, tree, shapes and dtypes) -> a program of _calls
-        _LIVE.add(self)
 
     def __call__(self, *args, **kw):
         static = dict(zip(self.static, args[self.narrays :]), **kw)
@@ -114,34 +100,6 @@ class CachedProgram:
                 call = self._calls[key] = self._load_or_export(key, where, treedef, leaves, static)
             self._by_signature[sig] = call
         return jax.tree_util.tree_unflatten(self.out_tree, call(*leaves))
-
-    def _signature(self, args, kw):
-        static = dict(zip(self.static, args[self.narrays :]), **kw)
-        leaves, treedef = jax.tree_util.tree_flatten(args[: self.narrays])
-        statics = tuple(static[k] for k in self.static)
-        return (statics, treedef, tuple((np.shape(x), _dtype(x)) for x in leaves)), static, leaves, treedef
-
-    def start(self, *args, **kw) -> Callable:
-        """Make the program for arguments like these ready: trace it (or read it back) and lower it now, in the
-        caller's thread, and compile it in a thread (XLA's compile releases the GIL), so that the caller can trace
-        another program or run one meanwhile. Only the arguments' shapes, dtypes, tree structure and static values
-        are used. Returns the function that waits for the compile and re-raises its error (``quiet=True``: only
-        waits); a later call with arguments of this signature runs the compiled program."""
-        where = directory()
-        sig, static, leaves, treedef = self._signature(args, kw)
-        if where is None or sig in self._by_signature:
-            return _done
-        key = _key(self.name, sig[0], leaves, treedef, self.options)
-        if key in self._calls:
-            self._by_signature[sig] = self._calls[key]
-            return _done
-        specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
-        lowered = self._load_or_export(key, where, treedef, leaves, static).lower(*specs)
-
-        def compile_it():
-            self._calls[key] = self._by_signature[sig] = lowered.compile()
-
-        return _in_thread(compile_it, f"mixedjax-compile-{self.name}")
 
     def bind(self, *args, fixed: tuple[int, ...] = (), **kw) -> Callable:
         """The program for arguments like these (shapes, dtypes, tree structure and static values): a function of
@@ -199,32 +157,3 @@ class CachedProgram:
                 pass  # a read-only cache directory: the program is used in this process only
         kw = {"compiler_options": self.options} if self.options else {}
         return jax.jit(exp.call, **kw)
-
-
-
-def _done(quiet: bool = False) -> None:
-    """Nothing to wait for."""
-
-
-def _in_thread(fn: Callable, name: str) -> Callable:
-    """Start ``fn()`` in a daemon thread; returns the function that waits for it and re-raises its error
-    (``quiet=True``: only waits)."""
-    import threading
-
-    box = []
-
-    def run():
-        try:
-            fn()
-        except BaseException as err:  # noqa: BLE001  (handed to the waiting caller)
-            box.append(err)
-
-    t = threading.Thread(target=run, name=name, daemon=True)
-    t.start()
-
-    def wait(quiet: bool = False):
-        t.join()
-        if box and not quiet:
-            raise box[0]
-
-    return wait
