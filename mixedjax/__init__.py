@@ -37,7 +37,7 @@ from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
 from .glmm import GeneralizedLinearMixedModel, glmm  # noqa: E402
 
 # Imported on first use (PEP 562): fitting a linear mixed model needs none of them, and a new process is shorter
-# without (the profile's module pulls in the L-BFGS loop's optax).
+# without.
 _LAZY = {"anova": ".inference.lrt", "Profile": ".inference.profile", "FitBatch": ".batch.many",
          "fit_many": ".batch.many"}
 

@@ -63,7 +63,7 @@ class OptSummary:
     fitlog: tuple[tuple[np.ndarray, float], ...]
     gradient: np.ndarray
     hessian_eigenvalues: np.ndarray
-    optimizer: str = "optax L-BFGS directions, backtracking (Armijo) line search, unconstrained θ"
+    optimizer: str = "L-BFGS directions (two-loop recursion), backtracking (Armijo) line search, unconstrained θ"
     result: RESULTS = RESULTS.gradient_zero
 
     def __repr__(self) -> str:
@@ -138,7 +138,8 @@ def _fit_program(theta0, args, scale, layout: Layout, options: FitOptions, reml:
 @functools.cache
 def _cached_fit(nterms: int, quick: bool):
     """The silent L-BFGS fit as a fitting.traces.CachedProgram: a new process fitting a model of a shape fitted
-    before reads its traced program (and XLA's compile of it) back instead of tracing, lowering and compiling."""
+    before reads its traced program (and XLA's compile of it) back instead of tracing, lowering and compiling (one
+    program: split in two and compiled in threads, it cost a new process more; docs/performance.md)."""
     from . import traces
     from .loop import quick_options
     from .solve import Solution
