@@ -65,7 +65,7 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     "poisson" (link "log"). The binomial response: 0/1, boolean or a two-level factor (the second level is a
     success), ``cbind(successes, failures)``, or proportions with ``weights=`` the numbers of trials. ``offset=``:
     one value per row (or a column name), added to the linear predictor. ``fast=True`` optimises θ alone with β from
-    PIRLS (lme4's nAGQ = 0); the default then optimises θ and β together. Options: ``maxiter`` (1000), ``gtol``
+    PIRLS (lme4's nAGQ = 0; ``nagq=0`` is the same fit); the default then optimises θ and β together. Options: ``maxiter`` (1000), ``gtol``
     (1e-7, projected gradient), ``ftol`` (1e-14, relative decrease).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
@@ -80,11 +80,12 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
         raise ArgumentError("reml=True is not defined for generalized linear mixed models (lme4's glmer has no "
                             "REML either); fit by maximum likelihood (reml=False)")
     fam = make_family(family, link)
-    if isinstance(nagq, (bool, np.bool_)) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= MAX_NAGQ:
-        raise ArgumentError(f"nagq must be an integer from 1 to {MAX_NAGQ} (1: the Laplace approximation), not "
-                            f"{nagq!r}; lme4's nAGQ = 0 is fast=True here")
+    if isinstance(nagq, (bool, np.bool_)) or not isinstance(nagq, (int, np.integer)) or not 0 <= nagq <= MAX_NAGQ:
+        raise ArgumentError(f"nagq must be an integer from 0 to {MAX_NAGQ} (0: lme4's nAGQ = 0, the same as "
+                            f"fast=True; 1: the Laplace approximation), not {nagq!r}")
     if fast and nagq > 1:
         raise ArgumentError("fast=True (lme4's nAGQ = 0) and nagq > 1 exclude each other; choose one")
+    fast, nagq = bool(fast) or nagq == 0, max(int(nagq), 1)  # nAGQ = 0 is fast's Laplace fit in θ alone
     opts = GlmmOptions(**{k: (int(v) if k == "maxiter" else float(v)) for k, v in options.items()})
     if opts.maxiter <= 0 or not (opts.gtol > 0 and opts.ftol > 0):
         raise ArgumentError("maxiter, gtol and ftol must be positive")
