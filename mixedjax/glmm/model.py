@@ -16,6 +16,7 @@ from ..design.build import Design, build_design
 from ..design.input import as_frame as _as_frame
 from ..errors import ArgumentError, DataError, MixedjaxError
 from ..model.criteria import InformationCriteria
+from ..model.groups import ByGroup, lme4_aliases
 from ..model.lmm import _warn_status
 from ..model.varcorr import VarCorr, VarCorrGroup
 from .family import Family, loglik_constant, make_family
@@ -333,7 +334,7 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         for t, u, lam in zip(self.design.terms, self._u_by_term(), self._lambdas):
             vals = u if uscale else u @ lam.T
             out[t.name] = pd.DataFrame(_readonly(vals), index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
-        return out
+        return ByGroup(out, lme4_aliases(self.design))
 
     @property
     def varcorr(self) -> VarCorr:
@@ -350,7 +351,7 @@ class GeneralizedLinearMixedModel(InformationCriteria):
                                                        else float(np.nan_to_num(c[i, j]))) for j in range(t.s))
                              for i in range(t.s))
             groups.append(VarCorrGroup(t.name, t.columns, tuple(np.diag(cov)), tuple(sd), corr))
-        return VarCorr(tuple(groups), None, None)
+        return VarCorr(tuple(groups), None, None, tuple(lme4_aliases(self.design).items()))
 
     def fitted(self) -> pd.Series:
         """μ̂ per row used, on the response scale (proportions for a binomial), indexed by the data's row labels."""
