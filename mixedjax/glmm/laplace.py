@@ -64,7 +64,7 @@ def evaluate(theta, beta, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1, fis
     u = modes(theta, beta, data, u0, plan, False, fisher)
     A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data)
     pwrss = jnp.sum(dev) + u @ u
-    obj = pwrss + logdet if nagq == 1 else _agq(A, u, eta, dev, F, plan, data, nagq)
+    obj = pwrss + logdet + _rounding(mu, data) if nagq == 1 else _agq(A, u, eta, dev, F, plan, data, nagq)
     return Evaluation(obj, u, beta, eta, mu, logdet, pwrss, jnp.zeros((plan.p, plan.p)))
 
 
@@ -77,7 +77,16 @@ def evaluate_fast(theta, data: GlmmData, v0, plan: GlmmPlan, fisher: bool = Fals
     pwrss = jnp.sum(dev) + u @ u
     dz = plan.layout.dz
     schur = lax.stop_gradient(F.LDD[dz : dz + plan.p, dz : dz + plan.p])
-    return Evaluation(pwrss + logdet, u, beta, eta, mu, logdet, pwrss, schur)
+    return Evaluation(pwrss + logdet + _rounding(mu, data), u, beta, eta, mu, logdet, pwrss, schur)
+
+
+def _rounding(mu, data: GlmmData):
+    """lme4's Laplace deviance takes its family's aic (R's binomial()$aic, as lme4 computes it), which rounds
+    successes and trials that are not whole numbers: its difference from Σ dev_resid (less the constant) is −2 Σ (a log μ + b log(1 − μ)); none otherwise
+    (the AGQ deviance sums dev_resid alone, as lme4's)."""
+    if data.rounding is None:
+        return 0.0
+    return -2.0 * jnp.sum(data.rounding[:, 0] * jnp.log(mu) + data.rounding[:, 1] * jnp.log1p(-mu))
 
 
 def gauss_hermite(k: int) -> tuple[np.ndarray, np.ndarray]:

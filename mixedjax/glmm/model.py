@@ -19,7 +19,7 @@ from ..model.criteria import InformationCriteria
 from ..model.groups import ByGroup, lme4_aliases
 from ..model.lmm import _warn_status
 from ..model.varcorr import VarCorr, VarCorrGroup
-from .family import Family, loglik_constant, make_family
+from .family import Family, loglik_constant, make_family, rounding_terms
 from .fit import (
     GlmmOptions,
     StageResult,
@@ -114,7 +114,7 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     rows = np.asarray(design.rows, dtype=np.int64)
     y, wt, trials = resp.y[rows], resp.weights[rows], resp.trials[rows]
     offset_rows = off[rows] + (0.0 if design.offset is None else np.asarray(design.offset))  # formula offset(...)
-    plan, gdata = build_plan(design, fam, y, wt, offset_rows)
+    plan, gdata = build_plan(design, fam, y, wt, offset_rows, rounding_terms(fam, y, wt, trials))
     if verbose:
         print(f"Fitting {formula} ({fam.name}, {fam.link.value} link) by "
               f"{'the Laplace approximation' if nagq == 1 else f'adaptive Gauss-Hermite quadrature (nAGQ = {nagq})'}")
