@@ -8,8 +8,8 @@ Hessian in the optimised parameters at the end decides convergence and gives Cov
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -66,10 +66,14 @@ PROBE = 0.1  # a variance parameter that ends at zero is moved here once to see 
 MAX_RESTARTS = 3
 
 
-def _lbfgs(f, x0, opts: GlmmOptions):
-    from scipy.optimize import minimize  # here: scipy.optimize is 0.7 s of import mixedjax
+def _lbfgs_module():
+    from scipy import optimize  # here, not at import: scipy.optimize is 0.5 s of a new process (0.19 s scipy.linalg)
 
-    return minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B",
+    return optimize
+
+
+def _lbfgs(f, x0, opts: GlmmOptions):
+    return _lbfgs_module().minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B",
                     options={"maxiter": opts.maxiter, "gtol": opts.gtol, "ftol": opts.ftol, "maxcor": 20})
 
 
@@ -208,6 +212,7 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
     """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here, and a run
     that stops short is run again whitened by that Hessian, as stage 2's)."""
     c = compiled_for(plan)
+    _lbfgs_module()  # imported while the programs are read in the background (laplace.prefetch), not after
     # one program for every evaluation, the data bound once: no cache key or flattening of the data per call
     vg = c.value_and_grad_fast.bind(np.asarray(theta0, float), data, v0, plan, fixed=(1,))
     start = WarmStart(v0)
@@ -330,11 +335,25 @@ def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, with_beta: bool, op
 
 def glm_start(X, y, wt, offset, family, iters: int = 50) -> np.ndarray:
     """β of the GLM without random effects by IRLS: where stage 1's PIRLS starts (one compiled program: the family's
-    functions called eagerly would compile one per operation, a second of a new process's fit)."""
-    return np.asarray(_glm_irls(_dev(X), _dev(y), _dev(wt), _dev(offset), family, iters))
+    functions called eagerly would compile one per operation, a second of a new process's fit; kept on disk with
+    its compiled form read from JAX's cache in the background, fitting.traces: tracing it each time was most of
+    its 0.4 s in a new process)."""
+    return np.asarray(_glm_program()(*(np.asarray(a, dtype=float) for a in (X, y, wt, offset)), family, iters))
 
 
-@partial(jax.jit, static_argnames=("family", "iters"))
+def glm_prefetch(X, family, iters: int = 50) -> None:
+    """Start reading glm_start's program for a design like X (fitting.traces.CachedProgram.prefetch)."""
+    z = np.zeros(len(X))
+    _glm_program().prefetch(np.zeros(np.shape(X)), z, z, z, family, iters)
+
+
+@functools.cache
+def _glm_program():
+    from ..fitting.traces import CachedProgram
+
+    return CachedProgram("glmm_glm_start", _glm_irls, 4, ("family", "iters"), 0.0, ahead=True)
+
+
 def _glm_irls(X, y, wt, offset, family, iters):
     # R's family()$initialize starting values
     if family.dist.value == "binomial":

@@ -173,7 +173,7 @@ def _program(name, fn, statics, out, quick: bool):
     from ..fitting.traces import CachedProgram
 
     return CachedProgram(f"{name}_{'quick' if quick else 'full'}", fn, 3, statics, out,
-                         quick_options() if quick else None)
+                         quick_options() if quick else None, ahead=True)
 
 
 @functools.cache
@@ -196,3 +196,17 @@ def compiled(quick_eval: bool, quick_hessian: bool) -> Compiled:
 def compiled_for(plan: GlmmPlan) -> Compiled:
     w = work(plan)
     return compiled(w <= QUICK_WORK_EVAL, w <= QUICK_WORK)
+
+
+def prefetch(plan: GlmmPlan, data: GlmmData, nagq: int, fast: bool) -> None:
+    """Start reading (or tracing and compiling) the programs a fit will call, in the order it calls them, in the
+    background (fitting.traces): a new process then loads the stage-2 and Hessian programs while stage 1 runs.
+    The shapes and dtypes are those the fit passes (θ and φ as numpy, the PIRLS starts (q + p,) and (q,))."""
+    c = compiled_for(plan)
+    k, q, p = plan.ntheta, plan.q, plan.p
+    c.value_and_grad_fast.prefetch(np.zeros(k), data, np.zeros(q + p), plan)
+    if fast:
+        c.hessian_fast.prefetch(np.zeros(k), data, np.zeros(q + p), plan)
+        return
+    c.value_and_grad.prefetch(np.zeros(k + p), data, np.zeros(q), plan, nagq)
+    c.hessian.prefetch(np.zeros(k + p), data, np.zeros(q), plan, nagq)

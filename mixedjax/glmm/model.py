@@ -27,9 +27,10 @@ from .fit import (
     fit_fast,
     fit_joint,
     free_parameters,
+    glm_prefetch,
     glm_start,
 )
-from .laplace import Evaluation, compiled_for
+from .laplace import Evaluation, compiled_for, prefetch
 from .plan import GlmmData, GlmmPlan, build_plan
 from .response import response_values, split_response
 
@@ -126,6 +127,8 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     from ..fitting.mappings import guard
 
     guard()  # as for LMMs: free compiled programs before Linux's mapping limit
+    glm_prefetch(design.X, fam)  # the programs made in the background from here on, in the order used
+    prefetch(plan, gdata, nagq, fast)
     beta0 = glm_start(design.X, y, wt, offset_rows, fam)
     theta0 = np.concatenate([t.theta0() for t in design.terms])
     v0 = jax.device_put(np.concatenate([np.zeros(plan.q), beta0]))
