@@ -137,13 +137,28 @@ def _with_aux_fast(theta, data, v0, plan):
     return ev.objective, ev
 
 
-def hessian_of(f):
+def hessian_of(f, pairs: bool = False):
     """The exact Hessian of f(x, data, start, plan, ...) in x, forward over reverse (jax.hessian) on every fill-in
     path. Reverse over reverse (jax.jacrev(jax.jacrev(f)), what the dense-product path used to take) came out all
     NaN on verbagg under XLA's --xla_cpu_multi_thread_eigen=false and in processes that read the program from JAX's
     compilation cache, with every gather and scatter index checked in bounds: an XLA CPU miscompile of that
-    program, not arithmetic (docs/glmm.md, "The NaN Hessian"); forward over reverse is finite there, and cheaper."""
-    return jax.hessian(f)
+    program, not arithmetic (docs/glmm.md, "The NaN Hessian"); forward over reverse is finite there, and cheaper.
+    ``pairs`` (small models, compiled quick): forward over forward, one second directional derivative per entry
+    of the upper triangle, a program without the reverse pass (grouseticks: executable 2.48 MB against 4.07 MB,
+    read back 0.62 s against 1.63 s, run 9.3 ms against 11.4 ms; the same Hessian to 1.2e-15)."""
+    if not pairs:
+        return jax.hessian(f)
+
+    def hessian(x, *args, **kw):
+        n = x.shape[0]
+        iu, ju = np.triu_indices(n)
+        eye = jnp.eye(n)
+        along = lambda y, a: jax.jvp(lambda z: f(z, *args, **kw), (y,), (a,))[1]
+        d2 = jax.vmap(lambda a, b: jax.jvp(lambda y: along(y, a), (x,), (b,))[1])(eye[iu], eye[ju])
+        upper = jnp.zeros((n, n)).at[iu, ju].set(d2)
+        return upper + jnp.triu(upper, 1).T
+
+    return hessian
 
 
 class Compiled(NamedTuple):
@@ -188,8 +203,8 @@ def compiled(quick_eval: bool, quick_hessian: bool) -> Compiled:
                  quick_eval),
         _program("glmm_vg_fast", jax.value_and_grad(_with_aux_fast, has_aux=True), ("plan",), ((0.0, ev), 0.0),
                  quick_eval),
-        _program("glmm_hessian", hessian_of(objective), ("plan", "nagq"), 0.0, quick_hessian),
-        _program("glmm_hessian_fast", hessian_of(objective_fast), ("plan",), 0.0, quick_hessian),
+        _program("glmm_hessian", hessian_of(objective, quick_hessian), ("plan", "nagq"), 0.0, quick_hessian),
+        _program("glmm_hessian_fast", hessian_of(objective_fast, quick_hessian), ("plan",), 0.0, quick_hessian),
     )
 
 
