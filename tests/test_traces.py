@@ -118,3 +118,16 @@ def test_prefetch_with_the_cache_off(monkeypatch):
     p.prefetch(x, data, 2.0)
     assert not p._calls
     _same(p(x, data, 2.0), jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
+
+
+def test_clear_drops_held_programs(cache_dir):
+    """traces.clear() (called by fitting.mappings.guard with jax.clear_caches()) drops the compiled-ahead programs;
+    the next call makes them again from the trace on disk."""
+    x, data = _args()
+    p = traces.CachedProgram("test_s", f, 2, ("scale",), TEMPLATE, ahead=True)
+    want = p(x, data, 2.0)
+    assert p._calls
+    traces.clear()
+    assert not p._calls and not p._by_signature
+    _same(p(x, data, 2.0), want)
+    assert len(list(cache_dir.glob("test_s-*.bin"))) == 1

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import os
 import threading
+import weakref
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
@@ -85,6 +86,19 @@ def _worker():
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixedjax-prefetch")
 
 
+_PROGRAMS = weakref.WeakSet()  # every CachedProgram, for clear()
+
+
+def clear() -> None:
+    """Drop the programs every CachedProgram holds (what jax.clear_caches() frees for jitted functions; an ahead
+    program is a compiled executable that it does not reach): the next call makes them again (the trace is read
+    back, the compile is JAX's cache hit). fitting.mappings.guard calls it with jax.clear_caches()."""
+    for prog in list(_PROGRAMS):
+        with prog._lock:
+            prog._calls.clear()
+            prog._by_signature.clear()
+
+
 class CachedProgram:
     """``fn(*args, **static)`` jitted, with its traced program kept on disk (see the module docstring).
 
@@ -98,6 +112,7 @@ class CachedProgram:
         self.name, self.fn, self.narrays, self.static, self.options = name, fn, narrays, static, options
         self.ahead = ahead
         self._lock = threading.Lock()
+        _PROGRAMS.add(self)
         self.out_tree = jax.tree_util.tree_structure(out_template)
         kw = {"compiler_options": options} if options else {}
         self.plain = jax.jit(fn, static_argnames=static, **kw)
