@@ -1,5 +1,7 @@
 """The fitted GeneralizedLinearMixedModel's API on cbpp: printout, predictions, random effects, derivatives."""
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,6 +108,27 @@ def test_fast_is_nagq0(m, cbpp):
     assert mf.optsum.final.shape == (1,)
     assert "nAGQ = 0" in str(mf)
     assert np.max(np.abs(mf.gradient())) < 1e-4
+
+
+@pytest.mark.slow
+def test_fast_reruns_when_stopped_short(cbpp, monkeypatch):
+    """fast=True's run stopped short (here by maxiter=2: θ 0.035 from the optimum, not converged) is run again
+    whitened by its exact Hessian, as stage 2's (fit._rerun), and ends at the fast optimum; a converged fast fit is
+    unchanged by it (no rerun: the same parameters as with the safeguard off)."""
+    fit = importlib.import_module("mixedjax.glmm.fit")
+    ref = mj.glmm(F, cbpp, "binomial", fast=True)
+    short = mj.glmm(F, cbpp, "binomial", fast=True, maxiter=2)
+    assert short.converged, short.optsum.status
+    np.testing.assert_allclose(short.theta, ref.theta, rtol=1e-7)
+    np.testing.assert_allclose(short.fixef, ref.fixef, rtol=1e-7)
+    monkeypatch.setattr(fit, "RESTARTS", 0)
+    with pytest.warns(UserWarning, match="converge"):
+        stopped = mj.glmm(F, cbpp, "binomial", fast=True, maxiter=2)
+    assert stopped.optsum.status is fit.Status.ITERATION_LIMIT
+    assert abs(stopped.theta[0] - ref.theta[0]) > 1e-3
+    again = mj.glmm(F, cbpp, "binomial", fast=True)
+    np.testing.assert_array_equal(again.optsum.final, ref.optsum.final)
+    assert again.optsum.feval == ref.optsum.feval
 
 
 def test_singular_fit_is_reported(m, cbpp):

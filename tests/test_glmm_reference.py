@@ -15,7 +15,7 @@ CASES = json.loads((REF / "glmm_lme4.json").read_text())
 WAVE2 = json.loads((REF / "glmm_wave2.json").read_text())
 FACTORS = {"cbpp": ["herd", "period"], "grouseticks": ["INDEX", "BROOD", "YEAR", "LOCATION"],
            "verbagg": ["Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"]}
-FAST = {"cbpp_logit", "cbpp_binomial"}  # the others take over 5 s each (a compile per model)
+FAST = {"cbpp_logit", "cbpp_binomial", "cbpp_logit_nagq0"}  # the others take over 5 s each (a compile per model)
 
 
 # lme4's standard errors come from a finite-difference Hessian: for grouseticks' cHEIGHT slope they move from
@@ -103,3 +103,17 @@ def test_offset_in_the_formula():
     assert m.loglik == pytest.approx(c["loglik"], rel=1e-7)
     np.testing.assert_allclose(m.fixef.to_numpy(), c["beta"], rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(m.predict(_frame("cbpp")), m.fitted(), rtol=1e-10)
+
+
+def test_nagq0_is_fast():
+    """nagq=0 is lme4's nAGQ = 0: the fit of fast=True (the same θ, β and standard errors), and lme4's."""
+    c = next(c for c in CASES if c["id"] == "cbpp_logit_nagq0")
+    m0 = mj.glmm(c["formula"], _frame("cbpp"), "binomial", nagq=0)
+    mf = _fit(c)  # fast=True
+    assert m0.fast and m0.nagq == 1 and "nAGQ = 0" in str(m0)
+    np.testing.assert_array_equal(m0.optsum.final, mf.optsum.final)
+    np.testing.assert_array_equal(m0.stderror, mf.stderror)
+    assert m0.loglik == mf.loglik
+    assert m0.loglik == pytest.approx(c["loglik"], rel=1e-7)
+    np.testing.assert_allclose(m0.theta, np.atleast_1d(c["theta"]), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(m0.stderror.to_numpy(), c["se"], rtol=1e-3)

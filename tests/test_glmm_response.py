@@ -64,7 +64,9 @@ def test_bad_arguments():
     with pytest.raises(ArgumentError, match="link"):
         mj.glmm(f, df, "binomial", link="log")
     with pytest.raises(ArgumentError, match="nagq"):
-        mj.glmm(f, df, "binomial", nagq=0)
+        mj.glmm(f, df, "binomial", nagq=-1)
+    with pytest.raises(ArgumentError, match="nagq"):
+        mj.glmm(f, df, "binomial", nagq=26)
     with pytest.raises(ArgumentError, match="exclude"):
         mj.glmm(f, df, "binomial", nagq=3, fast=True)
     with pytest.raises(FormulaError, match="cbind"):

@@ -74,3 +74,60 @@ def test_cache_off_is_plain_jit(monkeypatch, tmp_path):
     got = traces.CachedProgram("test_h", f, 2, ("scale",), TEMPLATE)(x, data, 2.0)
     _same(got, jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
     assert not list(tmp_path.iterdir())
+
+
+def test_ahead_and_prefetch(cache_dir):
+    """ahead=True compiles ahead (lower().compile()) and gives the jitted function's results; prefetch makes the
+    program in the background worker, which the call then uses (the trace written once, read by a new one)."""
+    x, data = _args()
+    want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
+    p = traces.CachedProgram("test_p", f, 2, ("scale",), TEMPLATE, ahead=True)
+    p.prefetch(x, data, 2.0)
+    (fut,) = p._calls.values()
+    fut.result(timeout=120)
+    _same(p(x, data, 2.0), want)
+    _same(p.bind(x, data, 2.0, fixed=(1,))(x), want)
+    assert len(list(cache_dir.glob("test_p-*.bin"))) == 1
+    fresh = traces.CachedProgram("test_p", f, 2, ("scale",), TEMPLATE, ahead=True)
+    _same(fresh.bind(x, data, scale=2.0)(x, data), want)
+
+
+def test_failed_prefetch_is_made_by_the_caller(cache_dir, monkeypatch):
+    """A prefetch whose worker fails leaves the program to the caller, which makes it (and sees its own errors)."""
+    x, data = _args()
+    p = traces.CachedProgram("test_q", f, 2, ("scale",), TEMPLATE, ahead=True)
+    real = traces.CachedProgram._load_or_export
+    calls = []
+
+    def flaky(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("worker failed")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(traces.CachedProgram, "_load_or_export", flaky)
+    p.prefetch(x, data, 2.0)
+    _same(p(x, data, 2.0), jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
+    assert len(calls) == 2
+
+
+def test_prefetch_with_the_cache_off(monkeypatch):
+    monkeypatch.setattr(traces, "directory", lambda: None)
+    x, data = _args()
+    p = traces.CachedProgram("test_r", f, 2, ("scale",), TEMPLATE, ahead=True)
+    p.prefetch(x, data, 2.0)
+    assert not p._calls
+    _same(p(x, data, 2.0), jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
+
+
+def test_clear_drops_held_programs(cache_dir):
+    """traces.clear() (called by fitting.mappings.guard with jax.clear_caches()) drops the compiled-ahead programs;
+    the next call makes them again from the trace on disk."""
+    x, data = _args()
+    p = traces.CachedProgram("test_s", f, 2, ("scale",), TEMPLATE, ahead=True)
+    want = p(x, data, 2.0)
+    assert p._calls
+    traces.clear()
+    assert not p._calls and not p._by_signature
+    _same(p(x, data, 2.0), want)
+    assert len(list(cache_dir.glob("test_s-*.bin"))) == 1

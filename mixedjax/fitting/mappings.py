@@ -52,7 +52,10 @@ def guard(force: bool = False) -> bool:
         return False
     import jax
 
+    from . import traces
+
     jax.clear_caches()
+    traces.clear()  # the compiled-ahead programs, which jax.clear_caches() does not reach
     if not _state.warned:
         _state.warned = True
         warnings.warn(

@@ -11,6 +11,14 @@ the shapes, dtypes and tree structure of its array arguments, the JAX version, t
 (cpu, gpu) and a hash of mixedjax's own source, so a changed mixedjax never reads a program traced by an older one.
 The directory is ``$MIXEDJAX_CACHE_DIR/traces`` (default ``~/.cache/mixedjax/traces``); an empty MIXEDJAX_CACHE_DIR switches it off,
 and then the function is simply jitted. A file that cannot be read is traced again and rewritten.
+
+With ``ahead=True`` the program is compiled ahead of its first call (``lower(...).compile()``, reading JAX's
+compilation cache), so that ``prefetch`` can make it in a background thread (one, in the order asked): reading a
+compiled program back from JAX's cache, or compiling it, then overlaps the caller's other work (XLA deserialises
+and compiles with the GIL released). (Keeping the executables themselves with ``jax.experimental.serialize_executable``, to skip
+the lowering JAX's cache key needs, was tried: a GLM start's executable written that way crashed the process that
+read it back, and one written from an executable JAX had read from its cache lost functions, "Function
+wrapped_copy not found"; not kept.)
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
+import weakref
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
@@ -65,6 +76,29 @@ def _key(name: str, static: tuple, leaves, treedef, options) -> str:
     return h.hexdigest()[:40]
 
 
+@functools.cache
+def _worker():
+    """The one background worker of :meth:`CachedProgram.prefetch` (programs made in the order asked: the one the
+    caller needs first is not slowed by the others; three workers side by side made grouseticks' first fit with
+    empty caches 36 s against 26 s on the loaded 2-core machine)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixedjax-prefetch")
+
+
+_PROGRAMS = weakref.WeakSet()  # every CachedProgram, for clear()
+
+
+def clear() -> None:
+    """Drop the programs every CachedProgram holds (what jax.clear_caches() frees for jitted functions; an ahead
+    program is a compiled executable that it does not reach): the next call makes them again (the trace is read
+    back, the compile is JAX's cache hit). fitting.mappings.guard calls it with jax.clear_caches()."""
+    for prog in list(_PROGRAMS):
+        with prog._lock:
+            prog._calls.clear()
+            prog._by_signature.clear()
+
+
 class CachedProgram:
     """``fn(*args, **static)`` jitted, with its traced program kept on disk (see the module docstring).
 
@@ -73,8 +107,12 @@ class CachedProgram:
     structure of fn's result (its leaves are not used); options: XLA compiler options for the compile.
     """
 
-    def __init__(self, name: str, fn: Callable, narrays: int, static: tuple[str, ...], out_template, options=None):
+    def __init__(self, name: str, fn: Callable, narrays: int, static: tuple[str, ...], out_template, options=None,
+                 ahead: bool = False):
         self.name, self.fn, self.narrays, self.static, self.options = name, fn, narrays, static, options
+        self.ahead = ahead
+        self._lock = threading.Lock()
+        _PROGRAMS.add(self)
         self.out_tree = jax.tree_util.tree_structure(out_template)
         kw = {"compiler_options": options} if options else {}
         self.plain = jax.jit(fn, static_argnames=static, **kw)
@@ -95,11 +133,44 @@ class CachedProgram:
         call = self._by_signature.get(sig)
         if call is None:
             key = _key(self.name, statics, leaves, treedef, self.options)
-            call = self._calls.get(key)
-            if call is None:
-                call = self._calls[key] = self._load_or_export(key, where, treedef, leaves, static)
+            call = self._resolve(key, where, treedef, leaves, static)
             self._by_signature[sig] = call
         return jax.tree_util.tree_unflatten(self.out_tree, call(*leaves))
+
+    def _resolve(self, key: str, where: Path, treedef, leaves, static):
+        """The program of ``key``, made once: by a prefetch (waited for), else here."""
+        with self._lock:
+            got = self._calls.get(key)
+        if isinstance(got, Future):
+            try:
+                got = got.result()
+            except Exception:  # the prefetch failed: made here, where its error (if any) is the caller's
+                got = None
+        if got is None:
+            got = self._load_or_export(key, where, treedef, leaves, static)
+        with self._lock:
+            self._calls[key] = got
+        return got
+
+    def prefetch(self, *args, **kw) -> None:
+        """Start making the program for arguments like these (shapes, dtypes, static values; the values are not
+        used) in the background: read or traced, then compiled (from JAX's cache when it has it), so that a later
+        call or :meth:`bind` finds it made. Nothing when the cache is off or ``ahead`` is False."""
+        static = dict(zip(self.static, args[self.narrays :]), **kw)
+        args = args[: self.narrays]
+        where = directory()
+        if where is None or not self.ahead:
+            return
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        statics = tuple(static[k] for k in self.static)
+        sig = (statics, treedef, tuple((np.shape(x), _dtype(x)) for x in leaves))
+        if sig in self._by_signature:  # made before: no file key (a repr of the plan, ~2 ms) on a warm fit
+            return
+        key = _key(self.name, statics, leaves, treedef, self.options)
+        specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]  # no values: no transfer
+        with self._lock:
+            if key not in self._calls:
+                self._calls[key] = _worker().submit(self._load_or_export, key, where, treedef, specs, static)
 
     def bind(self, *args, fixed: tuple[int, ...] = (), **kw) -> Callable:
         """The program for arguments like these (shapes, dtypes, tree structure and static values): a function of
@@ -118,10 +189,13 @@ class CachedProgram:
 
             return plain
         leaves, treedef = jax.tree_util.tree_flatten(args)
-        key = _key(self.name, tuple(static[k] for k in self.static), leaves, treedef, self.options)
-        call = self._calls.get(key)
+        statics = tuple(static[k] for k in self.static)
+        sig = (statics, treedef, tuple((np.shape(x), _dtype(x)) for x in leaves))
+        call = self._by_signature.get(sig)
         if call is None:
-            call = self._calls[key] = self._load_or_export(key, where, treedef, leaves, static)
+            call = self._resolve(_key(self.name, statics, leaves, treedef, self.options), where, treedef, leaves,
+                                 static)
+            self._by_signature[sig] = call
         out_tree = self.out_tree
         kept = {i: jax.tree_util.tree_leaves(args[i]) for i in fixed}
 
@@ -156,4 +230,8 @@ class CachedProgram:
             except OSError:
                 pass  # a read-only cache directory: the program is used in this process only
         kw = {"compiler_options": self.options} if self.options else {}
-        return jax.jit(exp.call, **kw)
+        if not self.ahead:
+            return jax.jit(exp.call, **kw)
+        specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
+        lowered = jax.jit(exp.call).lower(*specs)
+        return lowered.compile(self.options)  # JAX's compilation cache applies

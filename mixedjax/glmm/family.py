@@ -128,21 +128,46 @@ class Family:
 def loglik_constant(family: Family, y: np.ndarray, wt: np.ndarray, trials: np.ndarray) -> float:
     """c with −2 log p(y | μ) = Σ dev_resid(y, μ) + c for every μ (host numpy): lme4's logLik adds it back.
 
-    Binomial (R's binomial()$aic): −2 Σ (wt/m) log C(m, m y) − 2 Σ wt (y log y + (1 − y) log(1 − y)), m the trials.
+    Binomial (lme4's binomial aic, glmFamily.cpp): −2 Σ (wt/m) log C(m, round(M y)) − 2 Σ wt (y log y +
+    (1 − y) log(1 − y)), M the trials, m = round(M).
     Poisson (R's poisson()$aic): 2 Σ wt (log y! − y log y + y).
     """
     import scipy.special as sp  # numpy on the host: jax.scipy's would compile a program per operation
 
     y, wt, trials = (np.asarray(a, dtype=float) for a in (y, wt, trials))
     if family.dist is Dist.BINOMIAL:
-        m = np.round(trials)
-        s = np.round(m * y)
+        per, s, m = _r_counts(y, wt, trials)
         with np.errstate(divide="ignore", invalid="ignore"):
             logchoose = sp.gammaln(m + 1) - sp.gammaln(s + 1) - sp.gammaln(m - s + 1)
-            per = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
         sat = sp.xlogy(y, y) + sp.xlogy(1 - y, 1 - y)
         return float(-2 * np.sum(per * logchoose) - 2 * np.sum(wt * sat))
     return float(2 * np.sum(wt * (sp.gammaln(y + 1) - sp.xlogy(y, y) + y)))
+
+
+def rounding_terms(family: Family, y: np.ndarray, wt: np.ndarray, trials: np.ndarray) -> np.ndarray | None:
+    """(a, b) per row (n, 2) with lme4's binomial aic − Σ dev_resid − loglik_constant = −2 Σ (a log μ + b log(1 − μ))
+    when the successes m y or the trials m are not whole numbers (the aic rounds them, as R's binomial()$aic;
+    lme4's Laplace deviance is log|L|² + ‖u‖² + aic(μ), so the criterion it minimises moves with that term); None
+    when they are whole (a = b = 0), and for the Poisson family (its aic does not round)."""
+    if family.dist is not Dist.BINOMIAL:
+        return None
+    y, wt, trials = (np.asarray(a, dtype=float) for a in (y, wt, trials))
+    per, s, m = _r_counts(y, wt, trials)
+    a, b = per * s - wt * y, per * (m - s) - wt * (1.0 - y)
+    if np.all(np.abs(a) + np.abs(b) <= 1e-10 * np.maximum(1.0, wt)):
+        return None
+    return np.stack([a, b], axis=1)
+
+
+def _r_counts(y, wt, trials):
+    """wt/m, round(m y) and m of lme4's binomial aic (glmFamily.cpp), m the trials if any exceeds 1, else wt: m y is
+    rounded before m, and wt is divided by the rounded m (R's binomial()$aic divides by m itself; lme4's logLik
+    is lme4's: they differ when the weights are not whole numbers)."""
+    M = trials if np.any(trials > 1) else wt
+    s, m = np.round(M * y), np.round(M)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
+    return per, s, m
 
 
 def make_family(family, link=None) -> Family:

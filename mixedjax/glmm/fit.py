@@ -8,8 +8,8 @@ Hessian in the optimised parameters at the end decides convergence and gives Cov
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -66,10 +66,14 @@ PROBE = 0.1  # a variance parameter that ends at zero is moved here once to see 
 MAX_RESTARTS = 3
 
 
-def _lbfgs(f, x0, opts: GlmmOptions):
-    from scipy.optimize import minimize  # here: scipy.optimize is 0.7 s of import mixedjax
+def _lbfgs_module():
+    from scipy import optimize  # here, not at import: scipy.optimize is 0.5 s of a new process (0.19 s scipy.linalg)
 
-    return minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B",
+    return optimize
+
+
+def _lbfgs(f, x0, opts: GlmmOptions):
+    return _lbfgs_module().minimize(f, np.asarray(x0, float), jac=True, method="L-BFGS-B",
                     options={"maxiter": opts.maxiter, "gtol": opts.gtol, "ftol": opts.ftol, "maxcor": 20})
 
 
@@ -133,7 +137,7 @@ def _verdict(res, g, H, free) -> Status:
             return Status.SADDLE
         step = np.linalg.lstsq(Hf, g[free], rcond=None)[0]
         if np.max(np.abs(step)) > STEP_TOL:
-            return Status.ITERATION_LIMIT if res.nit >= res.get("maxiter", 10**9) else Status.LINE_SEARCH
+            return Status.ITERATION_LIMIT if res.status == 1 else Status.LINE_SEARCH  # scipy: 1, a limit reached
     elif not res.success:
         return Status.LINE_SEARCH
     return Status.CONVERGED if free.all() else Status.CONVERGED_BOUNDARY
@@ -205,8 +209,10 @@ def _curvature(res, n: int) -> np.ndarray:
 
 def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verbose: bool,
              with_hessian: bool) -> StageResult:
-    """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here)."""
+    """Stage 1: θ with β and u from PIRLS (the Hessian in θ only when ``with_hessian``: the fit ends here, and a run
+    that stops short is run again whitened by that Hessian, as stage 2's)."""
     c = compiled_for(plan)
+    _lbfgs_module()  # imported while the programs are read in the background (laplace.prefetch), not after
     # one program for every evaluation, the data bound once: no cache key or flattening of the data per call
     vg = c.value_and_grad_fast.bind(np.asarray(theta0, float), data, v0, plan, fixed=(1,))
     start = WarmStart(v0)
@@ -221,8 +227,19 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
     # rectification flips the signs of some θ entries: the estimate's rows and columns flip with them
     sign = np.where(np.sign(x) == -np.sign(res.x), -1.0, 1.0)
     B = _curvature(res, len(x)) * np.outer(sign, sign)
-    return StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
-                       ev, B)
+    first = StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
+                        ev, B)
+    if not with_hessian:
+        return first
+    hess = lambda th, v: np.asarray(c.hessian_fast(_dev(th), data, v, plan))
+    return _rerun(first, plan, lambda o, R: _whitened_run(
+        vg, hess, plan, o.x, R, _modes_of(o.evaluation, True), True, opts, verbose, "θ (β by PIRLS), again"))
+
+
+def _modes_of(ev: Evaluation, with_beta: bool) -> np.ndarray:
+    """Where PIRLS starts from an evaluation: its u, or (u, β) when β is solved for too."""
+    u = np.asarray(ev.u, float)
+    return np.concatenate([u, np.asarray(ev.beta, float)]) if with_beta else u
 
 
 def whitening(stage1: StageResult, p: int) -> np.ndarray:
@@ -249,57 +266,68 @@ def _inverse_root(H0) -> np.ndarray:
     return V / np.sqrt(lam)[None, :]
 
 
-RESTARTS = 2  # stage-2 reruns whitened by the exact Hessian when a run stops short of the optimum
+RESTARTS = 2  # reruns whitened by the exact Hessian when a run stops short of the optimum
 
 
 def fit_joint(plan: GlmmPlan, data: GlmmData, stage1: StageResult, u0, nagq: int, opts: GlmmOptions,
               verbose: bool) -> StageResult:
-    """Stage 2: φ = (θ, β) together, with u from PIRLS, from stage 1's result. A run whose verdict is not converged
-    but whose exact Hessian is positive definite is run again from its end, whitened by that Hessian: L-BFGS-B's
-    estimate in θ from stage 1 can be far off (its last steps at one θ), and the run then stalls in the
-    badly scaled coordinates (a cloglog model: estimate 3.4e6 against the exact 159, θ stuck 7e-4 short)."""
+    """Stage 2: φ = (θ, β) together, with u from PIRLS, from stage 1's result, in coordinates whitened by
+    :func:`whitening`; rerun by :func:`_rerun` when it stops short."""
     phi0 = np.concatenate([stage1.x, np.asarray(stage1.evaluation.beta)])
-    vg = compiled_for(plan).value_and_grad.bind(phi0, data, u0, plan, nagq, fixed=(1,))
-    out = _joint_run(vg, plan, data, phi0, whitening(stage1, plan.p), u0, nagq, opts, verbose)
+    c = compiled_for(plan)
+    vg = c.value_and_grad.bind(phi0, data, u0, plan, nagq, fixed=(1,))
+    hess = lambda ph, u: np.asarray(c.hessian(_dev(ph), data, u, plan, nagq))  # PIRLS from the last modes
+    run = lambda x0, R, v0: _whitened_run(vg, hess, plan, x0, R, v0, False, opts, verbose, "(θ, β)")
+    out = run(phi0, whitening(stage1, plan.p), u0)
+    return _rerun(out, plan, lambda o, R: run(o.x, R, _modes_of(o.evaluation, False)))
+
+
+def _rerun(out: StageResult, plan: GlmmPlan, run) -> StageResult:
+    """A run whose verdict is not converged but whose exact Hessian (computed for the verdict anyway) is positive
+    definite over the free parameters is run again from its end, whitened by that Hessian (``run(out, R)``), at most
+    RESTARTS times, and kept when it is not higher: L-BFGS-B's estimate of the curvature that whitened the first run
+    can be far off (stage 1's last steps at one θ), and the run then stalls in the badly scaled coordinates (a
+    cloglog model: estimate 3.4e6 against the exact 159, θ stuck 7e-4 short)."""
     for _ in range(RESTARTS):
         if out.status not in (Status.LINE_SEARCH, Status.ITERATION_LIMIT):
             break
         free = free_parameters(out.x, plan)
         Hf = out.hessian[np.ix_(free, free)]
-        if np.linalg.eigvalsh(Hf).min() <= 0:
+        if not free.any() or np.linalg.eigvalsh(Hf).min() <= 0:
             break
         R = np.zeros((len(out.x), int(free.sum())))
         R[free] = _inverse_root(Hf)  # parameters at the boundary stay there
-        again = _joint_run(vg, plan, data, out.x, R, np.asarray(out.evaluation.u), nagq, opts, verbose)
+        again = run(out, R)
         if not again.fmin <= out.fmin:
             break
         out = again._replace(iterations=out.iterations + again.iterations, feval=out.feval + again.feval)
     return out
 
 
-def _joint_run(vg, plan: GlmmPlan, data: GlmmData, phi0, Rinv, u0, nagq: int, opts: GlmmOptions,
-               verbose: bool) -> StageResult:
-    """One L-BFGS-B run in φ = φ0 + R⁻¹ x̃ from x̃ = 0, then the exact Hessian and the verdict at its end."""
-    start = WarmStart(u0)
-    call = start.wrap(lambda ph, u: vg(ph, u), False)
-    last = {}  # φ -> its evaluation, so that the end point is not evaluated again
+def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, with_beta: bool, opts: GlmmOptions, verbose: bool,
+                  label: str) -> StageResult:
+    """One L-BFGS-B run in x = x0 + R⁻¹ x̃ from x̃ = 0 (x: θ, then β unless ``with_beta``, where PIRLS solves for β),
+    then the exact Hessian (``hessian(x, v)``, PIRLS from the last modes v) and the verdict at its end."""
+    start = WarmStart(v0)
+    call = start.wrap(lambda x, v: vg(x, v), with_beta)
+    last = {}  # x -> its evaluation, so that the end point is not evaluated again
 
     def whitened(xt):
-        phi = phi0 + Rinv @ np.asarray(xt)
-        out = call(phi)
+        x = x0 + Rinv @ np.asarray(xt)
+        out = call(x)
         (val, ev), g = out
         last.clear()
-        last[phi.tobytes()] = out
+        last[x.tobytes()] = out
         return (val, ev), Rinv.T @ np.asarray(g)
 
-    res, xt, nit, nf, _ = _minimise(whitened, np.zeros(Rinv.shape[1]), None, opts, verbose, "(θ, β)")
-    x = phi0 + Rinv @ np.asarray(res.x)
+    res, xt, nit, nf, _ = _minimise(whitened, np.zeros(Rinv.shape[1]), None, opts, verbose, label)
+    x = x0 + Rinv @ np.asarray(res.x)
     k = plan.ntheta
     x[:k] = x[:k] * rectify(x[:k], plan.layout)  # on the host: numpy in, numpy out
     x = _snap(lambda t: float(vg(t, start.v)[0][0]), x, plan)
     out = last.get(x.tobytes())
     (val, ev), g = out if out is not None else vg(x, start.v)
-    H = np.asarray(compiled_for(plan).hessian(_dev(x), data, start.v, plan, nagq))  # PIRLS from the last modes
+    H = hessian(x, start.v)
     g = np.asarray(g)
     return StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
                        ev)
@@ -307,11 +335,25 @@ def _joint_run(vg, plan: GlmmPlan, data: GlmmData, phi0, Rinv, u0, nagq: int, op
 
 def glm_start(X, y, wt, offset, family, iters: int = 50) -> np.ndarray:
     """β of the GLM without random effects by IRLS: where stage 1's PIRLS starts (one compiled program: the family's
-    functions called eagerly would compile one per operation, a second of a new process's fit)."""
-    return np.asarray(_glm_irls(_dev(X), _dev(y), _dev(wt), _dev(offset), family, iters))
+    functions called eagerly would compile one per operation, a second of a new process's fit; kept on disk with
+    its compiled form read from JAX's cache in the background, fitting.traces: tracing it each time was most of
+    its 0.4 s in a new process)."""
+    return np.asarray(_glm_program()(*(np.asarray(a, dtype=float) for a in (X, y, wt, offset)), family, iters))
 
 
-@partial(jax.jit, static_argnames=("family", "iters"))
+def glm_prefetch(X, family, iters: int = 50) -> None:
+    """Start reading glm_start's program for a design like X (fitting.traces.CachedProgram.prefetch)."""
+    z = np.zeros(len(X))
+    _glm_program().prefetch(np.zeros(np.shape(X)), z, z, z, family, iters)
+
+
+@functools.cache
+def _glm_program():
+    from ..fitting.traces import CachedProgram
+
+    return CachedProgram("glmm_glm_start", _glm_irls, 4, ("family", "iters"), 0.0, ahead=True)
+
+
 def _glm_irls(X, y, wt, offset, family, iters):
     # R's family()$initialize starting values
     if family.dist.value == "binomial":

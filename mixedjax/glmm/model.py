@@ -16,9 +16,10 @@ from ..design.build import Design, build_design
 from ..design.input import as_frame as _as_frame
 from ..errors import ArgumentError, DataError, MixedjaxError
 from ..model.criteria import InformationCriteria
+from ..model.groups import ByGroup, lme4_aliases
 from ..model.lmm import _warn_status
 from ..model.varcorr import VarCorr, VarCorrGroup
-from .family import Family, loglik_constant, make_family
+from .family import Family, loglik_constant, make_family, rounding_terms
 from .fit import (
     GlmmOptions,
     StageResult,
@@ -26,9 +27,10 @@ from .fit import (
     fit_fast,
     fit_joint,
     free_parameters,
+    glm_prefetch,
     glm_start,
 )
-from .laplace import Evaluation, compiled_for
+from .laplace import Evaluation, compiled_for, prefetch
 from .plan import GlmmData, GlmmPlan, build_plan
 from .response import response_values, split_response
 
@@ -65,7 +67,7 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     "poisson" (link "log"). The binomial response: 0/1, boolean or a two-level factor (the second level is a
     success), ``cbind(successes, failures)``, or proportions with ``weights=`` the numbers of trials. ``offset=``:
     one value per row (or a column name), added to the linear predictor. ``fast=True`` optimises θ alone with β from
-    PIRLS (lme4's nAGQ = 0); the default then optimises θ and β together. Options: ``maxiter`` (1000), ``gtol``
+    PIRLS (lme4's nAGQ = 0; ``nagq=0`` is the same fit); the default then optimises θ and β together. Options: ``maxiter`` (1000), ``gtol``
     (1e-7, projected gradient), ``ftol`` (1e-14, relative decrease).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
@@ -80,11 +82,12 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
         raise ArgumentError("reml=True is not defined for generalized linear mixed models (lme4's glmer has no "
                             "REML either); fit by maximum likelihood (reml=False)")
     fam = make_family(family, link)
-    if isinstance(nagq, (bool, np.bool_)) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= MAX_NAGQ:
-        raise ArgumentError(f"nagq must be an integer from 1 to {MAX_NAGQ} (1: the Laplace approximation), not "
-                            f"{nagq!r}; lme4's nAGQ = 0 is fast=True here")
+    if isinstance(nagq, (bool, np.bool_)) or not isinstance(nagq, (int, np.integer)) or not 0 <= nagq <= MAX_NAGQ:
+        raise ArgumentError(f"nagq must be an integer from 0 to {MAX_NAGQ} (0: lme4's nAGQ = 0, the same as "
+                            f"fast=True; 1: the Laplace approximation), not {nagq!r}")
     if fast and nagq > 1:
         raise ArgumentError("fast=True (lme4's nAGQ = 0) and nagq > 1 exclude each other; choose one")
+    fast, nagq = bool(fast) or nagq == 0, max(int(nagq), 1)  # nAGQ = 0 is fast's Laplace fit in θ alone
     opts = GlmmOptions(**{k: (int(v) if k == "maxiter" else float(v)) for k, v in options.items()})
     if opts.maxiter <= 0 or not (opts.gtol > 0 and opts.ftol > 0):
         raise ArgumentError("maxiter, gtol and ftol must be positive")
@@ -112,7 +115,7 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     rows = np.asarray(design.rows, dtype=np.int64)
     y, wt, trials = resp.y[rows], resp.weights[rows], resp.trials[rows]
     offset_rows = off[rows] + (0.0 if design.offset is None else np.asarray(design.offset))  # formula offset(...)
-    plan, gdata = build_plan(design, fam, y, wt, offset_rows)
+    plan, gdata = build_plan(design, fam, y, wt, offset_rows, rounding_terms(fam, y, wt, trials))
     if verbose:
         print(f"Fitting {formula} ({fam.name}, {fam.link.value} link) by "
               f"{'the Laplace approximation' if nagq == 1 else f'adaptive Gauss-Hermite quadrature (nAGQ = {nagq})'}")
@@ -124,6 +127,8 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     from ..fitting.mappings import guard
 
     guard()  # as for LMMs: free compiled programs before Linux's mapping limit
+    glm_prefetch(design.X, fam)  # the programs made in the background from here on, in the order used
+    prefetch(plan, gdata, nagq, fast)
     beta0 = glm_start(design.X, y, wt, offset_rows, fam)
     theta0 = np.concatenate([t.theta0() for t in design.terms])
     v0 = jax.device_put(np.concatenate([np.zeros(plan.q), beta0]))
@@ -332,7 +337,7 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         for t, u, lam in zip(self.design.terms, self._u_by_term(), self._lambdas):
             vals = u if uscale else u @ lam.T
             out[t.name] = pd.DataFrame(_readonly(vals), index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
-        return out
+        return ByGroup(out, lme4_aliases(self.design))
 
     @property
     def varcorr(self) -> VarCorr:
@@ -349,7 +354,7 @@ class GeneralizedLinearMixedModel(InformationCriteria):
                                                        else float(np.nan_to_num(c[i, j]))) for j in range(t.s))
                              for i in range(t.s))
             groups.append(VarCorrGroup(t.name, t.columns, tuple(np.diag(cov)), tuple(sd), corr))
-        return VarCorr(tuple(groups), None, None)
+        return VarCorr(tuple(groups), None, None, tuple(lme4_aliases(self.design).items()))
 
     def fitted(self) -> pd.Series:
         """μ̂ per row used, on the response scale (proportions for a binomial), indexed by the data's row labels."""

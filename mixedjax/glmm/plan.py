@@ -62,7 +62,8 @@ class GlmmData(NamedTuple):
     X (n, p); z: per term (n, s_k), in plan order; cols: (n, S) int32, the position in u of each entry of a row
     of Z Λ (term by term, then by column of λ_k); blocks: the engine's index maps that assemble the weighted blocks
     (blocks.types.Plan); skeleton: the engine's arrays whose index fields the factor reads (their numbers are
-    re-assembled from the working weights at each PIRLS step)."""
+    re-assembled from the working weights at each PIRLS step); rounding: (n, 2) or None, family.rounding_terms
+    (binomial successes that are not whole numbers: the term lme4's binomial aic adds to lme4's Laplace deviance)."""
 
     y: jax.Array
     wt: jax.Array
@@ -72,9 +73,10 @@ class GlmmData(NamedTuple):
     cols: jax.Array
     blocks: object
     skeleton: object
+    rounding: object = None
 
 
-def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan, GlmmData]:
+def build_plan(design: Design, family: Family, y, wt, offset, rounding=None) -> tuple[GlmmPlan, GlmmData]:
     """The plan and device data of a design (host numpy in, device arrays out)."""
     cols, off = [], 0
     for t in design.terms:
@@ -85,7 +87,8 @@ def build_plan(design: Design, family: Family, y, wt, offset) -> tuple[GlmmPlan,
     plan = GlmmPlan(family, layout, off)
     host = GlmmData(np.asarray(y, float), np.asarray(wt, float), np.asarray(offset, float), np.asarray(design.X),
                     tuple(np.asarray(t.z, float) for t in design.terms),
-                    np.concatenate(cols, axis=1).astype(np.int32), blocks, arrays)
+                    np.concatenate(cols, axis=1).astype(np.int32), blocks, arrays,
+                    None if rounding is None else np.asarray(rounding, float))
     return plan, jax.device_put(host)
 
 

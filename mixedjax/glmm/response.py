@@ -118,6 +118,21 @@ def _integer(v: np.ndarray) -> np.ndarray:
     return np.abs(v - np.round(v)) <= 1e-8 * np.maximum(1.0, np.abs(v))
 
 
+NON_INTEGER = 1e-3  # R's binomial()$initialize warns beyond this distance from a whole number
+
+
+def _warn_non_integer(ok, vals, what: str, r_word: str, labels) -> None:
+    """R's binomial family warns ("non-integer counts" / "#successes in a binomial glm!") and fits; so does mj.glmm
+    (the log-likelihood then rounds as lme4's binomial aic: family.rounding_terms)."""
+    bad = ok & (np.abs(np.where(ok, vals, 0.0) - np.round(np.where(ok, vals, 0.0))) > NON_INTEGER)
+    if bad.any():
+        import warnings
+
+        warnings.warn(f"{what} not whole numbers in {_first(bad, labels)}: non-integer {r_word} in a binomial "
+                      f"glm (R and lme4 warn likewise and fit; the log-likelihood rounds them as lme4's "
+                      f"binomial()$aic does)", UserWarning, stacklevel=4)
+
+
 def response_values(spec: ResponseSpec, family: Family, data: pd.DataFrame, weights, formula: str) -> Response:
     """Check the response for ``family`` and return it per row of ``data`` (missing values stay NaN)."""
     labels = data.index
@@ -137,10 +152,7 @@ def response_values(spec: ResponseSpec, family: Family, data: pd.DataFrame, weig
                 extra = (" (the successes are greater than the trials there)" if vals is f else "")
                 raise DataError(f"{name} must be non-negative counts; negative in {_first(bad, labels)}{extra}.\n"
                                 f"{mark_formula(formula, spec.text)}")
-            bad = ok & ~_integer(np.where(ok, vals, 0.0))
-            if bad.any():
-                raise DataError(f"{name} must be whole numbers (counts); not in {_first(bad, labels)}.\n"
-                                f"{mark_formula(formula, spec.text)}")
+            _warn_non_integer(ok, vals, f"{name} are", "counts", labels)
         m = s + f
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.where(m > 0, s / np.where(m > 0, m, 1.0), 0.0)
@@ -176,11 +188,8 @@ def response_values(spec: ResponseSpec, family: Family, data: pd.DataFrame, weig
             raise DataError(f"{what} must be proportions in [0, 1] when weights= gives the trials; it is not in "
                             f"{_first(bad, labels)} (the successes are greater than the trials there).\n"
                             f"{mark_formula(formula, spec.text)}")
-        succ = y * w
-        bad = ok & np.isfinite(w) & ~_integer(np.where(ok & np.isfinite(w), succ, 0.0))
-        if bad.any():
-            raise DataError(f"{what} times the weights (trials) must be whole numbers of successes; not in "
-                            f"{_first(bad, labels)}.\n{mark_formula(formula, spec.text)}")
+        _warn_non_integer(ok & np.isfinite(w), y * w, f"{what} times the weights (trials) are", "#successes",
+                          labels)
         return Response(y, w, w.copy())
     y = _numeric(col, what, formula, spec.text)
     ok = np.isfinite(y)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..display.tables import TestTable
 from ..errors import ArgumentError
+from ..model.groups import ByGroup, lme4_aliases
 from .coding import fixed_coding
 from .ftest import DDF, ddf_method, f_test, t_test
 from .hypotheses import type1, type3
@@ -203,7 +204,7 @@ class InferenceMethods:
             v = np.array(v, dtype=float)
             v.setflags(write=False)
             out[t.name] = v
-        return out
+        return ByGroup(out, lme4_aliases(self.problem.design))
 
     def ranef(self, uscale: bool = False, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns),
@@ -227,7 +228,7 @@ class InferenceMethods:
                 for j, c in enumerate(t.columns):
                     df[f"condsd_{c}"] = sd[:, j]
             out[t.name] = df
-        return out
+        return ByGroup(out, lme4_aliases(self.problem.design))
 
 
 def _f_frame(names, tests, sigma2=1.0) -> pd.DataFrame:

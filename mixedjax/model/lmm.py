@@ -23,6 +23,7 @@ from ..fitting.solve import diagonal_indices
 from ..fitting.summary import OptSummary, fit_theta
 from ..inference.methods import InferenceMethods
 from ..model.varcorr import VarCorr, VarCorrGroup
+from .groups import lme4_aliases
 from .criteria import InformationCriteria
 from .problem import Problem
 
@@ -251,7 +252,7 @@ class LinearMixedModel(InferenceMethods, DiagnosticsMethods, BatchMethods, Infor
                     )
                 corr = tuple(rows)
             groups.append(VarCorrGroup(t.name, t.columns, tuple(np.diag(cov)), tuple(sd), corr))
-        return VarCorr(tuple(groups), sigma**2, sigma)
+        return VarCorr(tuple(groups), sigma**2, sigma, tuple(lme4_aliases(self.problem.design).items()))
 
     # ---- derivatives (the seed's ForwardDiff extension, exact here) -------------------------------------------
     def objective_function(self, profiled: bool = True):

@@ -50,6 +50,15 @@ class VarCorr:
     groups: tuple[VarCorrGroup, ...]
     residual_variance: float | None = None
     residual_sd: float | None = None
+    aliases: tuple[tuple[str, str], ...] = ()  # (lme4's group name, mixedjax's) where they differ (model.groups)
+
+    def __getitem__(self, name: str) -> VarCorrGroup:
+        """The group of that name: mixedjax's (``a:b`` for the inner term of ``(1 | a/b)``) or lme4's (``b:a``)."""
+        for key in (name, dict(self.aliases).get(name)):
+            for g in self.groups:
+                if g.name == key:
+                    return g
+        raise KeyError(f"{name!r} is not a group of these variance components ({', '.join(g.name for g in self.groups)})")
 
     def __str__(self) -> str:
         return format_varcorr(self)
