@@ -210,6 +210,9 @@ def main(argv=None):
         return
     names = a.only.split(",") if a.only else (["grouseticks"] if a.quick else list(MODELS))
     reps = 1 if a.quick else a.reps
+    from harness import compile_bytecode
+
+    compile_bytecode()  # as a pip-installed mixedjax has
     import mixedjax
 
     load = lambda: "load average %.1f" % os.getloadavg()[0]

@@ -148,6 +148,7 @@ def main(argv=None) -> None:
     ap.add_argument("--outdir", default=str(HERE), help="where RESULTS.md, results.json, results.png go")
     ap.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md and results.png from results.json")
     args = ap.parse_args(argv)
+    harness.compile_bytecode()  # as a pip-installed mixedjax has
 
     outdir = Path(args.outdir)
     if args.report_only:
