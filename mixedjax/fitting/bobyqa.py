@@ -67,8 +67,8 @@ _NLOPT_DONE = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol r
 def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool, program=None, ahead: bool = False):
     """Minimise ``objective(theta, args)`` with NLopt's BOBYQA (Powell 2009; MixedModels.jl's default optimiser),
     derivative-free, on the host: each evaluation calls the jitted objective. θ is unconstrained, in the units
-    ``scale``; tolerances on d as in MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8), on θ BOBYQA_XTOL; the first trust region is BOBYQA_STEP (a tenth)
-    of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation. ``program``:
+    ``scale``; tolerances on d as in MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8), on θ BOBYQA_XTOL; the first
+    trust region is BOBYQA_STEP (a tenth) of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation. ``program``:
     ``(theta, args) -> d`` compiled (default: ``objective`` jitted; the LMM passes its cached program). ``ahead``:
     dispatch each of BOBYQA's first points (:func:`initial_points`) while the one before it runs; the values are the
     same, only sooner."""

@@ -82,7 +82,8 @@ def evaluate_fast(theta, data: GlmmData, v0, plan: GlmmPlan, fisher: bool = Fals
 
 def _rounding(mu, data: GlmmData):
     """lme4's Laplace deviance takes its family's aic (R's binomial()$aic, as lme4 computes it), which rounds
-    successes and trials that are not whole numbers: its difference from Σ dev_resid (less the constant) is −2 Σ (a log μ + b log(1 − μ)); none otherwise
+    successes and trials that are not whole numbers: its difference from Σ dev_resid (less the constant) is
+    −2 Σ (a log μ + b log(1 − μ)); none otherwise
     (the AGQ deviance sums dev_resid alone, as lme4's)."""
     if data.rounding is None:
         return 0.0
