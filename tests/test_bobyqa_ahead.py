@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mixedjax as mj
 import mixedjax.fitting.bobyqa as bq
 from mixedjax.fitting.solve import lmm_objective
+from test_optimizer_choice import crossed_frame
 
 nlopt = pytest.importorskip("nlopt")
 
@@ -44,17 +44,10 @@ def test_initial_points_are_nlopts_first_points(n):
         assert [a.tobytes() for a in asked] == [w.tobytes() for w in want]
 
 
-def _crossed(n=2000, n1=150, n2=40, seed=3):
-    rng = np.random.default_rng(seed)
-    g1, g2, x = rng.integers(0, n1, n), rng.integers(0, n2, n), rng.normal(size=n)
-    y = 1 + 0.5 * x + 0.7 * rng.normal(size=n1)[g1] + 0.4 * rng.normal(size=n2)[g2] + rng.normal(size=n)
-    return pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
-
-
 def test_ahead_evaluates_the_same_points_once_each():
     """With ``ahead`` the log (points and values) is the one without it, and the program runs once per
     evaluation: every foreseen point was one NLopt asked for."""
-    p = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed())
+    p = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", crossed_frame(n=2000, n1=150, n2=40, seed=3))
     objective = lmm_objective(p.layout, False)
     calls = []
 
@@ -79,7 +72,7 @@ def test_ahead_evaluates_the_same_points_once_each():
 def test_two_evaluations_in_flight_only_for_small_temporaries():
     """The estimate grows with the dense block and the pairs: a model whose estimated temporaries pass
     AHEAD_BYTES is fitted one evaluation at a time."""
-    small = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed()).layout
+    small = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", crossed_frame(n=2000, n1=150, n2=40, seed=3)).layout
     assert bq.ahead_affordable(small)
     big = dataclasses.replace(small, dz=6000)
     assert not bq.ahead_affordable(big)  # 3 · 6,042² doubles: 876 MB

@@ -63,6 +63,21 @@ def assert_derivative(J, fd, rtol):
     assert np.max(np.abs(J - fd) / scale) < rtol, (J, fd)
 
 
+def check_y_derivatives(m):
+    """The Jacobian of m's fit_function in y along a random direction v (forward mode) against the central
+    difference of m.refit along v (h = 1e-4 sd(y)), and reverse mode's uᵀJ against it (uᵀ(Jv) = (uᵀJ)v for a
+    random u). Returns the function, y and the random generator, for checks that follow."""
+    f = m.fit_function()
+    y0 = np.asarray(m.problem.design.y, float)
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=y0.size)
+    u = rng.normal(size=flat_model(m).size)
+    Jv, uJ = directional(lambda y: flat(f(y)), jnp.asarray(y0), jnp.asarray(v), jnp.asarray(u))
+    np.testing.assert_allclose(uJ @ v, u @ Jv, rtol=1e-9)
+    assert_derivative(Jv, central(m, v, 1e-4 * np.std(y0)), 1e-4)
+    return f, y0, rng
+
+
 def test_estimates_and_jit(sleep):
     f = sleep.fit_function()
     y = jnp.asarray(sleep.problem.design.y)
@@ -79,14 +94,7 @@ def test_derivatives_in_y_against_refits(sleep):
     """The Jacobian of (β̂, σ̂, θ̂, b̂) in y along a random direction v (forward mode) against the central difference
     of m.refit along v (h = 1e-4 sd(y)), and reverse mode's uᵀJ against it (uᵀ(Jv) = (uᵀJ)v for a random u): one
     direction mixes every observation, so two refits check what a column per observation would."""
-    f = sleep.fit_function()
-    y0 = np.asarray(sleep.problem.design.y, float)
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=y0.size)
-    u = rng.normal(size=flat_model(sleep).size)
-    Jv, uJ = directional(lambda y: flat(f(y)), jnp.asarray(y0), jnp.asarray(v), jnp.asarray(u))
-    np.testing.assert_allclose(uJ @ v, u @ Jv, rtol=1e-9)
-    assert_derivative(Jv, central(sleep, v, 1e-4 * np.std(y0)), 1e-4)
+    check_y_derivatives(sleep)
 
 
 @pytest.mark.slow

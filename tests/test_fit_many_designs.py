@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mixedjax as mj
-from test_fit_function import assert_derivative, central, directional, flat, flat_model
+from test_fit_function import assert_derivative, central, check_y_derivatives, flat
 
 CASES = {
     "crossed_reml": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin", {}),
@@ -51,14 +51,7 @@ def test_rows_equal_refits_and_fresh_fits(name):
 def test_crossed_derivatives_against_refits():
     """dβ̂, dσ̂, dθ̂, db̂ in y (forward and reverse mode) and in the weights, on penicillin's two crossed terms."""
     m, *_ = model("crossed_reml")
-    f = m.fit_function()
-    y0 = np.asarray(m.problem.design.y, float)
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=y0.size)
-    u = rng.normal(size=flat_model(m).size)
-    Jv, uJ = directional(lambda y: flat(f(y)), jnp.asarray(y0), jnp.asarray(v), jnp.asarray(u))
-    np.testing.assert_allclose(uJ @ v, u @ Jv, rtol=1e-9)
-    assert_derivative(Jv, central(m, v, 1e-4 * np.std(y0)), 1e-4)
+    f, y0, rng = check_y_derivatives(m)
     w0 = rng.uniform(0.5, 2.0, m.nobs)
     dw = rng.choice([-0.5, 0.5], m.nobs)
     Jw = np.asarray(jax.jit(jax.jacfwd(lambda t: flat(f(jnp.asarray(y0), jnp.asarray(w0) + t * jnp.asarray(dw)))))(0.0))

@@ -16,7 +16,7 @@ from mixedjax.fitting.solve import lmm_objective
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
 
 
-def _crossed(n=3000, n1=300, n2=60, seed=7):
+def crossed_frame(n=3000, n1=300, n2=60, seed=7):
     rng = np.random.default_rng(seed)
     g1, g2, x = rng.integers(0, n1, n), rng.integers(0, n2, n), rng.normal(size=n)
     y = 1 + 0.5 * x + 0.8 * rng.normal(size=n1)[g1] + 0.6 * rng.normal(size=n2)[g2] + rng.normal(size=n)
@@ -30,10 +30,10 @@ def test_default_is_auto():
 def test_which_optimiser_a_model_gets(monkeypatch):
     small = mj.Problem.build(SLEEP, mj.dataset("sleepstudy")).layout  # 3 θ, a quick-compile model
     # 2 θ, a large evaluation dominated by the dense block's Cholesky (g2's 500 levels in the dense block)
-    big_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed(n2=500)).layout
+    big_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", crossed_frame(n2=500)).layout
     # 2 θ, a large evaluation, but the dense block is small (60 levels) and the pairs are most of it
-    pairs_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed()).layout
-    big_many = mj.Problem.build("y ~ 1 + x + (1 + x | g1) + (1 + x | g2)", _crossed()).layout  # 6 θ
+    pairs_few = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", crossed_frame()).layout
+    big_many = mj.Problem.build("y ~ 1 + x + (1 + x | g1) + (1 + x | g2)", crossed_frame()).layout  # 6 θ
     assert use_quick(small) and not any(use_quick(x) for x in (big_few, pairs_few, big_many))
     assert choice.cholesky_share(big_few) >= choice.AUTO_MIN_CHOLESKY_SHARE > choice.cholesky_share(pairs_few)
     auto = mj.FitOptions()
@@ -99,7 +99,7 @@ def test_failed_gradient_check_is_refined_by_lbfgs(monkeypatch):
 @pytest.mark.slow
 def test_default_fit_of_a_large_two_theta_model_is_checked_bobyqa():
     pytest.importorskip("nlopt")
-    p = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", _crossed(n2=500))
+    p = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", crossed_frame(n2=500))
     m = mj.fit(p)
     assert "BOBYQA" in m.optsum.optimizer and m.optsum.converged
     assert np.all(np.isfinite(m.optsum.gradient))
