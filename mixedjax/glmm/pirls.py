@@ -32,6 +32,9 @@ from .plan import GlmmData, GlmmPlan, z_lambda
 MAXITER = 60  # PIRLS iterations (Newton steps converge in well under 20 from u = 0 in practice)
 MAXHALVE = 20  # step halvings per iteration
 TOL = 1e-13  # stop when the Newton decrement δ'∇ is below TOL · (1 + g): g is then within that of its minimum
+STEP_TOL = 1e-10  # ... and the last step moved no unknown by more than STEP_TOL · (1 + max |v|): the Laplace term is
+# not stationary in v, so it is only as accurate as v itself (the decrement alone left v 1e-5 off with a probit link
+# and the objective 1e-9 noisy in relative terms, too noisy for the optimiser's line search)
 
 
 def system(theta, w, data: GlmmData, plan: GlmmPlan, with_beta: bool):
@@ -95,11 +98,11 @@ def _pirls(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
         return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u, eta
 
     def cond(c):
-        v, g, dec, it = c
-        return (it < MAXITER) & (dec > TOL * (1.0 + jnp.abs(g)))
+        v, g, dec, step, it = c
+        return (it < MAXITER) & ((dec > TOL * (1.0 + jnp.abs(g))) | (step > STEP_TOL * (1.0 + jnp.max(jnp.abs(v)))))
 
     def body(c):
-        v, g, _, it = c
+        v, g, _, _, it = c
         u, b = split(v, plan, fast, beta)
         eta = linear_predictor(A, u, b, data)
         F = system(theta, fam.working_weights(eta, data.wt), data, plan, fast)
@@ -116,10 +119,12 @@ def _pirls(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
         t, gt, _ = lax.while_loop(lambda h: ~(h[1] <= g + 1e-12 * jnp.abs(g)) & (h[2] < MAXHALVE), halve,
                                   (1.0, g_of(v + delta)[0], 0))
         ok = gt <= g + 1e-12 * jnp.abs(g)
-        return jnp.where(ok, v + t * delta, v), jnp.where(ok, gt, g), jnp.where(ok, dec, 0.0), it + 1
+        # no step taken (g cannot decrease beyond rounding): stop, whatever the step's size
+        return (jnp.where(ok, v + t * delta, v), jnp.where(ok, gt, g), jnp.where(ok, dec, 0.0),
+                jnp.where(ok, t * jnp.max(jnp.abs(delta)), 0.0), it + 1)
 
     g0 = g_of(v0)[0]
-    v, g, dec, it = lax.while_loop(cond, body, (v0, g0, jnp.inf, 0))
+    v, g, dec, _, it = lax.while_loop(cond, body, (v0, g0, jnp.inf, jnp.inf, 0))
     return v, it
 
 
