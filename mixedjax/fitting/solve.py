@@ -103,8 +103,8 @@ def snap(objective, theta, value, args, layout: Layout, scale, hess_phi):
     """MixedModels.jl's rule: set a small diagonal element to zero when the objective rises by at most 1e-5; also
     try zero along a direction where the objective is flat (a zero Hessian diagonal in the optimiser's units: e.g. a
     random effect that duplicates a fixed one; ``hess_phi`` None skips that test). The diagonals are tried in turn
-    by one loop, so the program holds one copy of the objective (not one per diagonal: sleepstudy's fit compiled
-    ~0.03 s faster), and each trial is evaluated only when its condition holds (lax.cond)."""
+    by one loop, so the program holds one copy of the objective, not one per diagonal (sleepstudy's fit program: 204
+    -> 186 kernels), and each trial is evaluated only when its condition holds (lax.cond)."""
     diag = np.asarray(diagonal_indices(layout), np.int32)
 
     def trial_at(k, c):
