@@ -131,3 +131,30 @@ def test_clear_drops_held_programs(cache_dir):
     assert not p._calls and not p._by_signature
     _same(p(x, data, 2.0), want)
     assert len(list(cache_dir.glob("test_s-*.bin"))) == 1
+
+
+def test_remembered_answer_is_read_back_and_a_damaged_one_worked_out_again(cache_dir, monkeypatch):
+    """traces.remembered (loop.quick_options' probe): worked out once, then read from disk; another question is
+    another file; an unreadable file is worked out and rewritten; with the cache off, worked out every time."""
+    calls = []
+
+    def answer(q):
+        calls.append(q)
+        return {k: v for k, v in q.items() if k != "dropped"}
+
+    question = {"kept": 0, "flag": False, "dropped": 1}
+    want = {"kept": 0, "flag": False}
+    assert traces.remembered("probe", question, answer) == want
+    assert traces.remembered("probe", question, answer) == want
+    assert len(calls) == 1
+    (path,) = cache_dir.glob("probe-*.json")
+    assert traces.remembered("probe", {"kept": 1}, answer) == {"kept": 1}
+    assert len(calls) == 2 and len(list(cache_dir.glob("probe-*.json"))) == 2
+    path.write_text("{not json")
+    assert traces.remembered("probe", question, answer) == want
+    assert len(calls) == 3
+    assert traces.remembered("probe", question, answer) == want and len(calls) == 3  # rewritten
+    monkeypatch.setattr(traces, "directory", lambda: None)
+    traces.remembered("probe", question, answer)
+    traces.remembered("probe", question, answer)
+    assert len(calls) == 5

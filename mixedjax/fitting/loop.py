@@ -240,17 +240,25 @@ QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitte
 @functools.cache
 def quick_options() -> dict:
     """QUICK_OPTIONS less any option this XLA rejects (these are XLA's debug options, which come and go between
-    versions, and an unknown name or a changed type fails the compile): each is tried on an identity function."""
-    def accepted(options):
+    versions, and an unknown name or a changed type fails the compile): each is tried on an identity function. The
+    answer is kept beside the traced programs (fitting.traces), keyed by the options and the JAX and jaxlib
+    versions: the probe's compile was 0.02-0.03 s of every new process's fit."""
+    from . import traces
+
+    return traces.remembered("quick-options", QUICK_OPTIONS, _accepted_options)
+
+
+def _accepted_options(options: dict) -> dict:
+    def accepted(opts):
         try:
-            jax.jit(lambda x: x, compiler_options=options).lower(0.0).compile()
+            jax.jit(lambda x: x, compiler_options=opts).lower(0.0).compile()
         except Exception:  # jax.errors.JaxRuntimeError: "No such compile option", "not a valid bool value", ...
             return False
         return True
 
-    if accepted(QUICK_OPTIONS):
-        return dict(QUICK_OPTIONS)
-    return {k: v for k, v in QUICK_OPTIONS.items() if accepted({k: v})}
+    if accepted(options):
+        return dict(options)
+    return {k: v for k, v in options.items() if accepted({k: v})}
 
 
 QUICK_WORK = 20_000  # flops-like size of one evaluation (see _work) below which quick_options() are used

@@ -61,6 +61,35 @@ def _source_hash() -> str:
     return h.hexdigest()
 
 
+def remembered(name: str, question: dict, answer: Callable[[dict], dict]) -> dict:
+    """``answer(question)`` (a dict of JSON values), kept on disk beside the programs under a key of ``name``, the
+    question, the JAX and jaxlib versions and the backend, so later processes read it instead of working it out
+    (without a cache directory, it is worked out each time)."""
+    import json
+
+    from jax.version import __version__ as jax_version
+    from jaxlib.version import __version__ as jaxlib_version
+
+    where = directory()
+    if where is None:
+        return answer(question)
+    h = hashlib.sha256(repr((sorted(question.items()), jax_version, jaxlib_version, jax.default_backend())).encode())
+    path = where / f"{name}-{h.hexdigest()[:24]}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # not yet written, or unreadable: worked out and (re)written
+        pass
+    got = answer(question)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(got))
+        tmp.replace(path)
+    except OSError:
+        pass
+    return got
+
+
 def _dtype(x):
     return x.dtype if hasattr(x, "dtype") else np.result_type(x)
 
