@@ -7,6 +7,7 @@ gradient and Hessian (as in MixedModels.jl); ``LinearMixedModel.gradient()`` and
 from __future__ import annotations
 
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -46,6 +47,9 @@ def _worker() -> ThreadPoolExecutor:
     """The thread that evaluates one of two foreseen points while the caller's thread evaluates the other (XLA
     runs with the GIL released)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixedjax-bobyqa")
+
+
+os.register_at_fork(after_in_child=_worker.cache_clear)  # a forked child has the executor but not its thread
 
 
 def _value(program, theta, args) -> float:

@@ -185,7 +185,6 @@ def _solve_estimates_jit_quick():
     return jax.jit(_solve_estimates, static_argnames=_FIT_STATIC, compiler_options=quick_options())
 
 
-
 def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False,
               scale=None) -> Fitted:
     """Run the optimiser, rectify, snap and verify, and compute the estimates at the result; ``scale``: units of
