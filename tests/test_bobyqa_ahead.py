@@ -76,3 +76,29 @@ def test_two_evaluations_in_flight_only_for_small_temporaries():
     assert bq.ahead_affordable(small)
     big = dataclasses.replace(small, dz=6000)
     assert not bq.ahead_affordable(big)  # 3 · 6,042² doubles: 876 MB
+
+
+def test_foreseen_points_are_evaluated_two_at_a_time():
+    """After the first point, BOBYQA's foreseen points run in pairs, one in the worker thread, so each pair's two
+    calls overlap in time (a program that waits 50 ms with the GIL released); later points run one at a time."""
+    import threading
+    import time
+
+    p = mj.Problem.build("y ~ 1 + x + (1 | g1) + (1 | g2)", crossed_frame(n=2000, n1=150, n2=40, seed=3))
+    objective = lmm_objective(p.layout, False)
+    spans = []
+
+    def program(theta, args):
+        t = time.perf_counter()
+        time.sleep(0.05)
+        out = float(bq._objective_jit(objective, theta, args))
+        spans.append((t, time.perf_counter(), threading.get_ident()))
+        return out
+
+    bq.bobyqa(objective, p.start(), p.arrays, mj.FitOptions(optimizer="bobyqa"), p.theta_scale, False,
+              program=program, ahead=True)
+    n = p.layout.ntheta
+    spans.sort()
+    overlaps = sum(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert overlaps == n  # the pairs (x1, x2), ..., (x_{2n-1}, x_2n): 2n + 1 points in n + 1 rounds
+    assert len({s[2] for s in spans}) == 2

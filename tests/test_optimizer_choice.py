@@ -82,6 +82,18 @@ def test_checked_bobyqa_reports_the_exact_gradient():
     np.testing.assert_allclose(fitted.estimates.beta, ref.fixef.to_numpy(), rtol=1e-5)
 
 
+def test_checked_bobyqa_snaps_a_singular_fit():
+    """dyestuff2's between-batch variance is zero: the checked BOBYQA path snaps its result to the boundary (on the
+    host) and checks the gradient in the free directions (none), reaching MixedModels.jl's objective."""
+    pytest.importorskip("nlopt")
+    p = mj.Problem.build("yield ~ 1 + (1 | batch)", mj.dataset("dyestuff2"))
+    fitted = _checked_bobyqa(p)
+    s = fitted.optsum
+    assert fitted.theta[0] == 0.0 and s.converged and "singular" in s.status and "gradient checked" in s.optimizer
+    assert fitted.fmin == pytest.approx(162.87303665382575, rel=1e-9)  # MixedModels.jl's value
+    assert fitted.estimates.b[0].shape == (6, 1) and np.all(fitted.estimates.b[0] == 0.0)
+
+
 def test_failed_gradient_check_is_refined_by_lbfgs(monkeypatch):
     pytest.importorskip("nlopt")
     monkeypatch.setattr(summary, "BOBYQA_GTOL", 0.0)  # no gradient passes: the L-BFGS loop must take over

@@ -10,7 +10,7 @@ import pytest
 
 import mixedjax as mj
 from mixedjax.blocks.assembly import with_response
-from mixedjax.fitting.solve import RESULTS, lmm_objective, units_shift, verdict
+from mixedjax.fitting.solve import RESULTS, lmm_objective, snap, snap_host, units_shift, verdict
 
 SLEEP = "reaction ~ 1 + days + (1 + days | subj)"
 
@@ -127,3 +127,26 @@ def test_singular_fit_warns_once():
         m = mj.lmm("yield ~ 1 + (1 | batch)", df)
     assert m.is_singular and len([r for r in rec if "singular" in str(r.message)]) == 1
     assert rec[0].filename == __file__  # the warning names the caller's line
+
+
+def test_host_snap_is_the_traced_rule(sleep):
+    """BOBYQA's result is snapped on the host (snap_host, each trial one call of the deviance): the same θ and
+    value as the traced rule (snap without the flatness test) for entries far from, just below and at zero, where
+    the trial is taken and where it raises the objective too much."""
+    p = sleep.problem
+    layout, arrays, scale = p.layout, p.arrays, np.asarray(p.theta_scale)
+    objective = lmm_objective(layout, False)
+    traced = jax.jit(lambda t, v: snap(objective, t, v, arrays, layout, jnp.asarray(scale), None))
+    deviance = jax.jit(lambda t: objective(t, arrays))
+    th = np.asarray(sleep.theta)
+    cases = [th, th * [1, 1, 1e-4], th * [1e-4, 1, 1], th * [1, 1, 0], th * [2e-3, 1, 1e-5], th * [1, 1, 0.3],
+             th * [1e-4, 1, 1e-4]]
+    taken = 0
+    for t in cases:
+        v = float(deviance(t))
+        t_host, v_host = snap_host(deviance, t, v, layout, scale)
+        t_jax, v_jax = traced(t, v)
+        np.testing.assert_array_equal(t_host, np.asarray(t_jax))
+        assert v_host == pytest.approx(float(v_jax), rel=1e-12, abs=1e-9)
+        taken += int(np.any((t_host == 0) & (t != 0)))
+    assert taken >= 2  # some trials were taken (and the others refused), so both branches were compared

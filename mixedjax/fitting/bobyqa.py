@@ -6,6 +6,9 @@ gradient and Hessian (as in MixedModels.jl); ``LinearMixedModel.gradient()`` and
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import jax
@@ -32,10 +35,25 @@ BOBYQA_STEP = 0.1  # BOBYQA's first trust region: this fraction of each |θ| in 
 # (benchmarks/bobyqa_paths.py). lme4 stops far earlier (nloptr's default xtol_rel 1e-4).
 BOBYQA_XTOL = 1e-7
 
-# BOBYQA's first 2n + 1 points are fixed by the start and the step, so each is dispatched while the one before it
-# runs (two evaluations in flight: a two-core machine runs them at once). Only while one evaluation's temporaries
-# (about three dense blocks and four values per fill-in pair, in float64) stay below this many bytes.
+# BOBYQA's first 2n + 1 points are fixed by the start and the step, so after the first they are evaluated two at a
+# time, one in a worker thread (on two cores at once; calls dispatched from one thread ran one after another, CPU
+# time equal to wall time, so dispatching ahead overlapped nothing). Only while one evaluation's temporaries (about
+# three dense blocks and four values per fill-in pair, in float64) stay below this many bytes.
 AHEAD_BYTES = 2**28
+
+
+@functools.cache
+def _worker() -> ThreadPoolExecutor:
+    """The thread that evaluates one of two foreseen points while the caller's thread evaluates the other (XLA
+    runs with the GIL released)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixedjax-bobyqa")
+
+
+os.register_at_fork(after_in_child=_worker.cache_clear)  # a forked child has the executor but not its thread
+
+
+def _value(program, theta, args) -> float:
+    return float(program(theta, args))
 
 
 def ahead_affordable(layout) -> bool:
@@ -70,8 +88,8 @@ def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool, prog
     ``scale``; tolerances on d as in MixedModels.jl (ftol_rel 1e-12, ftol_abs 1e-8), on θ BOBYQA_XTOL; the first
     trust region is BOBYQA_STEP (a tenth) of each θ's size. Returns (θ, d, converged, status words, log); the log holds every evaluation. ``program``:
     ``(theta, args) -> d`` compiled (default: ``objective`` jitted; the LMM passes its cached program). ``ahead``:
-    dispatch each of BOBYQA's first points (:func:`initial_points`) while the one before it runs; the values are the
-    same, only sooner."""
+    evaluate BOBYQA's first points (:func:`initial_points`) after the first two at a time, one in a worker thread;
+    the values are the same, only sooner."""
     try:
         import nlopt
     except ImportError as err:
@@ -84,24 +102,26 @@ def bobyqa(objective, theta0, args, opts: FitOptions, scale, verbose: bool, prog
     phi0 = np.asarray(theta0, float) / scale
     step = BOBYQA_STEP * np.maximum(np.abs(phi0), 0.1)
     queue = initial_points(phi0, step) if ahead else []
-    pending = {}  # phi's bytes -> its objective, dispatched and not yet read
-
-    def dispatch():
-        nxt = queue.pop(0)
-        pending[nxt.tobytes()] = program(nxt * scale, args)
+    done = {}  # phi's bytes -> its objective, evaluated ahead of NLopt's asking
 
     def evaluate(phi, grad):
         th = phi * scale
-        if queue and not pending:  # the first point
-            dispatch()
-        out = pending.pop(phi.tobytes(), None)
-        if out is None:
-            queue.clear()  # not the point foreseen: NLopt's path is not the one initial_points describes
-            pending.clear()
-            out = program(th, args)  # numpy in: no separate device_put (0.1 ms a call)
-        if queue:  # the next foreseen point runs while this one is read
-            dispatch()
-        v = float(out)
+        key = phi.tobytes()
+        if key in done:
+            v = done.pop(key)
+        else:
+            if queue and queue[0].tobytes() == key:
+                queue.pop(0)
+            else:  # not the point foreseen: NLopt's path is not the one initial_points describes
+                queue.clear()
+                done.clear()
+            if queue and log:  # this point in the worker, the next foreseen one here, at once
+                fut = _worker().submit(_value, program, th, args)
+                nxt = queue.pop(0)
+                done[nxt.tobytes()] = _value(program, nxt * scale, args)
+                v = fut.result()
+            else:  # alone (the first call alone: it may compile the program, which two threads would do twice)
+                v = _value(program, th, args)  # numpy in: no separate device_put (0.1 ms a call)
         log.append((th, v))
         if verbose:
             print_eval(len(log), th, v)

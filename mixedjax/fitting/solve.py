@@ -99,27 +99,46 @@ def rectify(theta, layout: Layout):
     return xp.where(theta[_column_of_diagonal(layout)] < 0, -1.0, 1.0)
 
 
+SNAP_SMALL = 1e-3  # a diagonal θ entry below this (in the optimiser's units) is tried at zero ...
+SNAP_RISE = 1e-5  # ... and set to zero when the objective rises by at most this (MixedModels.jl's rule)
+
+
 def snap(objective, theta, value, args, layout: Layout, scale, hess_phi):
-    """MixedModels.jl's rule: set a small diagonal element to zero when the objective rises by at most 1e-5; also
-    try zero along a direction where the objective is flat (a zero Hessian diagonal in the optimiser's units: e.g. a
-    random effect that duplicates a fixed one; ``hess_phi`` None skips that test). The diagonals are tried in turn
-    by one loop, so the program holds one copy of the objective, not one per diagonal (sleepstudy's fit program: 204
-    -> 186 kernels), and each trial is evaluated only when its condition holds (lax.cond)."""
+    """MixedModels.jl's rule: set a small diagonal element to zero when the objective rises by at most SNAP_RISE;
+    also try zero along a direction where the objective is flat (a zero Hessian diagonal in the optimiser's units:
+    e.g. a random effect that duplicates a fixed one; ``hess_phi`` None skips that test). The diagonals are tried in
+    turn by one loop, so the program holds one copy of the objective, not one per diagonal (sleepstudy's fit
+    program: 204 -> 186 kernels), and each trial is evaluated only when its condition holds (lax.cond)."""
     diag = np.asarray(diagonal_indices(layout), np.int32)
 
     def trial_at(k, c):
         theta, value = c
         i = jnp.asarray(diag)[k]
         flat = False if hess_phi is None else jnp.abs(hess_phi[i, i]) <= 1e-8 * jnp.maximum(1.0, jnp.abs(value))
-        try_it = (theta[i] > 0) & ((theta[i] / scale[i] < 1e-3) | flat)
+        try_it = (theta[i] > 0) & ((theta[i] / scale[i] < SNAP_SMALL) | flat)
         trial = theta.at[i].set(0.0)
         ft = jax.lax.cond(try_it, lambda t: objective(t, args), lambda t: jnp.asarray(jnp.inf, value.dtype), trial)
-        take = try_it & (ft <= value + 1e-5)
+        take = try_it & (ft <= value + SNAP_RISE)
         return jnp.where(take, trial, theta), jnp.where(take, ft, value)
 
     if diag.size == 0:
         return theta, value
     return jax.lax.fori_loop(0, diag.size, trial_at, (theta, value))
+
+
+def snap_host(deviance, theta: np.ndarray, value: float, layout: Layout, scale) -> tuple[np.ndarray, float]:
+    """:func:`snap` without the flatness test, on the host, for a host optimiser's result: each trial is one call
+    of ``deviance(theta) -> d`` (BOBYQA's compiled objective), made only for an entry below SNAP_SMALL (most fits
+    have none, so no program holds the trials' objectives)."""
+    theta = np.array(theta, float)
+    for i in diagonal_indices(layout):
+        if theta[i] > 0 and theta[i] / scale[i] < SNAP_SMALL:
+            trial = theta.copy()
+            trial[i] = 0.0
+            ft = float(deviance(trial))
+            if ft <= value + SNAP_RISE:
+                theta, value = trial, ft
+    return theta, value
 
 
 CURVATURE_TOL = 1e-6  # negative curvature below −this × the Hessian's scale is not rounding noise

@@ -20,7 +20,7 @@ from ..errors import FitError
 from .bobyqa import ahead_affordable, bobyqa
 from .choice import BOBYQA_GTOL, choose_optimizer
 from .options import FitOptions
-from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap, units_shift
+from .solve import CONVERGED, RESULTS, _solve, diagonal_indices, lmm_objective, snap_host, units_shift
 
 WORDS = {
     RESULTS.running: "running",
@@ -154,23 +154,26 @@ def _deviance_program(theta, args, layout: Layout, reml: bool):
     return lmm_objective(layout, reml)(theta, args)
 
 
-def _snap_program(theta, value, args, scale, layout: Layout, reml: bool, check: bool):
-    return _snap_estimates(lmm_objective(layout, reml), theta, value, args, layout, scale, reml, check)
+def _result_program(theta, args, layout: Layout, reml: bool, check: bool):
+    """The estimates at BOBYQA's (snapped) result and, with ``check``, the exact gradient there (NaN when not
+    checked), in one program: the gradient's forward pass and the estimates share the dense factor."""
+    grad = jax.grad(lmm_objective(layout, reml))(theta, args) if check else jnp.full_like(theta, jnp.nan)
+    return estimates(theta, args, layout, reml), grad
 
 
 @functools.cache
 def _cached_bobyqa(nterms: int):
-    """BOBYQA's two programs for the LMM (each evaluation's objective; the snap, estimates and gradient at its
-    result) as fitting.traces.CachedPrograms, like _cached_fit."""
+    """BOBYQA's two programs for the LMM (each evaluation's objective, which also makes the zero-snapping trials;
+    the estimates and gradient at its result) as fitting.traces.CachedPrograms, like _cached_fit."""
     from . import traces
     from .loop import quick_options
 
     k = (0.0,) * nterms
     est = Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k)
-    # the snap program runs once per fit, the deviance once per evaluation: the former is compiled with the quick
+    # the result program runs once per fit, the deviance once per evaluation: the former is compiled with the quick
     # options (InstEval, one thread, loaded machine: compile 10.3 -> 2.5 s, run 183 -> 252 ms; docs/performance.md)
     return (traces.CachedProgram("lmm_deviance", _deviance_program, 2, ("layout", "reml"), 0.0),
-            traces.CachedProgram("lmm_snap", _snap_program, 4, ("layout", "reml", "check"), (0.0, 0.0, est, 0.0),
+            traces.CachedProgram("lmm_result", _result_program, 2, ("layout", "reml", "check"), (est, 0.0),
                                  options=quick_options()))
 
 
@@ -180,15 +183,6 @@ def _solve_estimates_jit_quick():
     from .loop import quick_options
 
     return jax.jit(_solve_estimates, static_argnames=_FIT_STATIC, compiler_options=quick_options())
-
-
-def _snap_estimates(objective, theta, value, args, layout, scale, reml, check):
-    """BOBYQA's result snapped to zero where MixedModels.jl would, the estimates there and (``check``) the exact
-    gradient there (NaN when not checked), in one program."""
-    theta, value = snap(objective, theta, value, args, layout, scale, None)
-    grad = jax.grad(objective)(theta, args) if check else jnp.full_like(theta, jnp.nan)
-    return theta, value, estimates(theta, args, layout, reml), grad
-
 
 
 def fit_theta(theta0, arrays, layout: Layout, reml: bool, opts: FitOptions, verbose: bool = False,
@@ -246,20 +240,19 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     the L-BFGS loop continues from BOBYQA's result and verifies it in full."""
     from .solve import rectify
 
-    deviance_program, snap_program = _cached_bobyqa(len(layout.terms))
+    deviance_program, result_program = _cached_bobyqa(len(layout.terms))
     # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
     arrays = jax.device_put(arrays)
-    th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose,
-                                          program=partial(deviance_program, layout=layout, reml=reml),
+    deviance = partial(deviance_program, layout=layout, reml=reml)
+    th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose, program=deviance,
                                           ahead=ahead_affordable(layout))
     if not np.all(np.isfinite(th)):
         raise FitError(f"BOBYQA found no point with a finite objective ({words}); check the data for extreme values")
     th = th * np.asarray(rectify(th, layout))
-    th, fbest, est, grad = jax.tree_util.tree_map(np.asarray, snap_program(th, np.float64(f), arrays,
-                                                                            np.asarray(scale, float), layout, reml,
-                                                                            check))
-    th = np.asarray(th)
-    fbest = float(fbest)
+    # the trials by the deviance program, on the host: in the result program they were two objectives more to trace
+    # and compile (InstEval: compile 0.32-0.51 -> 0.21-0.26 s) for a test that most fits do not need
+    th, fbest = snap_host(lambda t: deviance(t, arrays), th, float(f), layout, np.asarray(scale, float))
+    est, grad = jax.tree_util.tree_map(np.asarray, result_program(th, arrays, layout, reml, check))
     if not np.isfinite(fbest):
         raise FitError("the objective is not finite at the optimiser's result; check the data for extreme values")
     boundary = " on the boundary (singular fit)" if any(th[i] == 0 for i in diagonal_indices(layout)) else ""
