@@ -189,6 +189,10 @@ def host_start(v0, plan: GlmmPlan) -> np.ndarray:
 # Hessian runs once a fit, the value and gradient 20-30 times: its threshold is the higher
 QUICK_WORK = 20_000
 QUICK_WORK_EVAL = 1_000
+# ... and below which the value and gradient, where not quick, is compiled with XLA's fusion emitters off (LLVM
+# still optimises): its compile 35-40% shorter for a run 0-14% longer (grouseticks 10.3 -> 6.3 s, 0.56 -> 0.64 ms
+# at load 5). Not above QUICK_WORK: verbagg's compile 8.1 -> 4.7 s, but its warm fit 0.184 -> 0.218 s of CPU
+LEAN_WORK = QUICK_WORK
 
 
 def work(plan: GlmmPlan) -> float:
@@ -196,33 +200,48 @@ def work(plan: GlmmPlan) -> float:
     return plan.n * plan.S**2 + (plan.layout.dz + plan.p + 1) ** 3 / 3
 
 
-def _program(name, fn, narrays, statics, out, quick: bool):
+def _options(tier: str):
+    """XLA's options of a tier: "quick" (fitting.loop.QUICK_OPTIONS, those this XLA takes), "lean" (the fusion
+    emitters off alone) or "full" (XLA's defaults)."""
     from ..fitting.loop import quick_options
+
+    if tier == "full":
+        return None
+    options = quick_options()
+    if tier == "lean":
+        options = {k: v for k, v in options.items() if k == "xla_cpu_use_fusion_emitters"}
+    return options or None
+
+
+def _program(name, fn, narrays, statics, out, tier: str):
     from ..fitting.traces import CachedProgram
 
-    return CachedProgram(f"{name}_{'quick' if quick else 'full'}", fn, narrays, statics, out,
-                         quick_options() if quick else None, ahead=True)
+    return CachedProgram(f"{name}_{tier}", fn, narrays, statics, out, _options(tier), ahead=True)
 
 
 @functools.cache
-def compiled(quick_eval: bool, quick_hessian: bool) -> Compiled:
-    """The jitted functions, the value and gradient and the Hessian each compiled without XLA's optimisation
-    passes when quick (small models: the compile, not the run, is then what a fit waits for; see
-    fitting.loop.QUICK_OPTIONS). Their traced programs are kept on disk (fitting.traces): a new process fitting a
-    model of a shape seen before neither traces nor compiles."""
+def compiled(eval_tier: str, hessian_tier: str) -> Compiled:
+    """The jitted functions, the value and gradient and the Hessians each compiled with the options of its tier
+    (:func:`_options`: small models' compile, not their run, is what a fit waits for). Their traced programs are
+    kept on disk (fitting.traces): a new process fitting a model of a shape seen before neither traces nor
+    compiles. The Hessian of small models (quick) is forward over forward (:func:`hessian_of`)."""
     ev = Evaluation(*[0.0] * len(Evaluation._fields))
+    pairs = hessian_tier == "quick"
     return Compiled(
         _program("glmm_vg", jax.value_and_grad(_with_aux, has_aux=True), 4, ("plan", "nagq"), ((0.0, ev), 0.0),
-                 quick_eval),
-        _program("glmm_hessian", hessian_of(objective_joint, quick_hessian), 3, ("plan", "nagq"), 0.0,
-                 quick_hessian),
-        _program("glmm_hessian_fast", hessian_of(objective_fast, quick_hessian), 3, ("plan",), 0.0, quick_hessian),
+                 eval_tier),
+        _program("glmm_hessian", hessian_of(objective_joint, pairs), 3, ("plan", "nagq"), 0.0, hessian_tier),
+        _program("glmm_hessian_fast", hessian_of(objective_fast, pairs), 3, ("plan",), 0.0, hessian_tier),
     )
+
+
+def _tier(w: float, quick: float) -> str:
+    return "quick" if w <= quick else "lean" if w <= LEAN_WORK else "full"
 
 
 def compiled_for(plan: GlmmPlan) -> Compiled:
     w = work(plan)
-    return compiled(w <= QUICK_WORK_EVAL, w <= QUICK_WORK)
+    return compiled(_tier(w, QUICK_WORK_EVAL), "quick" if w <= QUICK_WORK else "full")
 
 
 def prefetch(plan: GlmmPlan, data: GlmmData, nagq: int, fast: bool) -> None:
