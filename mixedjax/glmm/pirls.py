@@ -104,14 +104,6 @@ def penalised_deviance(v, theta, beta, free, plan: GlmmPlan, data: GlmmData):
     return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u + _held(v, free, beta)
 
 
-def gradient_score(v, theta, beta, free, plan: GlmmPlan, data: GlmmData):
-    """−∇_v(g/2) at v, written out (:func:`_score`) rather than by reverse mode: the modes' derivative rule is
-    then forward-only, and the Hessian (forward over it) has no reverse pass inside."""
-    A, _ = z_lambda(theta, plan, data)
-    u, b = split(v, free, beta)
-    return _score(A, v, linear_predictor(A, u, b, data), beta, free, plan, data)
-
-
 def _score(A, v, eta, beta, free, plan: GlmmPlan, data: GlmmData):
     """−∇(g/2): [Z Λ, X f]' r − (u, (1 − f)(b − β)) with r = wt (y − μ) μ'(η) / V(μ)."""
     fam = plan.family
@@ -202,8 +194,8 @@ def _modes_jvp(plan, static, fisher, primals, tangents):
     dtheta, dbeta, _, ddata, _ = tangents
     v = _modes(theta, beta, free, data, v0, plan, static, fisher)
     free = lax.stop_gradient(free) if static is None else static
-    _, dF = jax.jvp(lambda th, be, d: -gradient_score(v, th, be, free, plan, d), (theta, beta, data),
-                    (dtheta, dbeta, ddata))
+    grad = lambda th, be, d: jax.grad(penalised_deviance)(v, th, be, free, plan, d) / 2
+    _, dF = jax.jvp(grad, (theta, beta, data), (dtheta, dbeta, ddata))
     return v, -solve(exact_hessian(v, theta, beta, free, plan, data, fisher), dF, data, plan, free)
 
 
