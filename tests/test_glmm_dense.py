@@ -120,8 +120,8 @@ def _value(m):
     objective_function, jitted, against it."""
     c = laplace.compiled_for(m.plan)
     if m.fast:
-        return lambda x: float(c.value_and_grad_fast(np.asarray(x, float), m.data, m.u0, m.plan)[0][0])
-    return lambda x: float(c.value_and_grad(np.asarray(x, float), m.data, m.u0, m.plan, m.nagq)[0][0])
+        return lambda x: float(c.fast(np.asarray(x, float), m.data, m.u0, m.plan)[0][0])
+    return lambda x: float(c.joint(np.asarray(x, float), m.data, m.u0, m.plan, m.nagq)[0][0])
 
 
 def _jitted_objective(m):

@@ -41,7 +41,7 @@ yy = np.asarray(design.y, float)
 one, zero = np.ones_like(yy), np.zeros_like(yy)
 plan, data = plan_mod.build_plan(design, fam, yy, one, zero)
 phi = np.concatenate([[0.9, 0.5], glm_start(design.X, yy, one, zero, fam)])
-H = np.asarray(compiled_for(plan).hessian(jax.device_put(phi), data, jnp.zeros(plan.q), plan, 1))
+H = np.asarray(compiled_for(plan).hessian(phi, data, np.zeros(plan.q + plan.p), plan, 1))
 print(json.dumps({"nheavy": list(plan.layout.nheavy), "H": H.tolist()}))
 """
 

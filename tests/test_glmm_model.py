@@ -155,18 +155,19 @@ def test_pirls_start_changes_nothing_but_the_start(m):
 
     c = compiled_for(m.plan)
     phi = jnp.asarray(m.stage.x + 0.1)
-    (v0, _), g0 = c.value_and_grad(phi, m.data, jnp.zeros(m.plan.q), m.plan, 1)
-    (v1, _), g1 = c.value_and_grad(phi, m.data, jnp.asarray(m.evaluation.u), m.plan, 1)
+    (v0, _), g0 = c.joint(phi, m.data, np.zeros(m.plan.q), m.plan, 1)
+    (v1, _), g1 = c.joint(phi, m.data, np.asarray(m.evaluation.u), m.plan, 1)
     assert float(v1) == pytest.approx(float(v0), rel=1e-11)
     np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-7, atol=1e-8)
 
     class Ev:
-        def __init__(self, u):
-            self.u, self.beta = u, jnp.zeros(1)
+        def __init__(self, v):
+            self.u, self.beta = v[:2] + 1.0, v[2:] + 2.0
 
-    start = WarmStart(jnp.zeros(2))
-    call = start.wrap(lambda x, v: ((x, Ev(v + 1.0)), x), with_beta=False)
-    call(jnp.asarray(1.0))
-    np.testing.assert_array_equal(np.asarray(start.v), [1.0, 1.0])  # moved to the finite evaluation's modes
-    call(jnp.asarray(np.inf))
-    np.testing.assert_array_equal(np.asarray(start.v), [1.0, 1.0])  # a non-finite one leaves it
+    start = WarmStart(np.zeros(3))
+    call = start.wrap(lambda x, v: ((x[0], Ev(v)), jnp.concatenate([x, x])))
+    (_, _), g = call(np.array([1.0]))
+    np.testing.assert_array_equal(np.asarray(start.v), [1.0, 1.0, 2.0])  # moved to the finite evaluation's modes
+    assert g.shape == (1,)  # the gradient's entries of x alone
+    call(np.array([np.inf]))
+    np.testing.assert_array_equal(np.asarray(start.v), [1.0, 1.0, 2.0])  # a non-finite one leaves it

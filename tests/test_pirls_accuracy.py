@@ -46,9 +46,9 @@ def test_objective_does_not_depend_on_the_start(fitted):
     c = laplace.compiled_for(m.plan)
     x = np.asarray(m.stage.x, float)  # θ (fast: β by PIRLS), else (θ, β)
     if m.fast:
-        value = lambda v0: float(c.value_and_grad_fast(x, m.data, v0, m.plan)[0][0])
+        value = lambda v0: float(c.fast(x, m.data, v0, m.plan)[0][0])
     else:
-        value = lambda v0: float(c.value_and_grad(x, m.data, v0, m.plan, m.nagq)[0][0])
+        value = lambda v0: float(c.joint(x, m.data, v0, m.plan, m.nagq)[0][0])
     u0 = np.asarray(m.u0, float)
     values = [value(v0) for v0 in (u0, np.zeros_like(u0), u0 + 0.3)]
     assert np.ptp(values) <= 1e-12 * abs(values[0])

@@ -57,11 +57,6 @@ class StageResult(NamedTuple):
     curvature: np.ndarray | None = None
 
 
-def _dev(a):
-    """A host array on the device (jax.device_put: jnp.asarray compiles a small program per shape)."""
-    return jax.device_put(np.asarray(a, dtype=float))
-
-
 PROBE = 0.1  # a variance parameter that ends at zero is moved here once to see whether the objective decreases
 MAX_RESTARTS = 3
 
@@ -174,17 +169,17 @@ def _snap(value, x, plan: GlmmPlan) -> np.ndarray:
 
 
 class WarmStart:
-    """Where PIRLS starts: the modes of the last evaluation with a finite objective (lme4 likewise carries u from one
-    evaluation to the next). Successive evaluations of an optimiser are close, so PIRLS then takes 2-3 iterations
+    """Where PIRLS starts: the modes (u, β) of the last evaluation with a finite objective (lme4 likewise carries u
+    from one evaluation to the next; β is PIRLS's start only where it is free, stage 1). Successive evaluations of an optimiser are close, so PIRLS then takes 2-3 iterations
     instead of 5-7 from u = 0 (verbagg). The modes' derivatives are implicit, so the start changes nothing but where
     the iterations begin; the fit's result is the same to PIRLS's tolerance."""
 
     def __init__(self, v0):
         self.v = v0
 
-    def wrap(self, fun, with_beta: bool):
+    def wrap(self, fun):
         """fun(x, v) -> ((value, Evaluation), gradient) as a function of x alone, moving the start to each finite
-        evaluation's modes ((u, β) when ``with_beta``: stage 1 solves for β too)."""
+        evaluation's modes; the gradient's first len(x) entries (the program's has one per (θ, β) entry)."""
 
         def call(x):
             (val, ev), g = fun(x, self.v)
@@ -192,10 +187,10 @@ class WarmStart:
             # β: four round trips per evaluation); the start stays on the host, as the first one was: a device
             # array would be another argument type for the compiled program, which XLA would compile a second
             # time (grouseticks: 4 s in a new process)
-            host = jax.device_get((val, g, ev.u, ev.beta) if with_beta else (val, g, ev.u))
+            host = jax.device_get((val, g, ev.u, ev.beta))
             if np.isfinite(float(host[0])):
-                self.v = np.concatenate([np.ravel(h) for h in host[2:]]) if with_beta else np.asarray(host[2])
-            return (host[0], ev), host[1]
+                self.v = np.concatenate([np.ravel(h) for h in host[2:]])
+            return (host[0], ev), host[1][: np.size(x)]
 
         return call
 
@@ -213,17 +208,18 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
     that stops short is run again whitened by that Hessian, as stage 2's)."""
     c = compiled_for(plan)
     _lbfgs_module()  # imported while the programs are read in the background (laplace.prefetch), not after
-    # one program for every evaluation, the data bound once: no cache key or flattening of the data per call
-    vg = c.value_and_grad_fast.bind(np.asarray(theta0, float), data, v0, plan, fixed=(1,))
+    # one program for every evaluation, the data and free bound once: no cache key or flattening of the data per call
+    k, held = plan.ntheta, np.zeros(plan.p)
+    bound = c.value_and_grad.bind(np.zeros(k + plan.p), data, v0, np.ones(plan.p), plan, 1, fixed=(1, 3))
+    vg = lambda th, v: bound(np.concatenate([th, held]), v)  # β is PIRLS's: its entries of φ are not used
     start = WarmStart(v0)
-    res, x, nit, nf, last = _minimise(start.wrap(lambda th, v: vg(th, v), True), theta0, plan, opts, verbose,
-                                      "θ (β by PIRLS)")
+    res, x, nit, nf, last = _minimise(start.wrap(vg), theta0, plan, opts, verbose, "θ (β by PIRLS)")
     if with_hessian:  # the fit ends here: snap, and the exact Hessian for the verdict and Cov(β̂)
         x = _snap(lambda t: float(vg(t, v0)[0][0]), x, plan)
     out = last.get(x.tobytes())
     (val, ev), g = out if out is not None else vg(x, start.v)
-    H = np.asarray(c.hessian_fast(_dev(x), data, v0, plan)) if with_hessian else None
-    g = np.asarray(g)
+    H = np.asarray(c.hessian_fast(x, data, v0, plan)) if with_hessian else None
+    g = np.asarray(g)[:k]
     # rectification flips the signs of some θ entries: the estimate's rows and columns flip with them
     sign = np.where(np.sign(x) == -np.sign(res.x), -1.0, 1.0)
     B = _curvature(res, len(x)) * np.outer(sign, sign)
@@ -231,15 +227,14 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
                         ev, B)
     if not with_hessian:
         return first
-    hess = lambda th, v: np.asarray(c.hessian_fast(_dev(th), data, v, plan))
+    hess = lambda th, v: np.asarray(c.hessian_fast(th, data, v, plan))
     return _rerun(first, plan, lambda o, R: _whitened_run(
-        vg, hess, plan, o.x, R, _modes_of(o.evaluation, True), True, opts, verbose, "θ (β by PIRLS), again"))
+        vg, hess, plan, o.x, R, _modes_of(o.evaluation), opts, verbose, "θ (β by PIRLS), again"))
 
 
-def _modes_of(ev: Evaluation, with_beta: bool) -> np.ndarray:
-    """Where PIRLS starts from an evaluation: its u, or (u, β) when β is solved for too."""
-    u = np.asarray(ev.u, float)
-    return np.concatenate([u, np.asarray(ev.beta, float)]) if with_beta else u
+def _modes_of(ev: Evaluation) -> np.ndarray:
+    """Where PIRLS starts from an evaluation: its (u, β)."""
+    return np.concatenate([np.asarray(ev.u, float), np.asarray(ev.beta, float)])
 
 
 def whitening(stage1: StageResult, p: int) -> np.ndarray:
@@ -275,11 +270,12 @@ def fit_joint(plan: GlmmPlan, data: GlmmData, stage1: StageResult, u0, nagq: int
     :func:`whitening`; rerun by :func:`_rerun` when it stops short."""
     phi0 = np.concatenate([stage1.x, np.asarray(stage1.evaluation.beta)])
     c = compiled_for(plan)
-    vg = c.value_and_grad.bind(phi0, data, u0, plan, nagq, fixed=(1,))
-    hess = lambda ph, u: np.asarray(c.hessian(_dev(ph), data, u, plan, nagq))  # PIRLS from the last modes
-    run = lambda x0, R, v0: _whitened_run(vg, hess, plan, x0, R, v0, False, opts, verbose, "(θ, β)")
+    held = np.zeros(plan.p)
+    vg = c.value_and_grad.bind(phi0, data, u0, held, plan, nagq, fixed=(1, 3))
+    hess = lambda ph, v: np.asarray(c.hessian(ph, data, v, plan, nagq))  # PIRLS from the last modes
+    run = lambda x0, R, v0: _whitened_run(vg, hess, plan, x0, R, v0, opts, verbose, "(θ, β)")
     out = run(phi0, whitening(stage1, plan.p), u0)
-    return _rerun(out, plan, lambda o, R: run(o.x, R, _modes_of(o.evaluation, False)))
+    return _rerun(out, plan, lambda o, R: run(o.x, R, _modes_of(o.evaluation)))
 
 
 def _rerun(out: StageResult, plan: GlmmPlan, run) -> StageResult:
@@ -304,12 +300,12 @@ def _rerun(out: StageResult, plan: GlmmPlan, run) -> StageResult:
     return out
 
 
-def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, with_beta: bool, opts: GlmmOptions, verbose: bool,
+def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, opts: GlmmOptions, verbose: bool,
                   label: str) -> StageResult:
-    """One L-BFGS-B run in x = x0 + R⁻¹ x̃ from x̃ = 0 (x: θ, then β unless ``with_beta``, where PIRLS solves for β),
-    then the exact Hessian (``hessian(x, v)``, PIRLS from the last modes v) and the verdict at its end."""
+    """One L-BFGS-B run in x = x0 + R⁻¹ x̃ from x̃ = 0 (x: θ, then β unless PIRLS solves for β: stage 1), then the
+    exact Hessian (``hessian(x, v)``, PIRLS from the last modes v) and the verdict at its end."""
     start = WarmStart(v0)
-    call = start.wrap(lambda x, v: vg(x, v), with_beta)
+    call = start.wrap(vg)
     last = {}  # x -> its evaluation, so that the end point is not evaluated again
 
     def whitened(xt):
@@ -328,7 +324,7 @@ def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, with_beta: bool, op
     out = last.get(x.tobytes())
     (val, ev), g = out if out is not None else vg(x, start.v)
     H = hessian(x, start.v)
-    g = np.asarray(g)
+    g = np.asarray(g)[: len(x)]
     return StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
                        ev)
 

@@ -33,8 +33,8 @@ class Evaluation(NamedTuple):
     the normalising constant); u: spherical modes (q,); beta (p,); eta: linear predictor (n,); mu (n,);
     logdet: log|L|²; pwrss: Σ dev_resid + ‖u‖²; schur: the lower Cholesky factor (p, p) of the fixed effects'
     block of the penalised system given u, X'WX − X'WZΛ(Λ'Z'WZΛ + I)⁻¹Λ'Z'WX (half the Laplace objective's Hessian
-    in β, less the log-determinant's part: what stage 2 whitens β with), from stage 1's evaluations; zeros in
-    stage 2's, whose factor has no X rows."""
+    in β, less the log-determinant's part: what stage 2 whitens β with), from stage 1's evaluations (all fixed
+    effects free); the identity in stage 2's, whose factor has no X rows."""
 
     objective: jax.Array
     u: jax.Array
@@ -46,38 +46,32 @@ class Evaluation(NamedTuple):
     schur: jax.Array
 
 
-def _laplace_parts(theta, beta, u, plan: GlmmPlan, data: GlmmData, with_beta: bool = False):
+def _laplace_parts(theta, beta, u, free, plan: GlmmPlan, data: GlmmData):
     fam = plan.family
     A, _ = z_lambda(theta, plan, data)
     eta = linear_predictor(A, u, beta, data)
     mu = fam.linkinv(eta)
     dev = fam.dev_resid(data.y, mu, data.wt)
-    # with the X rows (stage 1: the Schur block comes with them), the leading q rows, hence log|L|², are the same
-    F = system(theta, fam.working_weights(eta, data.wt), data, plan, with_beta)
+    # the leading q rows, hence log|L|², do not depend on the X rows (with the free ones: the Schur block)
+    F = system(theta, fam.working_weights(eta, data.wt), data, plan, free)
     return A, eta, mu, dev, F, logdet_z(F, plan.layout)
 
 
-def evaluate(theta, beta, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1, fisher: bool = False) -> Evaluation:
-    """The objective in (θ, β) with the modes by PIRLS in u alone (lme4's default second stage). ``fisher``: the
-    modes' derivative rule in the form that shares the Laplace term's factor (pirls.exact_hessian; the gradient
-    programs take it, the Hessian programs not: forward over reverse through it was slower, verbagg 159 -> 256 ms)."""
-    u = modes(theta, beta, data, u0, plan, False, fisher)
-    A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data)
+def evaluate(theta, beta, free, data: GlmmData, v0, plan: GlmmPlan, nagq: int = 1,
+             fisher: bool = False) -> Evaluation:
+    """The objective in (θ, β) with the modes by PIRLS in (u, the ``free`` fixed effects) from v0 (q + p): free all
+    ones (or True) is the objective of ``fast`` in θ (lme4's nAGQ = 0, MixedModels.jl's fast = true; β from
+    PIRLS), all zeros (or False) lme4's default second stage (β given, u by PIRLS); pirls.py on the two forms. ``fisher``: the modes' derivative rule in the form that
+    shares the Laplace term's factor (pirls.exact_hessian; the gradient programs take it, the Hessian programs not:
+    forward over reverse through it was slower, verbagg 159 -> 256 ms)."""
+    v = modes(theta, beta, free, data, v0, plan, fisher)
+    u, b = split(v, free, beta)
+    A, eta, mu, dev, F, logdet = _laplace_parts(theta, b, u, free, plan, data)
     pwrss = jnp.sum(dev) + u @ u
     obj = pwrss + logdet + _rounding(mu, data) if nagq == 1 else _agq(A, u, eta, dev, F, plan, data, nagq)
-    return Evaluation(obj, u, beta, eta, mu, logdet, pwrss, jnp.zeros((plan.p, plan.p)))
-
-
-def evaluate_fast(theta, data: GlmmData, v0, plan: GlmmPlan, fisher: bool = False) -> Evaluation:
-    """The Laplace objective in θ alone, with β and u from PIRLS in (u, β) (lme4's nAGQ = 0, MixedModels.jl's
-    fast = true); the log-determinant is that of the random-effects block."""
-    v = modes(theta, jnp.zeros(plan.p), data, v0, plan, True, fisher)
-    u, beta = split(v, plan, True, None)
-    A, eta, mu, dev, F, logdet = _laplace_parts(theta, beta, u, plan, data, True)
-    pwrss = jnp.sum(dev) + u @ u
     dz = plan.layout.dz
     schur = lax.stop_gradient(F.LDD[dz : dz + plan.p, dz : dz + plan.p])
-    return Evaluation(pwrss + logdet + _rounding(mu, data), u, beta, eta, mu, logdet, pwrss, schur)
+    return Evaluation(obj, u, b, eta, mu, logdet, pwrss, schur)
 
 
 def _rounding(mu, data: GlmmData):
@@ -118,24 +112,26 @@ def _agq(A, u, eta, dev, F, plan: GlmmPlan, data: GlmmData, nagq: int):
     return jnp.sum(devc0) + jnp.sum(jnp.log(Ljj2)) - 2.0 * jnp.sum(jnp.log(mult))
 
 
-def objective(phi, data: GlmmData, u0, plan: GlmmPlan, nagq: int = 1):
-    """The criterion as a function of φ = (θ, β) alone."""
-    return evaluate(phi[: plan.ntheta], phi[plan.ntheta :], data, u0, plan, nagq).objective
+def objective(phi, data: GlmmData, v0, free, plan: GlmmPlan, nagq: int = 1):
+    """The criterion as a function of φ = (θ, β) alone (β is not used where ``free``: PIRLS solves for it)."""
+    return evaluate(phi[: plan.ntheta], phi[plan.ntheta :], free, data, v0, plan, nagq).objective
+
+
+def _with_aux(phi, data, v0, free, plan, nagq):
+    ev = evaluate(phi[: plan.ntheta], phi[plan.ntheta :], free, data, v0, plan, nagq, fisher=True)
+    return ev.objective, ev
+
+
+def objective_joint(phi, data: GlmmData, v0, plan: GlmmPlan, nagq: int = 1):
+    """The criterion of the default fit in φ = (θ, β), u by PIRLS from v0 (q + p values, or u's q)."""
+    v0 = jnp.asarray(v0)
+    v0 = jnp.concatenate([v0, jnp.zeros(plan.p)]) if v0.shape[0] == plan.q else v0
+    return objective(phi, data, v0, False, plan, nagq)
 
 
 def objective_fast(theta, data: GlmmData, v0, plan: GlmmPlan):
-    """The criterion of ``fast`` as a function of θ alone."""
-    return evaluate_fast(theta, data, v0, plan).objective
-
-
-def _with_aux(phi, data, u0, plan, nagq):
-    ev = evaluate(phi[: plan.ntheta], phi[plan.ntheta :], data, u0, plan, nagq, fisher=True)
-    return ev.objective, ev
-
-
-def _with_aux_fast(theta, data, v0, plan):
-    ev = evaluate_fast(theta, data, v0, plan, fisher=True)
-    return ev.objective, ev
+    """The criterion of ``fast`` in θ alone, (u, β) by PIRLS from v0."""
+    return evaluate(theta, jnp.zeros(plan.p), True, data, v0, plan).objective
 
 
 def hessian_of(f, pairs: bool = False):
@@ -163,13 +159,29 @@ def hessian_of(f, pairs: bool = False):
 
 
 class Compiled(NamedTuple):
-    """The jitted functions a fit calls. value_and_grad(φ, data, u0, plan, nagq) -> ((value, Evaluation), ∇);
-    value_and_grad_fast(θ, data, v0, plan) likewise; hessian / hessian_fast: the exact Hessians."""
+    """The jitted functions a fit calls: value_and_grad(φ, data, v0, free, plan, nagq) -> ((value, Evaluation),
+    ∇ in φ), one program for both stages (``free`` data of the call); the exact Hessians, one per kind of fit,
+    hessian(φ, data, v0, plan, nagq) of the default fit and hessian_fast(θ, data, v0, plan) of ``fast``."""
 
     value_and_grad: object
-    value_and_grad_fast: object
     hessian: object
     hessian_fast: object
+
+    def joint(self, phi, data, v0, plan: GlmmPlan, nagq: int = 1):
+        """value_and_grad of the default fit (β given), u by PIRLS from v0 (q + p values, or u's q)."""
+        return self.value_and_grad(phi, data, host_start(v0, plan), np.zeros(plan.p), plan, nagq)
+
+    def fast(self, theta, data, v0, plan: GlmmPlan):
+        """value_and_grad of ``fast`` in θ alone: ((value, Evaluation), ∇ in θ)."""
+        phi = np.concatenate([np.asarray(theta, float), np.zeros(plan.p)])
+        (val, ev), g = self.value_and_grad(phi, data, v0, np.ones(plan.p), plan, 1)
+        return (val, ev), np.asarray(g)[: plan.ntheta]
+
+
+def host_start(v0, plan: GlmmPlan) -> np.ndarray:
+    """PIRLS's start (q + p values) from stage 2's u alone (q): the fixed effects' part is not used there."""
+    v0 = np.asarray(v0, float)
+    return np.concatenate([v0, np.zeros(plan.p)]) if v0.shape[0] == plan.q else v0
 
 
 # flops-like sizes of one PIRLS step (see work) below which the quick compile options are used: they halve the
@@ -177,6 +189,10 @@ class Compiled(NamedTuple):
 # Hessian runs once a fit, the value and gradient 20-30 times: its threshold is the higher
 QUICK_WORK = 20_000
 QUICK_WORK_EVAL = 1_000
+# ... and below which the value and gradient, where not quick, is compiled with XLA's fusion emitters off (LLVM
+# still optimises): its compile 35-40% shorter for a run 0-14% longer (grouseticks 10.3 -> 6.3 s, 0.56 -> 0.64 ms
+# at load 5). Not above QUICK_WORK: verbagg's compile 8.1 -> 4.7 s, but its warm fit 0.184 -> 0.218 s of CPU
+LEAN_WORK = QUICK_WORK
 
 
 def work(plan: GlmmPlan) -> float:
@@ -184,45 +200,61 @@ def work(plan: GlmmPlan) -> float:
     return plan.n * plan.S**2 + (plan.layout.dz + plan.p + 1) ** 3 / 3
 
 
-def _program(name, fn, statics, out, quick: bool):
+def _options(tier: str):
+    """XLA's options of a tier: "quick" (fitting.loop.QUICK_OPTIONS, those this XLA takes), "lean" (the fusion
+    emitters off alone) or "full" (XLA's defaults)."""
     from ..fitting.loop import quick_options
+
+    if tier == "full":
+        return None
+    options = quick_options()
+    if tier == "lean":
+        options = {k: v for k, v in options.items() if k == "xla_cpu_use_fusion_emitters"}
+    return options or None
+
+
+def _program(name, fn, narrays, statics, out, tier: str):
     from ..fitting.traces import CachedProgram
 
-    return CachedProgram(f"{name}_{'quick' if quick else 'full'}", fn, 3, statics, out,
-                         quick_options() if quick else None, ahead=True)
+    return CachedProgram(f"{name}_{tier}", fn, narrays, statics, out, _options(tier), ahead=True)
 
 
 @functools.cache
-def compiled(quick_eval: bool, quick_hessian: bool) -> Compiled:
-    """The jitted functions, the value-and-gradient pair and the Hessians each compiled without XLA's optimisation
-    passes when quick (small models: the compile, not the run, is then what a fit waits for; see
-    fitting.loop.QUICK_OPTIONS). Their traced programs are kept on disk (fitting.traces): a new process fitting a
-    model of a shape seen before neither traces nor compiles."""
+def compiled(eval_tier: str, hessian_tier: str) -> Compiled:
+    """The jitted functions, the value and gradient and the Hessians each compiled with the options of its tier
+    (:func:`_options`: small models' compile, not their run, is what a fit waits for). Their traced programs are
+    kept on disk (fitting.traces): a new process fitting a model of a shape seen before neither traces nor
+    compiles. The Hessian of small models (quick) is forward over forward (:func:`hessian_of`)."""
     ev = Evaluation(*[0.0] * len(Evaluation._fields))
+    pairs = hessian_tier == "quick"
     return Compiled(
-        _program("glmm_vg", jax.value_and_grad(_with_aux, has_aux=True), ("plan", "nagq"), ((0.0, ev), 0.0),
-                 quick_eval),
-        _program("glmm_vg_fast", jax.value_and_grad(_with_aux_fast, has_aux=True), ("plan",), ((0.0, ev), 0.0),
-                 quick_eval),
-        _program("glmm_hessian", hessian_of(objective, quick_hessian), ("plan", "nagq"), 0.0, quick_hessian),
-        _program("glmm_hessian_fast", hessian_of(objective_fast, quick_hessian), ("plan",), 0.0, quick_hessian),
+        _program("glmm_vg", jax.value_and_grad(_with_aux, has_aux=True), 4, ("plan", "nagq"), ((0.0, ev), 0.0),
+                 eval_tier),
+        _program("glmm_hessian", hessian_of(objective_joint, pairs), 3, ("plan", "nagq"), 0.0, hessian_tier),
+        _program("glmm_hessian_fast", hessian_of(objective_fast, pairs), 3, ("plan",), 0.0, hessian_tier),
     )
+
+
+def _tier(w: float, quick: float) -> str:
+    return "quick" if w <= quick else "lean" if w <= LEAN_WORK else "full"
 
 
 def compiled_for(plan: GlmmPlan) -> Compiled:
     w = work(plan)
-    return compiled(w <= QUICK_WORK_EVAL, w <= QUICK_WORK)
+    return compiled(_tier(w, QUICK_WORK_EVAL), "quick" if w <= QUICK_WORK else "full")
 
 
 def prefetch(plan: GlmmPlan, data: GlmmData, nagq: int, fast: bool) -> None:
     """Start reading (or tracing and compiling) the programs a fit will call, in the order it calls them, in the
-    background (fitting.traces): a new process then loads the stage-2 and Hessian programs while stage 1 runs.
-    The shapes and dtypes are those the fit passes (θ and φ as numpy, the PIRLS starts (q + p,) and (q,))."""
+    background (fitting.traces): a new process then loads the Hessian's program while the fit runs. The shapes
+    and dtypes are those the fit passes (φ, v0 and free as numpy; stage 1 is the Laplace program, nagq = 1)."""
     c = compiled_for(plan)
     k, q, p = plan.ntheta, plan.q, plan.p
-    c.value_and_grad_fast.prefetch(np.zeros(k), data, np.zeros(q + p), plan)
+    v0 = np.zeros(q + p)
+    c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, 1)
     if fast:
-        c.hessian_fast.prefetch(np.zeros(k), data, np.zeros(q + p), plan)
+        c.hessian_fast.prefetch(np.zeros(k), data, v0, plan)
         return
-    c.value_and_grad.prefetch(np.zeros(k + p), data, np.zeros(q), plan, nagq)
-    c.hessian.prefetch(np.zeros(k + p), data, np.zeros(q), plan, nagq)
+    if nagq > 1:
+        c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, nagq)
+    c.hessian.prefetch(np.zeros(k + p), data, v0, plan, nagq)

@@ -30,7 +30,7 @@ from .fit import (
     glm_prefetch,
     glm_start,
 )
-from .laplace import Evaluation, compiled_for, prefetch
+from .laplace import Evaluation, compiled_for, host_start, prefetch
 from .plan import GlmmData, GlmmPlan, build_plan
 from .response import response_values, split_response
 
@@ -137,7 +137,8 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     if fast:
         u0, stage, initial = v0, stage1, theta0
     else:
-        u0 = np.asarray(ev1.u)  # on the host, as stage 1's start: a device array would compile stage 2's programs twice
+        # on the host, as stage 1's start: a device array would compile stage 2's programs twice
+        u0 = np.concatenate([np.asarray(ev1.u), np.asarray(ev1.beta)])
         initial = np.concatenate([stage1.x, np.asarray(ev1.beta)])
         stage = fit_joint(plan, gdata, stage1, u0, nagq, opts, verbose)
     final = stage.evaluation
@@ -387,12 +388,12 @@ class GeneralizedLinearMixedModel(InformationCriteria):
     def objective_function(self):
         """The minimised criterion as a pure JAX function of the optimised parameters (θ, then β unless
         ``fast``), for jax.jit / jax.grad / jax.hessian (the modes' derivatives are implicit, in either mode)."""
-        from .laplace import objective, objective_fast
+        from .laplace import objective_fast, objective_joint
 
         d, u0, plan, nagq = self.data, self.u0, self.plan, self.nagq
         if self.fast:
             return lambda theta: objective_fast(theta, d, u0, plan)
-        return lambda phi: objective(phi, d, u0, plan, nagq)
+        return lambda phi: objective_joint(phi, d, u0, plan, nagq)
 
     def _point(self, x):
         x = self.stage.x if x is None else np.asarray(x, dtype=float).reshape(-1)
@@ -405,15 +406,15 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         """Exact gradient of the objective in (θ, β) (θ alone when ``fast``), at the fit or at ``x``."""
         c = compiled_for(self.plan)
         if self.fast:
-            return np.asarray(c.value_and_grad_fast(self._point(x), self.data, self.u0, self.plan)[1])
-        return np.asarray(c.value_and_grad(self._point(x), self.data, self.u0, self.plan, self.nagq)[1])
+            return np.asarray(c.fast(self._point(x), self.data, self.u0, self.plan)[1])
+        return np.asarray(c.joint(self._point(x), self.data, self.u0, self.plan, self.nagq)[1])
 
     def hessian(self, x=None) -> np.ndarray:
         """Exact Hessian of the objective in (θ, β) (θ alone when ``fast``), at the fit or at ``x``."""
         c = compiled_for(self.plan)
         if self.fast:
             return np.asarray(c.hessian_fast(self._point(x), self.data, self.u0, self.plan))
-        return np.asarray(c.hessian(self._point(x), self.data, self.u0, self.plan, self.nagq))
+        return np.asarray(c.hessian(self._point(x), self.data, host_start(self.u0, self.plan), self.plan, self.nagq))
 
     # ---- display ----------------------------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -435,7 +436,7 @@ def _fast_vcov(theta, v, data: GlmmData, plan: GlmmPlan):
 
     q, p = plan.q, plan.p
     A, _ = z_lambda(theta, plan, data)
-    u, b = split(v, plan, True, v[q:])
+    u, b = split(v, True, v[q:])
     F = system(theta, plan.family.working_weights(linear_predictor(A, u, b, data), data.wt), data, plan, True)
     E = jnp.zeros((p, q + p)).at[jnp.arange(p), q + jnp.arange(p)].set(1.0)
     return jax.vmap(lambda b: solve(F, b, data, plan, True))(E)[:, q:]

@@ -1,8 +1,14 @@
 """Penalised iteratively reweighted least squares (PIRLS) for the conditional modes, as pure JAX functions.
 
-For fixed θ (and β, unless β is solved for too: ``fast``), the modes minimise the penalised deviance
+For fixed θ and given β, the modes v = (u, b) minimise the penalised deviance
 
-    g(v) = Σ dev_resid(y, μ(η)) + ‖u‖²,    η = offset + X β + Z Λ u,     v = u  or  v = (u, β),
+    g(v) = Σ dev_resid(y, μ(η)) + ‖u‖² + ‖(1 − f) ⊙ (b − β)‖²,    η = offset + X (f ⊙ b + (1 − f) ⊙ β) + Z Λ u,
+
+with ``free`` f over the fixed effects: f = 1 solves for β too (stage 1, ``fast``: lme4's nAGQ = 0), f = 0 holds b
+at the given β (stage 2, u alone). ``free`` is a 0/1 array, data of the call, so that one value-and-gradient
+program serves both stages (a second one was a second XLA compile of the same loop: grouseticks 3-5 s of a new
+process with empty caches); or a Python bool, all or none free, known when tracing, which leaves out the products
+that are zero (the Hessian programs, one per fit: with the held rows computed, grouseticks' took 18 ms, not 9).
 
 by Fisher scoring with step halving (Bates et al., lme4's PIRLS; McCullagh & Nelder 1989, section 2.5). The
 iterations are a ``lax.while_loop``; derivatives of the modes in (θ, β) are not taken through them but by the
@@ -37,31 +43,43 @@ STEP_TOL = 1e-10  # ... and the last step moved no unknown by more than STEP_TOL
 # and the objective 1e-9 noisy in relative terms, too noisy for the optimiser's line search)
 
 
-def system(theta, w, data: GlmmData, plan: GlmmPlan, with_beta: bool):
-    """The engine's blocked factor of M(θ) for the rows weighted by w (n,): the random-effects block Λ'Z'WZΛ + I and,
-    ``with_beta``, the fixed effects' rows X'WX. The response column is a unit one (y = 0, its diagonal 1), so the
-    factor's y row plays no part; without β, X's rows are the identity, uncoupled (the leading q rows are then
-    Λ'Z'WZΛ + I's factor whatever the signs of w)."""
+def _mask(free, p: int):
+    """``free`` as a 0/1 array of p values."""
+    return (jnp.ones(p) if free else jnp.zeros(p)) if isinstance(free, bool) else free
+
+
+def system(theta, w, data: GlmmData, plan: GlmmPlan, free):
+    """The engine's blocked factor of M(θ) for the rows weighted by w (n,): the random-effects block Λ'Z'WZΛ + I and
+    the fixed effects' rows, X'WX for the free ones (``free`` = 1) and the identity, uncoupled, for the others. The
+    response column is a unit one (y = 0, its diagonal 1), so the factor's y row plays no part; the leading q rows
+    are Λ'Z'WZΛ + I's factor whatever ``free`` is."""
     layout = plan.layout
     n, dz, p = layout.n, layout.dz, layout.p
-    md = ModelData(z=data.z, X=data.X if with_beta else jnp.zeros_like(data.X), y=jnp.zeros(n), weights=w,
-                   offset=jnp.zeros(n))
+    X = data.X if free is True else jnp.zeros_like(data.X) if free is False else data.X * free[None, :]
+    md = ModelData(z=data.z, X=X, y=jnp.zeros(n), weights=w, offset=jnp.zeros(n))
     arrays = assemble(data.blocks, data.skeleton, md, layout)
     ADD = arrays.ADD.at[-1, -1].set(1.0)
-    if not with_beta:
-        ADD = ADD.at[dz : dz + p, dz : dz + p].set(jnp.eye(p))
+    if free is not True:
+        ADD = ADD.at[dz : dz + p, dz : dz + p].add(jnp.diag(1.0 - _mask(free, p)))
     return factor(theta, arrays._replace(ADD=ADD), layout)
 
 
-def solve(F, b, data: GlmmData, plan: GlmmPlan, fast: bool):
-    """H⁻¹ b for the factor F of :func:`system` (b: q values, or q + p when ``fast``)."""
+def solve(F, b, data: GlmmData, plan: GlmmPlan, free):
+    """H⁻¹ b for the factor F of :func:`system` (b: q + p values; none free: the fixed effects' rows are the
+    identity, uncoupled, and the substitution stops before them)."""
     layout = plan.layout
-    return substitution.solve(F, b, data.skeleton, layout, layout.dz + (layout.p if fast else 0))
+    if free is False:
+        q = plan.q
+        return jnp.concatenate([substitution.solve(F, b[:q], data.skeleton, layout, layout.dz), b[q:]])
+    return substitution.solve(F, b, data.skeleton, layout, layout.dz + layout.p)
 
 
-def split(v, plan: GlmmPlan, fast: bool, beta):
-    """(u, β) from the unknowns v (β is the given one unless it is solved for)."""
-    return (v[: plan.q], v[plan.q :]) if fast else (v, beta)
+def split(v, free, beta):
+    """(u, b) from the unknowns v: the fixed effects in η are v's where ``free``, the given β elsewhere."""
+    q = v.shape[0] - beta.shape[0]
+    if isinstance(free, bool):
+        return v[:q], v[q:] if free else beta
+    return v[:q], free * v[q:] + (1.0 - free) * beta
 
 
 def linear_predictor(A, u, beta, data: GlmmData):
@@ -69,33 +87,46 @@ def linear_predictor(A, u, beta, data: GlmmData):
     return data.offset + data.X @ beta + jnp.sum(A * u[data.cols], axis=1)
 
 
-def penalised_deviance(v, theta, beta, plan: GlmmPlan, data: GlmmData, fast: bool):
-    """g(v) = Σ dev_resid + ‖u‖²."""
+def _held(v, free, beta):
+    """‖(1 − f) ⊙ (b − β)‖²: holds the fixed effects that are not free at β."""
+    if free is True:
+        return 0.0
+    d = (1.0 - _mask(free, beta.shape[0])) * (v[v.shape[0] - beta.shape[0] :] - beta)
+    return d @ d
+
+
+def penalised_deviance(v, theta, beta, free, plan: GlmmPlan, data: GlmmData):
+    """g(v) = Σ dev_resid + ‖u‖² + ‖(1 − f) ⊙ (b − β)‖²."""
     A, _ = z_lambda(theta, plan, data)
-    u, b = split(v, plan, fast, beta)
+    u, b = split(v, free, beta)
     eta = linear_predictor(A, u, b, data)
     fam = plan.family
-    return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u
+    return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u + _held(v, free, beta)
 
 
-def _score(A, u, eta, plan: GlmmPlan, data: GlmmData, fast: bool):
-    """−∇(g/2): [Z Λ, X]' r − (u, 0) with r = wt (y − μ) μ'(η) / V(μ)."""
+def _score(A, v, eta, beta, free, plan: GlmmPlan, data: GlmmData):
+    """−∇(g/2): [Z Λ, X f]' r − (u, (1 − f)(b − β)) with r = wt (y − μ) μ'(η) / V(μ)."""
     fam = plan.family
     mu = fam.linkinv(eta)
     r = data.wt * (data.y - mu) * fam.mu_eta(eta) / fam.variance(mu)
-    gu = _segsum((A * r[:, None]).reshape(-1), data.cols.reshape(-1), plan.q) - u
-    return jnp.concatenate([gu, data.X.T @ r]) if fast else gu
+    q = plan.q
+    gu = _segsum((A * r[:, None]).reshape(-1), data.cols.reshape(-1), q) - v[:q]
+    if isinstance(free, bool):
+        return jnp.concatenate([gu, data.X.T @ r if free else beta - v[q:]])
+    return jnp.concatenate([gu, free * (data.X.T @ r) - (1.0 - free) * (v[q:] - beta)])
 
 
-def _pirls(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
-    """The PIRLS iterations from v0; returns v̂ and the number of iterations."""
+def _pirls(theta, beta, free, data: GlmmData, v0, plan: GlmmPlan):
+    """The PIRLS iterations from v0 (its held fixed effects moved to β); returns v̂ and the number of iterations."""
     fam = plan.family
     A, _ = z_lambda(theta, plan, data)
+    q = plan.q
+    v0 = jnp.concatenate(split(v0, free, beta))
 
     def g_of(v):
-        u, b = split(v, plan, fast, beta)
+        u, b = split(v, free, beta)
         eta = linear_predictor(A, u, b, data)
-        return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u, eta
+        return jnp.sum(fam.dev_resid(data.y, fam.linkinv(eta), data.wt)) + u @ u + _held(v, free, beta), eta
 
     def cond(c):
         v, g, dec, step, it = c
@@ -103,11 +134,11 @@ def _pirls(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
 
     def body(c):
         v, g, _, _, it = c
-        u, b = split(v, plan, fast, beta)
+        u, b = split(v, free, beta)
         eta = linear_predictor(A, u, b, data)
-        F = system(theta, fam.working_weights(eta, data.wt), data, plan, fast)
-        rhs = _score(A, u, eta, plan, data, fast)
-        delta = solve(F, rhs, data, plan, fast)
+        F = system(theta, fam.working_weights(eta, data.wt), data, plan, free)
+        rhs = _score(A, v, eta, beta, free, plan, data)
+        delta = solve(F, rhs, data, plan, free)
         dec = delta @ rhs
 
         def halve(h):
@@ -128,38 +159,46 @@ def _pirls(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool):
     return v, it
 
 
-def exact_hessian(v, theta, beta, plan: GlmmPlan, data: GlmmData, fast: bool, fisher: bool = False):
+def exact_hessian(v, theta, beta, free, plan: GlmmPlan, data: GlmmData, fisher: bool = False):
     """The blocked factor of the Hessian of g/2 in v at v (observed, not expected, information of the unit
     deviances: the two differ for non-canonical links). ``fisher`` with a canonical link: the weights written as
     Fisher's working weights, the same numbers by the expression the Laplace term's factor uses, so that XLA computes
     that factor once for both (a value-and-gradient program: 1 factorisation fewer per evaluation)."""
     A, _ = z_lambda(theta, plan, data)
-    u, b = split(v, plan, fast, beta)
+    u, b = split(v, free, beta)
     eta = linear_predictor(A, u, b, data)
     fam = plan.family
     w = fam.working_weights(eta, data.wt) if fisher and fam.canonical else eta_second_derivative(fam, data.y, eta,
                                                                                                    data.wt)
-    return system(theta, w, data, plan, fast)
+    return system(theta, w, data, plan, free)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
-def modes(theta, beta, data: GlmmData, v0, plan: GlmmPlan, fast: bool, fisher: bool = False):
-    """The conditional modes v̂(θ, β) (u, or (u, β) when ``fast``) by PIRLS from v0; differentiable in θ, β and the
-    data by the implicit function theorem (v0 only chooses where the iterations start). ``fisher``: how the rule's
-    Hessian is written (:func:`exact_hessian`; the same numbers either way)."""
-    return _pirls(theta, beta, data, lax.stop_gradient(v0), plan, fast)[0]
+def modes(theta, beta, free, data: GlmmData, v0, plan: GlmmPlan, fisher: bool = False):
+    """The conditional modes v̂ = (û, b̂)(θ, β) by PIRLS from v0 (b̂ = β where not ``free``); differentiable in θ,
+    β and the data by the implicit function theorem (v0 only chooses where the iterations start). ``fisher``: how
+    the rule's Hessian is written (:func:`exact_hessian`; the same numbers either way)."""
+    if isinstance(free, bool):  # known when tracing: a static argument of the rule
+        return _modes(theta, beta, jnp.zeros(0), data, v0, plan, free, fisher)
+    return _modes(theta, beta, lax.stop_gradient(free), data, v0, plan, None, fisher)
 
 
-@modes.defjvp
-def _modes_jvp(plan, fast, fisher, primals, tangents):
-    theta, beta, data, v0 = primals
-    dtheta, dbeta, ddata, _ = tangents
-    v = modes(theta, beta, data, v0, plan, fast, fisher)
-    grad = lambda th, be, d: jax.grad(penalised_deviance)(v, th, be, plan, d, fast) / 2
+@partial(jax.custom_jvp, nondiff_argnums=(5, 6, 7))
+def _modes(theta, beta, free, data: GlmmData, v0, plan: GlmmPlan, static, fisher: bool):
+    free = free if static is None else static
+    return _pirls(theta, beta, free, data, lax.stop_gradient(v0), plan)[0]
+
+
+@_modes.defjvp
+def _modes_jvp(plan, static, fisher, primals, tangents):
+    theta, beta, free, data, v0 = primals
+    dtheta, dbeta, _, ddata, _ = tangents
+    v = _modes(theta, beta, free, data, v0, plan, static, fisher)
+    free = lax.stop_gradient(free) if static is None else static
+    grad = lambda th, be, d: jax.grad(penalised_deviance)(v, th, be, free, plan, d) / 2
     _, dF = jax.jvp(grad, (theta, beta, data), (dtheta, dbeta, ddata))
-    return v, -solve(exact_hessian(v, theta, beta, plan, data, fast, fisher), dF, data, plan, fast)
+    return v, -solve(exact_hessian(v, theta, beta, free, plan, data, fisher), dF, data, plan, free)
 
 
-def pirls_iterations(theta, beta, data, v0, plan: GlmmPlan, fast: bool):
+def pirls_iterations(theta, beta, free, data, v0, plan: GlmmPlan):
     """How many PIRLS iterations the modes take at (θ, β) (diagnostics and tests)."""
-    return _pirls(theta, beta, data, v0, plan, fast)[1]
+    return _pirls(theta, beta, free, data, v0, plan)[1]
