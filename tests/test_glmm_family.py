@@ -64,3 +64,27 @@ def test_probit_observed_weights_by_differences():
     fd = (dev(ETA + h) - 2 * dev(ETA) + dev(ETA - h)) / (2 * h * h)
     np.testing.assert_allclose(np.asarray(eta_second_derivative(f, y, jnp.asarray(ETA), wt)), fd, rtol=1e-5,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("text, dist, link", [
+    ("binomial()", "binomial", "logit"), ('binomial(link = "probit")', "binomial", "probit"),
+    ("binomial(link='cloglog')", "binomial", "cloglog"), ("binomial(probit)", "binomial", "probit"),
+    ('binomial("logit")', "binomial", "logit"), ("poisson(link = log)", "poisson", "log"),
+    (" Poisson() ", "poisson", "log")])
+def test_family_written_as_r_call(text, dist, link):
+    """glmer's family= as R code (binomial(link = "probit")) names the family and the link, as in R."""
+    f = make_family(text)
+    assert (f.dist.value, f.link.value) == (dist, link)
+    assert make_family(text, link).link.value == link  # the same link twice is fine
+
+
+@pytest.mark.parametrize("text, link, match", [
+    ('binomial(link = "probit")', "logit", "give the link once"),
+    ('binomial(link = "probit"', None, "R's call"),
+    ("quasipoisson", None, "observation-level"), ("quasibinomial(link = 'logit')", None, "no likelihood"),
+    ('Gamma(link = "log")', None, "dispersion parameter"), ('poisson(link = "identity")', None, "'log'")])
+def test_family_call_errors(text, link, match):
+    from mixedjax import ArgumentError
+
+    with pytest.raises(ArgumentError, match=match):
+        make_family(text, link)

@@ -8,6 +8,7 @@ The clamps follow R's ``make.link`` and lme4's glmFamily, so that μ stays insid
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 import jax.numpy as jnp
@@ -170,20 +171,42 @@ def _r_counts(y, wt, trials):
     return per, s, m
 
 
+# R's family calls as glmer takes them: binomial, binomial(), binomial(link = "probit"), binomial("probit"),
+# binomial(link = probit), poisson(link = 'log')
+_R_CALL = re.compile(r"^\s*([A-Za-z_.]+)\s*(?:\(\s*(?:link\s*=\s*)?(?:\"([^\"]*)\"|'([^']*)'|([A-Za-z_.]*))\s*\))?\s*$")
+
+
+def _r_call(family: str, link):
+    """(family name, link) from a family written as R's call; a link in both the call and link= must agree."""
+    match = _R_CALL.match(family)
+    if match is None:
+        raise ArgumentError(f"family must be 'binomial', 'bernoulli' or 'poisson' (or R's call, such as "
+                            f"'binomial(link = \"probit\")'), not {family!r}")
+    name, inner = match.group(1), next((g for g in match.groups()[1:] if g), None)
+    if inner is not None and link is not None and inner.strip().lower() != str(link).strip().lower():
+        raise ArgumentError(f"the family {family!r} has link {inner!r} and link={link!r} differs; give the link once")
+    return name.strip().lower(), link if inner is None else inner
+
+
 def make_family(family, link=None) -> Family:
-    """The Family for a name ("binomial", "bernoulli", "poisson") and an optional link name."""
+    """The Family for a name ("binomial", "bernoulli", "poisson", or R's call such as 'binomial(link = "probit")')
+    and an optional link name."""
     if isinstance(family, Family):
         if link is not None and Link(link) is not family.link:
             raise ArgumentError(f"the family already has link {family.link.value!r}; do not pass link={link!r}")
         return family
     if not isinstance(family, str):
         raise ArgumentError(f"family must be 'binomial', 'bernoulli' or 'poisson', not {family!r}")
-    key = family.strip().lower()
+    key, link = _r_call(family, link)
     if key in _DISPERSION:
         raise ArgumentError(
             f"family {family!r} has a dispersion parameter, which mj.glmm does not estimate; fit a Gaussian model "
             "with mj.lmm, or use family='binomial' or 'poisson'"
         )
+    if key.startswith("quasi"):
+        raise ArgumentError(f"family {family!r} has no likelihood, so no Laplace approximation (lme4's glmer refuses "
+                            "quasi families too); for overdispersed data use family='binomial' or 'poisson' with an "
+                            "observation-level term such as (1 | obs)")
     if key not in _NAMES:
         raise ArgumentError(f"family must be 'binomial', 'bernoulli' or 'poisson', not {family!r}")
     dist = _NAMES[key]
