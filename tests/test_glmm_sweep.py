@@ -3,7 +3,9 @@ mlmRev's Contraception (Laplace, nAGQ = 9, nAGQ = 0, a correlated (urban | distr
 (three crossed Poisson terms; (1 | gen) by Laplace and nAGQ = 7), cbpp with the probit and cloglog links, with
 proportions and weights= and nAGQ = 5, VerbAgg's first 200 ids (crossed, logit and probit), grouseticks with
 factor(YEAR) and scale(HEIGHT), MASS's bacteria (a factor response, I(week > 2); Laplace and nAGQ = 9), epil
-(Poisson, an offset(...) term, an observation-level term) and Insurance (offset(log(Holders)); Laplace and nAGQ = 9).
+(Poisson, an offset(...) term, an observation-level term) and Insurance (offset(log(Holders)); Laplace and nAGQ = 9);
+Insurance with its ordered factors as pandas ordered Categoricals (R's contr.poly: Age.L, Age.Q, Age.C; before the
+fix mixedjax coded them by treatment contrasts) and bacteria with trt's levels in R's order (placebo first).
 
 The data are tests/reference/sweep_glmm/*.csv as R's write.csv wrote them (factors as labels), read here with
 pandas' defaults, as a user would read them; make_sweep_glmm.R fits lme4 to the same CSVs. The reference is the
@@ -28,7 +30,7 @@ CASES = REF["cases"]
 # fitted in the suite without the slow mark (each under ~8 s with its compile); MJ_GLMM_ALL=1 is not needed for the
 # others: they carry pytest.mark.slow and run in the full suite
 FAST = {"bacteria_logit", "insurance_offset", "insurance_offset_agq9", "cbpp_cloglog", "epil_offset",
-        "grouse_scaled"}
+        "grouse_scaled", "insurance_ordered", "bacteria_levels"}
 _FITS = {}
 
 
@@ -37,14 +39,19 @@ def _list(v) -> list:
     return v if isinstance(v, list) else [v]
 
 
-def _data(name: str, new: bool = False) -> pd.DataFrame:
-    return pd.read_csv(HERE / "sweep_glmm" / f"{name}{'_new' if new else ''}.csv")
+def _data(case, new: bool = False) -> pd.DataFrame:
+    """The CSV as pandas reads it; a case's "factors" become Categoricals with the package's levels (ordered where
+    R's are) in the fit's data only: new data stay text, and are coded as the fit's columns were."""
+    df = pd.read_csv(HERE / "sweep_glmm" / f"{case['data']}{'_new' if new else ''}.csv")
+    for col, spec in ({} if new else case.get("factors", {})).items():
+        df[col] = pd.Categorical(df[col], categories=_list(spec["levels"]), ordered=spec["ordered"])
+    return df
 
 
 def _fit(case):
     if case["id"] not in _FITS:
         kw = {"weights": case["weights"]} if case.get("weights") else {}
-        _FITS[case["id"]] = mj.glmm(case["formula"], _data(case["data"]), case["family"], link=case["link"],
+        _FITS[case["id"]] = mj.glmm(case["formula"], _data(case), case["family"], link=case["link"],
                                     nagq=max(case["nagq"], 1), fast=case["nagq"] == 0, **kw)
     return _FITS[case["id"]]
 
@@ -115,7 +122,7 @@ def test_predict_new_data(case, re_form, type):
     and scale (grouse_scaled: before the fix they were scaled over the fit's and the new rows together, 3.7e-3 off
     on the link scale)."""
     m = _fit(case)
-    got = m.predict(_data(case["data"], new=True), type=type, re_form="~0" if re_form == "none" else None)
+    got = m.predict(_data(case, new=True), type=type, re_form="~0" if re_form == "none" else None)
     np.testing.assert_allclose(got.to_numpy(), case["tight"]["predict"][f"{type}_{re_form}"], rtol=1e-4, atol=1e-4)
 
 

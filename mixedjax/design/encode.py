@@ -29,6 +29,7 @@ class AtomState(NamedTuple):
     recorded: Recorded  # state of its stateful calls (levels, poly and scale coefficients)
     levels: tuple[str, ...] | None  # the factor levels used in the fit (None: numbers)
     suffixes: tuple[str, ...]  # column suffixes of a matrix atom (poly: "1", "2"); () for one column
+    ordered: bool = False  # an ordered factor in the fit: new rows are coded as one (contr.poly) whatever their dtype
 
 
 class PartEncoding(NamedTuple):
@@ -80,7 +81,7 @@ def _checked_value(state: AtomState, value, n: int):
     if state.levels is not None:
         if isinstance(value, Matrix):
             raise DataError(f"'{display}' gives several columns in the new data but one factor in the fit")
-        f = _as_factor(value, state.levels)
+        f = _as_factor(value, state.levels)._replace(ordered=state.ordered)
         if (f.codes == -2).any():
             raise DataError(
                 f"'{display}' has levels in the new data that the fit did not have (fit's levels: "
@@ -130,12 +131,13 @@ def fit_atoms(atoms: tuple[Atom, ...], data: pd.DataFrame, complete: np.ndarray,
                 suffixes = value.suffixes
             elif isinstance(value, Factor) or (isinstance(value, np.ndarray) and value.dtype == bool):
                 f = factor_of(value)
-                f = Factor(f.codes[complete], f.levels, f.from_text)
+                f = f._replace(codes=f.codes[complete])
                 levels = tuple(f.levels[i] for i in used_codes(f.codes, len(f.levels)))  # levels absent from the rows used are not model levels
                 value = recode(f, levels)
             elif isinstance(value, np.ndarray):
                 value = value[complete]
-            state = AtomState(atom, recorded, levels, suffixes)
+            ordered = isinstance(value, Factor) and value.ordered
+            state = AtomState(atom, recorded, levels, suffixes, ordered)
             values.append(_checked_value(state, value, n))
         states.append(state)
     return _atom_values(tuple(states), values, n), tuple(states)

@@ -87,11 +87,25 @@ cases <- list(
   list(id = "insurance_offset", data = "insurance", family = "poisson", link = "log", nagq = 1,
        formula = "Claims ~ Age + Group + offset(log(Holders)) + (1 | District)"),
   list(id = "insurance_offset_agq9", data = "insurance", family = "poisson", link = "log", nagq = 9,
-       formula = "Claims ~ Age + Group + offset(log(Holders)) + (1 | District)")
+       formula = "Claims ~ Age + Group + offset(log(Holders)) + (1 | District)"),
+  # factors as the package has them, not as a CSV reads them (the test makes the same pandas Categoricals): MASS's
+  # Insurance has ordered factors (contr.poly: Age.L, Age.Q, Age.C), bacteria's trt the levels placebo, drug, drug+
+  list(id = "insurance_ordered", data = "insurance", family = "poisson", link = "log", nagq = 1,
+       formula = "Claims ~ Age + Group + offset(log(Holders)) + (1 | District)",
+       factors = list(Age = list(levels = levels(MASS::Insurance$Age), ordered = TRUE),
+                      Group = list(levels = levels(MASS::Insurance$Group), ordered = TRUE))),
+  list(id = "bacteria_levels", data = "bacteria", family = "binomial", link = "logit", nagq = 1,
+       formula = "y ~ trt + I(week > 2) + (1 | ID)",
+       factors = list(trt = list(levels = levels(MASS::bacteria$trt), ordered = FALSE)))
 )
+as_given <- function(d, cs) {  # the case's factors with the package's levels (and ordered where it has them)
+  for (c in names(cs$factors)) d[[c]] <- factor(as.character(d[[c]]), levels = cs$factors[[c]]$levels,
+                                                ordered = cs$factors[[c]]$ordered)
+  d
+}
 tight <- glmerControl(tolPwrss = 1e-12, optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
 fit <- function(cs, ctl) {
-  d <- D[[cs$data]]
+  d <- as_given(D[[cs$data]], cs)
   fam <- if (cs$family == "poisson") poisson(link = cs$link) else binomial(link = cs$link)
   args <- list(formula = as.formula(cs$formula), data = d, family = fam, nAGQ = cs$nagq)
   if (!is.null(ctl)) args$control <- ctl
@@ -108,7 +122,7 @@ brief <- function(m, warn) list(loglik = as.numeric(logLik(m)), theta = unname(g
 full <- function(m, cs) {
   ct <- coef(summary(m)); vc <- as.data.frame(VarCorr(m))
   re <- ranef(m)
-  nd <- N[[cs$data]]
+  nd <- as_given(N[[cs$data]], cs)
   pr <- list()
   for (type in c("link", "response")) {
     pr[[paste0(type, "_none")]] <- unname(predict(m, newdata = nd, type = type, re.form = NA))
