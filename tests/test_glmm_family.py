@@ -12,7 +12,7 @@ from mixedjax.glmm.family import eta_second_derivative, loglik_constant, make_fa
 ETA = np.linspace(-4, 3, 15)
 
 
-@pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog", "cauchit", "log"])
 def test_binomial_links(link):
     f = make_family("binomial", link)
     mu = np.asarray(f.linkinv(jnp.asarray(ETA)))
@@ -25,6 +25,27 @@ def test_log_link():
     f = make_family("poisson")
     np.testing.assert_allclose(np.asarray(f.linkinv(jnp.asarray(ETA))), np.exp(ETA), rtol=1e-14)
     np.testing.assert_allclose(np.asarray(f.mu_eta(jnp.asarray(ETA))), np.exp(ETA), rtol=1e-14)
+
+
+def test_cauchit_and_sqrt_links_are_r_s():
+    """R: pcauchy(eta), dcauchy(eta); poisson(link = "sqrt"): eta^2 and 2 eta; and their observed weights are the
+    second derivative of the unit deviance by differences."""
+    from scipy.stats import cauchy
+
+    f = make_family("binomial", "cauchit")
+    np.testing.assert_allclose(np.asarray(f.linkinv(jnp.asarray(ETA))), cauchy.cdf(ETA), rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(f.mu_eta(jnp.asarray(ETA))), cauchy.pdf(ETA), rtol=1e-14)
+    g = make_family("poisson", "sqrt")
+    e = np.abs(ETA) + 0.1
+    np.testing.assert_allclose(np.asarray(g.linkinv(jnp.asarray(e))), e**2, rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(g.mu_eta(jnp.asarray(e))), 2 * e, rtol=1e-15)
+    np.testing.assert_allclose(np.asarray(g.linkfun(jnp.asarray(e**2))), e, rtol=1e-14)
+    for fam, y, x in ((f, (ETA > 0).astype(float), ETA), (g, np.round(e**2), e)):
+        y, wt, h = jnp.asarray(y), jnp.ones(x.shape), 1e-4
+        dev = lambda z: np.asarray(fam.dev_resid(y, fam.linkinv(jnp.asarray(z)), wt))
+        fd = (dev(x + h) - 2 * dev(x) + dev(x - h)) / (2 * h * h)
+        np.testing.assert_allclose(np.asarray(eta_second_derivative(fam, y, jnp.asarray(x), wt)), fd, rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_binomial_deviance_and_constant_are_minus_twice_the_log_pmf():

@@ -21,6 +21,7 @@ EPS = float(np.finfo(np.float64).eps)
 _LOGIT_THRESH = -float(np.log(EPS))  # R's logit link: |η| beyond this gives μ = eps or 1 − eps
 _PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps) in R
 _CLOGLOG_MAX = 700.0  # R's cloglog: η capped here in μ'(η)
+_CAUCHIT_THRESH = float(1.0 / np.tan(np.pi * EPS))  # -qcauchy(.Machine$double.eps) in R
 
 
 class Dist(enum.Enum):
@@ -32,10 +33,14 @@ class Link(enum.Enum):
     LOGIT = "logit"
     PROBIT = "probit"
     CLOGLOG = "cloglog"
+    CAUCHIT = "cauchit"
     LOG = "log"
+    SQRT = "sqrt"
 
 
-_ALLOWED = {Dist.BINOMIAL: (Link.LOGIT, Link.PROBIT, Link.CLOGLOG), Dist.POISSON: (Link.LOG,)}
+# R's links of these families that lme4 fits (poisson's identity is left out: μ = η leaves (0, ∞) at once)
+_ALLOWED = {Dist.BINOMIAL: (Link.LOGIT, Link.PROBIT, Link.CLOGLOG, Link.CAUCHIT, Link.LOG),
+            Dist.POISSON: (Link.LOG, Link.SQRT)}
 _DEFAULT = {Dist.BINOMIAL: Link.LOGIT, Dist.POISSON: Link.LOG}
 _NAMES = {"binomial": Dist.BINOMIAL, "bernoulli": Dist.BINOMIAL, "poisson": Dist.POISSON}
 # families lme4 fits that need a dispersion parameter (not supported: the Laplace deviance here has none)
@@ -45,7 +50,7 @@ _DISPERSION = ("gaussian", "gamma", "inverse.gaussian", "inverse_gaussian", "nor
 # MixedModels.jl's names, for the printout
 _JULIA_DIST = {Dist.BINOMIAL: "Binomial{Float64}", Dist.POISSON: "Poisson{Float64}"}
 _JULIA_LINK = {Link.LOGIT: "LogitLink()", Link.PROBIT: "ProbitLink()", Link.CLOGLOG: "CloglogLink()",
-               Link.LOG: "LogLink()"}
+               Link.CAUCHIT: "CauchitLink()", Link.LOG: "LogLink()", Link.SQRT: "SqrtLink()"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class Family:
             return ndtri(mu)
         if self.link is Link.CLOGLOG:
             return jnp.log(-jnp.log1p(-mu))
+        if self.link is Link.CAUCHIT:
+            return jnp.tan(jnp.pi * (mu - 0.5))
+        if self.link is Link.SQRT:
+            return jnp.sqrt(mu)
         return jnp.log(mu)
 
     def linkinv(self, eta):
@@ -94,10 +103,15 @@ class Family:
             return ndtr(jnp.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH))
         if self.link is Link.CLOGLOG:
             return jnp.clip(-jnp.expm1(-jnp.exp(jnp.minimum(eta, _CLOGLOG_MAX))), EPS, 1.0 - EPS)
+        if self.link is Link.CAUCHIT:
+            mu = 0.5 + jnp.arctan(jnp.clip(eta, -_CAUCHIT_THRESH, _CAUCHIT_THRESH)) / jnp.pi
+            return jnp.clip(mu, EPS, 1.0 - EPS)  # 0.5 + atan(η)/π rounds to 1 long before R's threshold
+        if self.link is Link.SQRT:
+            return eta**2  # R's sqrt link: no clamp
         return jnp.maximum(jnp.exp(jnp.minimum(eta, _CLOGLOG_MAX)), EPS)
 
     def mu_eta(self, eta):
-        """dμ/dη, at least eps (R's rule)."""
+        """dμ/dη, at least eps (R's rule; the sqrt link's 2η as R's, unfloored)."""
         if self.link is Link.LOGIT:
             e = jnp.exp(-jnp.abs(eta))
             return jnp.maximum(e / (1.0 + e) ** 2, EPS)
@@ -106,6 +120,10 @@ class Family:
         if self.link is Link.CLOGLOG:
             e = jnp.minimum(eta, _CLOGLOG_MAX)
             return jnp.maximum(jnp.exp(e - jnp.exp(e)), EPS)
+        if self.link is Link.CAUCHIT:
+            return jnp.maximum(1.0 / (jnp.pi * (1.0 + eta**2)), EPS)
+        if self.link is Link.SQRT:
+            return 2.0 * eta  # R's: no floor (its sign does not matter: the weights take its square)
         return jnp.maximum(jnp.exp(jnp.minimum(eta, _CLOGLOG_MAX)), EPS)
 
     # ---- distribution -------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 # Each model is fitted twice: lme4's defaults ("default") and PIRLS and BOBYQA converged tightly ("tight":
 # tolPwrss = 1e-12, rhoend = 1e-10), the reference where lme4's default stops short.
 # Run: Rscript tests/reference/make_sweep_glmm.R > tests/reference/sweep_glmm.json
-suppressMessages({library(lme4); library(jsonlite); library(mlmRev); library(MASS)})
+suppressMessages({library(lme4); library(jsonlite); library(mlmRev); library(MASS); library(numDeriv)})
 invisible(Sys.setlocale("LC_COLLATE", "C"))
 here <- "tests/reference/sweep_glmm"
 dir.create(here, showWarnings = FALSE)
@@ -88,6 +88,17 @@ cases <- list(
        formula = "Claims ~ Age + Group + offset(log(Holders)) + (1 | District)"),
   list(id = "insurance_offset_agq9", data = "insurance", family = "poisson", link = "log", nagq = 9,
        formula = "Claims ~ Age + Group + offset(log(Holders)) + (1 | District)"),
+  # the other links of R's families that glmer fits (binomial cauchit and log, poisson sqrt)
+  list(id = "cbpp_cauchit", data = "cbpp", family = "binomial", link = "cauchit", nagq = 1,
+       formula = "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"),
+  list(id = "cbpp_log", data = "cbpp", family = "binomial", link = "log", nagq = 1,
+       formula = "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"),
+  list(id = "contra_cauchit", data = "contraception", family = "binomial", link = "cauchit", nagq = 1,
+       formula = "use ~ age + I(age^2) + urban + livch + (1 | district)"),
+  list(id = "epil_sqrt", data = "epil", family = "poisson", link = "sqrt", nagq = 1, richardson = TRUE,
+       formula = "y ~ trt + lage + V4 + (1 | subject)"),
+  list(id = "epil_sqrt_agq9", data = "epil", family = "poisson", link = "sqrt", nagq = 9,
+       formula = "y ~ trt + lage + V4 + (1 | subject)"),
   # factors as the package has them, not as a CSV reads them (the test makes the same pandas Categoricals): MASS's
   # Insurance has ordered factors (contr.poly: Age.L, Age.Q, Age.C), bacteria's trt the levels placebo, drug, drug+
   list(id = "insurance_ordered", data = "insurance", family = "poisson", link = "log", nagq = 1,
@@ -138,7 +149,12 @@ full <- function(m, cs) {
        ranef = lapply(re, function(b) list(levels = rownames(b), columns = colnames(b),
                                           values = lapply(as.list(b), unname))),
        fitted = unname(fitted(m)), predict = pr, singular = isSingular(m),
-       family = family(m)$family, link = family(m)$link)
+       family = family(m)$family, link = family(m)$link,
+       # where lme4's finite-difference Hessian is doubtful: numDeriv's Richardson Hessian of the same deviance function
+       se_richardson = if (isTRUE(cs$richardson)) {
+         x <- c(getME(m, "theta"), fixef(m)); H <- numDeriv::hessian(update(m, devFunOnly = TRUE), x)
+         unname(sqrt(diag(solve(H / 2)))[-seq_along(getME(m, "theta"))])
+       })
 }
 out <- list(lme4 = as.character(packageVersion("lme4")), R = R.version.string, cases = list())
 for (cs in cases) {
