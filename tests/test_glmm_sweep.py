@@ -74,6 +74,10 @@ def test_likelihood_and_criteria(case):
     assert m.aic == pytest.approx(t["aic"], rel=1e-7)
     assert m.bic == pytest.approx(t["bic"], rel=1e-7)
     assert m.is_singular == t["singular"]
+    # lme4's deviance() of a GLMM: the conditional deviance, the sum of squared deviance residuals (m.deviance is
+    # −2 logLik)
+    assert np.sum(m.residuals("deviance").to_numpy() ** 2) == pytest.approx(t["deviance_lme4"], rel=1e-5)
+    assert m.deviance == pytest.approx(-2 * t["loglik"], rel=1e-7)
 
 
 @pytest.mark.parametrize("case", _params())
@@ -141,3 +145,28 @@ def test_printed_family_and_link(case):
     assert {"logit": "LogitLink()", "probit": "ProbitLink()", "cloglog": "CloglogLink()", "log": "LogLink()",
             "cauchit": "CauchitLink()", "sqrt": "SqrtLink()"}[t["link"]] in text
     assert f"(nAGQ = {max(case['nagq'], 1)})" in text or case["nagq"] == 0
+
+
+@pytest.mark.parametrize("formula, family, column, change", [
+    ("livch ~ age + (1 | district)", "binomial", "livch", None),  # a factor of 4 levels ("0", "1", "2", "3+")
+    ("u3 ~ age + (1 | district)", "binomial", "u3", "three"),  # text of 3 levels
+    ("age ~ urban + (1 | district)", "binomial", "age", None),  # not 0/1
+    ("y ~ trt + (1 | subject)", "poisson", "y", "negative"),
+    ("y ~ trt + (1 | subject)", "poisson", "y", "half"),
+    ("cbind(incidence, size - incidence - 5) ~ factor(period) + (1 | herd)", "binomial", "size - incidence - 5",
+     None),  # successes greater than trials
+])
+def test_bad_responses_name_the_column(formula, family, column, change):
+    """lme4's errors for these ("y values must be 0 <= y <= 1", "negative values not allowed for the 'Poisson'
+    family", non-integer warnings) are DataErrors here that name the response as written."""
+    data = {"livch": "contraception", "u3": "contraception", "age": "contraception", "y": "epil"}.get(column, "cbpp")
+    df = _data({"data": data})
+    if change == "three":
+        df = df.assign(u3=np.where(df["age"] > 5, "Z", df["use"]))
+    elif change == "negative":
+        df = df.assign(y=df["y"] - 3)
+    elif change == "half":
+        df = df.assign(y=df["y"] + 0.5)
+    with pytest.raises(mj.DataError) as err:
+        mj.glmm(formula, df, family)
+    assert f"'{column}'" in str(err.value)
