@@ -63,8 +63,8 @@ def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1,
     """Fit a generalized linear mixed model (binomial or Poisson) by the Laplace approximation (``nagq=1``) or
     adaptive Gauss–Hermite quadrature (``nagq > 1``, one scalar random-effects term), as lme4's ``glmer``.
 
-    ``family``: "binomial" (links "logit", the default, "probit", "cloglog"; "bernoulli" is the same family) or
-    "poisson" (link "log"). The binomial response: 0/1, boolean or a two-level factor (the second level is a
+    ``family``: "binomial" (links "logit", the default, "probit", "cloglog", "cauchit", "log"; "bernoulli" is the
+    same family) or "poisson" (links "log", the default, "sqrt"), or R's call ('binomial(link = "probit")'). The binomial response: 0/1, boolean or a two-level factor (the second level is a
     success), ``cbind(successes, failures)``, or proportions with ``weights=`` the numbers of trials. ``offset=``:
     one value per row (or a column name), added to the linear predictor. ``fast=True`` optimises θ alone with β from
     PIRLS (lme4's nAGQ = 0; ``nagq=0`` is the same fit); the default then optimises θ and β together. Options: ``maxiter`` (1000), ``gtol``
