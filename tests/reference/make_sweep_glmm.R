@@ -15,7 +15,8 @@ put <- function(name, d) {
   write.csv(plain(d), file.path(here, paste0(name, ".csv")), row.names = FALSE)
   read.csv(file.path(here, paste0(name, ".csv")), stringsAsFactors = TRUE)
 }
-data(Contraception, package = "mlmRev"); data(Arabidopsis, package = "lme4"); data(cbpp, package = "lme4")
+data(Contraception, package = "mlmRev"); data(Mmmec, package = "mlmRev"); data(guImmun, package = "mlmRev")
+ data(Arabidopsis, package = "lme4"); data(cbpp, package = "lme4")
 data(VerbAgg, package = "lme4"); data(grouseticks, package = "lme4")
 va <- VerbAgg[as.integer(as.character(VerbAgg$id)) <= 200, c("Anger", "Gender", "item", "id", "btype", "situ", "r2")]
 ep <- MASS::epil
@@ -31,17 +32,22 @@ D <- list(
   grouseticks = put("grouseticks", grouseticks[, c("INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION")]),
   bacteria = put("bacteria", MASS::bacteria),
   epil = put("epil", ep),
-  insurance = put("insurance", ins)
+  insurance = put("insurance", ins),
+  mmmec = put("mmmec", Mmmec[, c("nation", "region", "deaths", "expected", "uvb")]),
+  guimmun = put("guimmun", guImmun[, setdiff(names(guImmun), "kid")])
 )
 # new data: the first four rows, and two rows whose grouping factors all take levels new to the fit
 groups <- list(contraception = "district", arabidopsis = c("reg", "popu", "gen"), cbpp = "herd",
                verbagg200 = c("id", "item"), grouseticks = c("INDEX", "BROOD", "LOCATION"), bacteria = "ID",
-               epil = c("subject", "obs"), insurance = "District")
+               epil = c("subject", "obs"), insurance = "District", mmmec = c("nation", "region"),
+               guimmun = c("mom", "comm"))
 N <- lapply(names(D), function(k) {
   d <- D[[k]]; nd <- plain(d[c(1:4, 5, nrow(d)), ])
   for (g in groups[[k]]) nd[[g]][5:6] <- if (is.numeric(d[[g]])) c(9998, 9999) else c("NEW1", "NEW2")
   write.csv(nd, file.path(here, paste0(k, "_new.csv")), row.names = FALSE)
-  read.csv(file.path(here, paste0(k, "_new.csv")), stringsAsFactors = FALSE)
+  # the fit's text columns as text (six rows of guImmun's ord, "01", "23", "46", would read as numbers)
+  read.csv(file.path(here, paste0(k, "_new.csv")), stringsAsFactors = FALSE,
+           colClasses = sapply(d, function(x) if (is.factor(x)) "character" else NA))
 })
 names(N) <- names(D)
 
@@ -99,6 +105,12 @@ cases <- list(
        formula = "y ~ trt + lage + V4 + (1 | subject)"),
   list(id = "epil_sqrt_agq9", data = "epil", family = "poisson", link = "sqrt", nagq = 9,
        formula = "y ~ trt + lage + V4 + (1 | subject)"),
+  # nested terms: Mmmec's regions in nations (lme4 names the inner term region:nation), guImmun's mothers in
+  # communities
+  list(id = "mmmec_nested", data = "mmmec", family = "poisson", link = "log", nagq = 1,
+       formula = "deaths ~ uvb + offset(log(expected)) + (1 | nation/region)"),
+  list(id = "guimmun_nested", data = "guimmun", family = "binomial", link = "logit", nagq = 1,
+       formula = "immun ~ kid2p + mom25p + ord + ethn + momEd + husEd + momWork + rural + pcInd81 + (1 | mom) + (1 | comm)"),
   # factors as the package has them, not as a CSV reads them (the test makes the same pandas Categoricals): MASS's
   # Insurance has ordered factors (contr.poly: Age.L, Age.Q, Age.C), bacteria's trt the levels placebo, drug, drug+
   list(id = "insurance_ordered", data = "insurance", family = "poisson", link = "log", nagq = 1,
