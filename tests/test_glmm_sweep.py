@@ -103,6 +103,11 @@ def test_estimates_table_and_variance_components(case):
     p = ct["Pr(>|z|)"].to_numpy()
     big = np.asarray(t["p"]) > 1e-8  # tiny p values move by orders of magnitude with z's third digit
     np.testing.assert_allclose(p[big], np.asarray(t["p"])[big], rtol=5e-2, atol=1e-4)
+    # lme4's confint(m, method = "Wald", parm = "beta_", level = 0.9): β̂ ∓ 1.645 se, so within β's 1e-3 and 1.645
+    # times se's 1e-2
+    ci, ref = m.confint(level=0.9).to_numpy(), np.array(t["confint_wald"])
+    assert list(m.confint().columns) == ["lower", "upper"]
+    assert np.all(np.abs(ci - ref) <= 1e-3 + 0.02 * np.asarray(t["se"])[:, None])
     vc = t["varcorr"]
     for grp, v1, v2, sdcor in zip(*(_list(vc[k]) for k in ("grp", "var1", "var2", "sdcor"))):
         g = m.varcorr[grp]
@@ -182,3 +187,11 @@ def test_bad_responses_name_the_column(formula, family, column, change):
     with pytest.raises(mj.DataError) as err:
         mj.glmm(formula, df, family)
     assert f"'{column}'" in str(err.value)
+
+
+def test_confint_arguments():
+    m = _fit(CASES["bacteria_logit"])
+    with pytest.raises(mj.ArgumentError, match="wald"):
+        m.confint(method="profile")
+    with pytest.raises(mj.ArgumentError, match="level"):
+        m.confint(level=95)

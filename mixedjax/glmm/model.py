@@ -319,6 +319,20 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         return pd.DataFrame({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
                             index=beta.index)
 
+    def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals of the fixed effects, β̂ ∓ z se (lme4's ``confint(m, method = "Wald")``, whose θ rows are
+        NA): a DataFrame with columns lower, upper indexed by the coefficients, as the LMM's."""
+        if isinstance(level, (bool, np.bool_)) or not (isinstance(level, (int, float)) and 0 < level < 1):
+            raise ArgumentError(f"level must be between 0 and 1, not {level!r}")
+        if str(method).lower() != "wald":
+            raise ArgumentError(f"method must be 'wald' for a GLMM (profile and bootstrap intervals are not "
+                                f"implemented for mj.glmm fits), not {method!r}")
+        from scipy.special import ndtri
+
+        z = float(ndtri((1 + level) / 2))
+        b, se = self.fixef, self.stderror
+        return pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=b.index)
+
     @cached_property
     def _lambdas(self) -> list[np.ndarray]:
         return [np.asarray(l) for l in lambdas(jnp.asarray(self.theta), self.plan)]

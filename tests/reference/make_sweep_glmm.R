@@ -162,6 +162,7 @@ full <- function(m, cs) {
                                           values = lapply(as.list(b), unname))),
        fitted = unname(fitted(m)), predict = pr, singular = isSingular(m),
        family = family(m)$family, link = family(m)$link,
+       confint_wald = unname(as.matrix(confint(m, method = "Wald", parm = "beta_", level = 0.9))),
        # where lme4's finite-difference Hessian is doubtful: numDeriv's Richardson Hessian of the same deviance function
        se_richardson = if (isTRUE(cs$richardson)) {
          x <- c(getME(m, "theta"), fixef(m)); H <- numDeriv::hessian(update(m, devFunOnly = TRUE), x)
