@@ -136,6 +136,11 @@ def test_modes_and_fitted(case):
         ref = np.column_stack([np.atleast_1d(r["values"][c]) for c in _list(r["columns"])])
         np.testing.assert_allclose(b.to_numpy(), ref, rtol=2e-3, atol=5e-4)
     np.testing.assert_allclose(m.fitted().to_numpy(), t["fitted"], rtol=1e-3, atol=1e-5)
+    # indexed by the levels as the data hold them, as the LMM's ranef: an integer column's ids stay integers
+    for name, b in ours.items():
+        col = _data(case)[name] if name in _data(case).columns else None
+        if col is not None and pd.api.types.is_integer_dtype(col):
+            assert pd.api.types.is_integer_dtype(b.index) and b.loc[col.iloc[0]].shape == (b.shape[1],)
 
 
 @pytest.mark.parametrize("case", _params())

@@ -346,12 +346,15 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         return out
 
     def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns);
+        """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns),
+        indexed by the levels as the data hold them (integer ids stay integers; a combination ``a:b`` is text);
         ``uscale=True`` gives the spherical modes û (b = Λ û)."""
         out = {}
         for t, u, lam in zip(self.design.terms, self._u_by_term(), self._lambdas):
             vals = u if uscale else u @ lam.T
-            out[t.name] = pd.DataFrame(_readonly(vals), index=pd.Index(t.levels, name=t.name), columns=list(t.columns))
+            # indexed by the levels as the data hold them, as the LMM's ranef (integer ids stay integers)
+            out[t.name] = pd.DataFrame(_readonly(vals), index=pd.Index(list(t.level_values), name=t.name),
+                                       columns=list(t.columns))
         return ByGroup(out, lme4_aliases(self.design))
 
     @property
