@@ -136,6 +136,14 @@ def test_modes_and_fitted(case):
         ref = np.column_stack([np.atleast_1d(r["values"][c]) for c in _list(r["columns"])])
         np.testing.assert_allclose(b.to_numpy(), ref, rtol=2e-3, atol=5e-4)
     np.testing.assert_allclose(m.fitted().to_numpy(), t["fitted"], rtol=1e-3, atol=1e-5)
+    # ranef(m, condVar = TRUE)'s postVar: conditional standard deviations of every term and column
+    cv = m.ranef(condvar=True)
+    for name, r in t["ranef"].items():
+        flip = name not in list(ours)
+        levels = [":".join(reversed(lv.split(":"))) if flip else lv for lv in _list(r["levels"])]
+        b = cv[name].set_axis([str(v) for v in cv[name].index], axis=0).loc[levels]
+        for col, sd in zip(_list(r["columns"]), _list(t["condsd"][name])):
+            np.testing.assert_allclose(b[f"condsd_{col}"].to_numpy(), np.atleast_1d(sd), rtol=2e-3, atol=1e-5)
     # indexed by the levels as the data hold them, as the LMM's ranef: an integer column's ids stay integers
     for name, b in ours.items():
         col = _data(case)[name] if name in _data(case).columns else None

@@ -345,16 +345,54 @@ class GeneralizedLinearMixedModel(InformationCriteria):
             o += t.nlevels * t.s
         return out
 
-    def ranef(self, uscale: bool = False) -> dict[str, pd.DataFrame]:
+    def condvar(self) -> dict[str, np.ndarray]:
+        """Grouping factor -> (levels, s, s) conditional covariance of its random effects given y at the modes
+        (lme4's postVar, ``ranef(m, condVar = TRUE)``): the diagonal blocks of Λ (Λ'Z'WZΛ + I)⁻¹ Λ' with W Fisher's
+        working weights at the modes, the factor lme4's L holds (σ = 1 for these families; conditional on β, as
+        lme4's). Dense in the q random effects (host numpy), read-only."""
+        q = sum(t.nlevels * t.s for t in self.design.terms)
+        if q > 20_000:
+            raise ArgumentError(f"condvar is computed densely here and this model has {q} random effects; "
+                                "it is available up to 20,000")
+        n = self.nobs
+        ZL, o = np.zeros((n, q)), 0
+        rows = np.arange(n)
+        for t, lam in zip(self.design.terms, self._lambdas):
+            zl = np.asarray(t.z, dtype=float) @ lam  # row i's effects on b = Λ u, at its level
+            for j in range(t.s):
+                ZL[rows, o + np.asarray(t.codes) * t.s + j] = zl[:, j]
+            o += t.nlevels * t.s
+        w = np.asarray(self.family.working_weights(jnp.asarray(self.evaluation.eta), jnp.asarray(self.data.wt)))
+        Minv = np.linalg.inv(ZL.T @ (w[:, None] * ZL) + np.eye(q))
+        out, o = {}, 0
+        for t, lam in zip(self.design.terms, self._lambdas):
+            idx = o + np.arange(t.nlevels)[:, None] * t.s + np.arange(t.s)[None, :]  # (levels, s)
+            V = lam @ Minv[idx[:, :, None], idx[:, None, :]] @ lam.T
+            out[t.name] = _readonly(V)
+            o += t.nlevels * t.s
+        return ByGroup(out, lme4_aliases(self.design))
+
+    def ranef(self, uscale: bool = False, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects: grouping factor -> DataFrame (levels × the term's columns),
         indexed by the levels as the data hold them (integer ids stay integers; a combination ``a:b`` is text);
-        ``uscale=True`` gives the spherical modes û (b = Λ û)."""
+        ``uscale=True`` gives the spherical modes û (b = Λ û). ``condvar=True`` adds a column ``condsd_<column>``
+        per column: the conditional standard deviation (``condvar``; on b's scale, with uscale of û), as the LMM's."""
         out = {}
+        cv = self.condvar() if condvar else None
         for t, u, lam in zip(self.design.terms, self._u_by_term(), self._lambdas):
             vals = u if uscale else u @ lam.T
             # indexed by the levels as the data hold them, as the LMM's ranef (integer ids stay integers)
-            out[t.name] = pd.DataFrame(_readonly(vals), index=pd.Index(list(t.level_values), name=t.name),
-                                       columns=list(t.columns))
+            df = pd.DataFrame(_readonly(vals), index=pd.Index(list(t.level_values), name=t.name),
+                              columns=list(t.columns))
+            if cv is not None:
+                var = cv[t.name]
+                if uscale:  # Var(û | y) = λ⁻¹ Var(b | y) λ⁻ᵀ
+                    li = np.linalg.pinv(lam)
+                    var = li @ var @ li.T
+                sd = np.sqrt(np.maximum(np.diagonal(var, axis1=1, axis2=2), 0.0))
+                for j, c in enumerate(t.columns):
+                    df[f"condsd_{c}"] = sd[:, j]
+            out[t.name] = df
         return ByGroup(out, lme4_aliases(self.design))
 
     @property

@@ -163,6 +163,10 @@ full <- function(m, cs) {
        fitted = unname(fitted(m)), predict = pr, singular = isSingular(m),
        family = family(m)$family, link = family(m)$link,
        confint_wald = unname(as.matrix(confint(m, method = "Wald", parm = "beta_", level = 0.9))),
+       # ranef(m, condVar = TRUE)'s postVar: the conditional standard deviations, per term and column
+       condsd = lapply(ranef(m, condVar = TRUE), function(b) {
+         pv <- attr(b, "postVar"); lapply(seq_len(dim(pv)[1]), function(j) sqrt(pv[j, j, ]))
+       }),
        # where lme4's finite-difference Hessian is doubtful: numDeriv's Richardson Hessian of the same deviance function
        se_richardson = if (isTRUE(cs$richardson)) {
          x <- c(getME(m, "theta"), fixef(m)); H <- numDeriv::hessian(update(m, devFunOnly = TRUE), x)
