@@ -130,7 +130,14 @@ def _factor(ctx, call, a):
         extra = sorted(set(factor_of(x).levels) - set(levels))
         raise DataError(f"{_name(call)}: the values {', '.join(extra[:10])} are not among the levels given; "
                         "list every level, or drop those rows first")
+    if a.get("ordered") is not None:  # R: factor(x, ordered = is.ordered(x)), so factor() keeps an ordered factor
+        f = f._replace(ordered=bool(constant(a["ordered"], f"'ordered' of {_name(call)}", (bool,))))
     return ctx.known_levels(f, _name(call))
+
+
+def _ordered(ctx, call, a):
+    """R's ordered(x, levels): a factor whose contrasts are polynomial (contr.poly)."""
+    return _factor(ctx, call, {"x": a["x"], "levels": a.get("levels"), "ordered": True})
 
 
 def _c(ctx, call, args):
@@ -153,6 +160,9 @@ def _relevel(ctx, call, a):
     f = a["x"]
     if not isinstance(f, Factor):
         f = factor_of(numeric(f, _name(call)))
+    if f.ordered:
+        raise FormulaError(f"{_name(call)}: relevel() is for unordered factors (as in R); an ordered factor's "
+                           "contrasts are polynomial, with no reference level. Use factor(x, ordered = FALSE) first")
     ref = constant(a["ref"], f"the 'ref' of {_name(call)}", (str, float))
     levels = ctx.remember(lambda: factor_of(f).levels if not isinstance(a["x"], Factor) else f.levels)
     f = ctx.known_levels(factor_of(f, levels), _name(call))
@@ -174,7 +184,7 @@ def _as_character(ctx, call, a):
         raise FormulaError(f"{_name(call)}: as.character() needs one column")
     f = x if isinstance(x, Factor) else factor_of(x)
     levels = ctx.remember(lambda: tuple(sorted(factor_of(f).levels)))
-    return ctx.known_levels(factor_of(f, levels)._replace(from_text=True), _name(call))
+    return ctx.known_levels(factor_of(f, levels)._replace(from_text=True, ordered=False), _name(call))
 
 
 def _as_numeric(ctx, call, a):
@@ -327,7 +337,7 @@ _NP_BINARY = ("power", "maximum", "minimum", "fmax", "fmin", "hypot", "arctan2",
               "multiply", "divide")
 
 
-_R_NAMES = ("I", "factor", "as.factor", "C", "relevel", "as.numeric", "as.integer", "as.character", "poly", "scale", "center", "log",
+_R_NAMES = ("I", "factor", "ordered", "as.factor", "C", "relevel", "as.numeric", "as.integer", "as.character", "poly", "scale", "center", "log",
             "exp", "sqrt", "abs", "pmin", "pmax", "ifelse", "round", "mean", "sd", "offset", "cbind")
 
 
@@ -335,7 +345,8 @@ def _table() -> Table:
     t = Table()
     t["I"] = Spec(("x",), 1, _identity)
     t["offset"] = Spec(("object",), 1, _offset)
-    t["factor"] = Spec(("x", "levels"), 1, _factor)
+    t["factor"] = Spec(("x", "levels", "ordered"), 1, _factor)
+    t["ordered"] = Spec(("x", "levels"), 1, _ordered)
     for fn in ("as.factor", "C"):
         t[fn] = Spec(("x",), 1, _factor)
     t["c"] = Spec(("...",), 1, _c)

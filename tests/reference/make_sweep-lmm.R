@@ -143,4 +143,13 @@ for (reml in c(TRUE, FALSE)) {
     theta = num(getME(m, "theta")), sigma = sigma(m), fitted = num(fitted(m)),
     beta_names = I(names(fixef(m))), beta = num(fixef(m)), se = num(sqrt(diag(as.matrix(vcov(m))))))
 }
+# more codings of an ordered factor: no intercept (indicators), in an interaction without its main effect, ML
+for (f in c("angle ~ 0 + temperature + recipe + (1 | recipe:replicate)",
+            "angle ~ recipe + recipe:temperature + (1 | recipe:replicate)",
+            "angle ~ temperature + (1 | replicate)")) {
+  m <- lmer(as.formula(f), cake, REML = FALSE)
+  out$ordered_more[[f]] <- list(objective = crit(m), beta_names = I(names(fixef(m))), beta = num(fixef(m)),
+                                se = num(sqrt(diag(as.matrix(vcov(m))))))
+}
+out$contr_poly <- lapply(2:7, function(k) unname(contr.poly(k)))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE, null = "null"), file.path(here, "lmm_sweep10.json"))
