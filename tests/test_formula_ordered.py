@@ -88,3 +88,26 @@ def test_new_data_are_coded_as_the_fit():
 def test_relevel_of_an_ordered_factor_is_an_error():
     with pytest.raises(mj.errors.FormulaError, match="unordered"):
         mj.lmm("angle ~ relevel(temperature, '185') + (1|replicate)", _cake())
+
+
+# ---- anova: lmerTest's tables do not depend on the contrasts; type III maps the treatment hypotheses to β ----------
+def _anova_data(name):
+    if name.startswith("cake"):
+        d = _cake()
+        return d.drop(index=[4, 16, 39, 100, 149, 201, 232, 259]) if name == "cake_unbalanced" else d
+    d = pd.read_csv(REF / "lmm_sweep10" / "Oats.csv")
+    d["nitro_o"] = pd.Categorical(d["nitro"], ordered=True)
+    return d
+
+
+@pytest.mark.parametrize("key", list(JSON["ordered_anova"]))
+def test_anova_with_an_ordered_factor(key):
+    ref = JSON["ordered_anova"][key]
+    name, type_ = key.split()
+    m = mj.lmm(ref["formula"], _anova_data(name), reml=True)
+    tab = m.anova(type=int(type_))
+    assert list(tab.index) == ref["terms"]
+    np.testing.assert_allclose(tab["NumDF"].to_numpy(), ref["NumDF"])
+    np.testing.assert_allclose(tab["DenDF"].to_numpy(), ref["DenDF"], rtol=1e-3)
+    np.testing.assert_allclose(tab["F value"].to_numpy(), ref["F"], rtol=1e-4)
+    np.testing.assert_allclose(tab["Pr(>F)"].to_numpy(), ref["p"], rtol=1e-3)

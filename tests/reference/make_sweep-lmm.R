@@ -151,5 +151,18 @@ for (f in c("angle ~ 0 + temperature + recipe + (1 | recipe:replicate)",
   out$ordered_more[[f]] <- list(objective = crit(m), beta_names = I(names(fixef(m))), beta = num(fixef(m)),
                                 se = num(sqrt(diag(as.matrix(vcov(m))))))
 }
+# lmerTest's type III and type I tables with an ordered factor (they do not depend on the contrasts)
+oats$nitro_o <- ordered(oats$nitro)
+for (a in list(list("cake", "angle ~ recipe * temperature + (1 | recipe:replicate)", cake),
+               list("cake_unbalanced", "angle ~ recipe * temperature + (1 | recipe:replicate)",
+                    cake[-c(5, 17, 40, 101, 150, 202, 233, 260), ]),  # the tests drop the same rows
+               list("oats", "yield ~ nitro_o * Variety + (1 | Block/Variety)", oats))) {
+  m <- lmerTest::lmer(as.formula(a[[2]]), a[[3]], REML = TRUE)
+  for (type in c(1, 3)) {
+    tab <- anova(m, type = type)
+    out$ordered_anova[[paste(a[[1]], type)]] <- list(formula = a[[2]], terms = I(rownames(tab)),
+      NumDF = num(tab$NumDF), DenDF = num(tab$DenDF), F = num(tab[["F value"]]), p = num(tab[["Pr(>F)"]]))
+  }
+}
 out$contr_poly <- lapply(2:7, function(k) unname(contr.poly(k)))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE, null = "null"), file.path(here, "lmm_sweep10.json"))
