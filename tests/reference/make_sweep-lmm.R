@@ -32,11 +32,13 @@ keep <- sort(unique(ma$School))[1:60]                 # 60 of 160 schools keeps 
 data$MathAch <- ma[ma$School %in% keep, ]
 data$Exam <- Exam[, c("school", "normexam", "schgend", "standLRT", "sex")]
 data$ScotsSec <- ScotsSec[, c("attain", "verbal", "sex", "primary", "second")]
+data$Arabidopsis <- ns("lme4", "Arabidopsis")
+data$Oxboys$w <- 1 + (as.integer(data$Oxboys$Occasion) %% 3) / 2   # positive weights
 for (nm in names(data)) write.csv(data[[nm]], file.path(dir, paste0(nm, ".csv")), row.names = FALSE)
 
 # columns whose labels are numbers: factors in R, read back as integers
 factors <- list(ham = c("Product", "Information", "Gender"), carrots = c("Homesize"), TVbo = c("Repeat", "Picture"),
-                BodyWeight = c("Diet"))
+                BodyWeight = c("Diet"), Arabidopsis = c("nutrient", "rack"))
 read <- function(nm) {
   d <- read.csv(file.path(dir, paste0(nm, ".csv")), stringsAsFactors = TRUE)
   for (v in factors[[nm]]) d[[v]] <- factor(d[[v]])
@@ -70,7 +72,11 @@ cases <- list(
   list("Pixel", "Pixel", "pixel ~ day + I(day^2) + (day|Dog) + (1|Dog:Side)", "Dog"),
   list("MathAch", "MathAch", "MathAch ~ SES*Sector + (SES|School)", NULL),
   list("Exam", "Exam", "normexam ~ standLRT + sex + schgend + (standLRT|school)", NULL),
-  list("ScotsSec", "ScotsSec", "attain ~ verbal*sex + (1|primary) + (1|second)", "second")
+  list("ScotsSec", "ScotsSec", "attain ~ verbal*sex + (1|primary) + (1|second)", "second"),
+  list("Exam_off", "Exam", "normexam ~ sex + schgend + offset(0.6 * standLRT) + (1|school)", NULL),
+  list("Oxboys_w", "Oxboys", "height ~ age + I(age^2) + (age|Subject)", NULL, "w"),
+  list("Arabidopsis", "Arabidopsis",
+       "log(total.fruits + 1) ~ nutrient*amd + rack + status + (1|reg) + (1|popu) + (1|gen)", "popu")
 )
 
 opt <- lmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5), calc.derivs = FALSE,
