@@ -111,3 +111,28 @@ def test_anova_with_an_ordered_factor(key):
     np.testing.assert_allclose(tab["DenDF"].to_numpy(), ref["DenDF"], rtol=1e-3)
     np.testing.assert_allclose(tab["F value"].to_numpy(), ref["F"], rtol=1e-4)
     np.testing.assert_allclose(tab["Pr(>F)"].to_numpy(), ref["p"], rtol=1e-3)
+
+
+def _oats():
+    d = pd.read_csv(REF / "lmm_sweep10" / "Oats.csv")
+    d["nitro_o"] = pd.Categorical(d["nitro"], ordered=True)
+    # R: ordered(c("low", "mid", "high")[(1:72 %% 3) + 1], levels = c("low", "mid", "high"))
+    d["lev"] = pd.Categorical(np.array(["low", "mid", "high"])[np.arange(1, 73) % 3],
+                              categories=["low", "mid", "high"], ordered=True)
+    return d
+
+
+def test_ordered_levels_in_their_order_not_sorted():
+    _check(mj.lmm("yield ~ nitro + lev + (1 | Block)", _oats()), JSON["ordered_levels"], rtol_se=1e-3)
+
+
+def test_ordered_factor_in_a_random_effects_term():
+    """lme4 codes a random-effects term's ordered factor as its fixed part would: no intercept, so indicators."""
+    ref = JSON["ordered_random"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # singular, in lme4 too
+        m = mj.lmm("yield ~ nitro_o + (1 | Block) + (0 + nitro_o | Variety)", _oats())
+    _check(m, ref, rtol_se=1e-2)
+    assert list(m.ranef()["Variety"].columns) == ref["ranef_columns"]

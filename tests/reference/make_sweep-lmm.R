@@ -170,5 +170,13 @@ for (a in list(list("cake", "angle ~ recipe * temperature + (1 | recipe:replicat
       NumDF = num(tab$NumDF), DenDF = num(tab$DenDF), F = num(tab[["F value"]]), p = num(tab[["Pr(>F)"]]))
   }
 }
+# an ordered factor whose levels are not in sorted order (low < mid < high), and one in a random-effects term
+oats$lev <- ordered(c("low", "mid", "high")[(seq_len(72) %% 3) + 1], levels = c("low", "mid", "high"))
+m <- lmer(yield ~ nitro + lev + (1 | Block), oats, REML = FALSE)
+out$ordered_levels <- list(objective = crit(m), beta_names = I(names(fixef(m))), beta = num(fixef(m)),
+                           se = num(sqrt(diag(as.matrix(vcov(m))))))
+m <- lmer(yield ~ nitro_o + (1 | Block) + (0 + nitro_o | Variety), oats, REML = FALSE, control = opt)
+out$ordered_random <- list(objective = crit(m), beta_names = I(names(fixef(m))), beta = num(fixef(m)),
+                           se = num(sqrt(diag(as.matrix(vcov(m))))), ranef_columns = I(colnames(ranef(m)$Variety)))
 out$contr_poly <- lapply(2:7, function(k) unname(contr.poly(k)))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE, null = "null"), file.path(here, "lmm_sweep10.json"))
