@@ -201,3 +201,22 @@ def test_re_form_takes_lme4s_name_of_a_nested_term():
     np.testing.assert_allclose(inner.to_numpy(), JSON["oats_inner"], atol=1e-3)
     with pytest.raises(mj.errors.FormulaError, match="Variety:Nope"):
         m.predict(nd, re_form="~(1 | Variety:Nope)")
+
+
+def test_rows_with_missing_values_are_dropped_as_lme4_does():
+    """A missing grouping id (which makes pandas' integer column float), factor level and response drop their rows;
+    the ids stay integers in ranef's index (R's levels '1', '2', ...)."""
+    ref = JSON["machines_missing"]
+    d = pd.read_csv(REF / "lmm_sweep10" / "Machines.csv")
+    d.loc[[2, 19], "Worker"] = np.nan
+    d.loc[6, "Machine"] = np.nan
+    d.loc[29, "score"] = np.nan
+    m = mj.lmm("score ~ Machine + (1 | Worker) + (1 | Worker:Machine)", d)
+    assert (m.nobs, m.n_dropped) == (ref["nobs"], 4)
+    assert m.objective == pytest.approx(ref["objective"], rel=1e-6)
+    fitted = m.fitted()
+    assert list(fitted.index + 1) == ref["rows"]  # R's row names count from 1
+    np.testing.assert_allclose(fitted.to_numpy(), ref["fitted"], atol=1e-4)
+    b = m.ranef()["Worker"]
+    assert b.index.dtype.kind == "i" and [str(v) for v in b.index] == ref["worker_levels"]
+    np.testing.assert_allclose(b.iloc[:, 0].to_numpy(), ref["worker"], atol=1e-4)

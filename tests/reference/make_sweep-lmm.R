@@ -137,6 +137,13 @@ for (cs in cases) {
       predict = pr, newdata_rows = 8L, new_level_columns = I(newcols))
   }
 }
+# missing values: a grouping id, a factor and the response (rows 3, 20; 7; 30): lme4 drops those rows
+mm <- read("Machines")
+mm$Worker[c(3, 20)] <- NA; mm$Machine[7] <- NA; mm$score[30] <- NA
+m <- lmer(score ~ Machine + (1 | Worker) + (1 | Worker:Machine), mm, REML = FALSE, control = opt)
+out$machines_missing <- list(nobs = nobs(m), objective = crit(m), rows = I(as.integer(names(fitted(m)))),
+                             fitted = num(fitted(m)), worker_levels = I(rownames(ranef(m)$Worker)),
+                             worker = num(ranef(m)$Worker[, 1]))
 # lme4's name of the inner term of (1 | Block/Variety) in re.form
 oats <- read("Oats")
 m <- lmer(yield ~ nitro * Variety + (1 | Block/Variety), oats, REML = TRUE, control = opt)
