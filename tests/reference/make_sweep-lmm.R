@@ -8,31 +8,31 @@ suppressMessages({library(lme4); library(nlme); library(mlmRev); library(jsonlit
 here <- "tests/reference"
 dir <- file.path(here, "lmm_sweep10")
 dir.create(dir, showWarnings = FALSE)
-ns <- function(pkg, nm) { e <- new.env(); data(list = nm, package = pkg, envir = e); as.data.frame(e[[nm]]) }
-lt <- function(nm) ns("lmerTest", nm)
+pkgdata <- function(pkg, nm) { e <- new.env(); data(list = nm, package = pkg, envir = e); as.data.frame(e[[nm]]) }
+lt <- function(nm) pkgdata("lmerTest", nm)
 
 data <- list()
 data$ham <- lt("ham")[, c("Consumer", "Product", "Informed.liking", "Information", "Gender")]
 data$carrots <- lt("carrots")[, c("Consumer", "Homesize", "Preference", "sens1", "sens2", "Product")]
 data$TVbo <- lt("TVbo")[, c("Assessor", "TVset", "Repeat", "Picture", "Coloursaturation")]
-data$cake <- ns("lme4", "cake")
-data$Machines <- ns("nlme", "Machines")
-data$Orthodont <- ns("nlme", "Orthodont")
+data$cake <- pkgdata("lme4", "cake")
+data$Machines <- pkgdata("nlme", "Machines")
+data$Orthodont <- pkgdata("nlme", "Orthodont")
 data$Orthodont$w <- data$Orthodont$age / 10          # a positive weights column
-data$Oxboys <- ns("nlme", "Oxboys")
-data$Rail <- ns("nlme", "Rail")
-data$ergoStool <- ns("nlme", "ergoStool")
-data$Oats <- ns("nlme", "Oats")
-data$BodyWeight <- ns("nlme", "BodyWeight")
-data$Pixel <- ns("nlme", "Pixel")
-ma <- ns("nlme", "MathAchieve"); ms <- ns("nlme", "MathAchSchool")
+data$Oxboys <- pkgdata("nlme", "Oxboys")
+data$Rail <- pkgdata("nlme", "Rail")
+data$ergoStool <- pkgdata("nlme", "ergoStool")
+data$Oats <- pkgdata("nlme", "Oats")
+data$BodyWeight <- pkgdata("nlme", "BodyWeight")
+data$Pixel <- pkgdata("nlme", "Pixel")
+ma <- pkgdata("nlme", "MathAchieve"); ms <- pkgdata("nlme", "MathAchSchool")
 ma$School <- as.character(ma$School); ms$School <- as.character(ms$School)
 ma <- merge(ma[, c("School", "SES", "MathAch")], ms[, c("School", "Sector")], by = "School", sort = FALSE)
 keep <- sort(unique(ma$School))[1:60]                 # 60 of 160 schools keeps the CSV small
 data$MathAch <- ma[ma$School %in% keep, ]
 data$Exam <- Exam[, c("school", "normexam", "schgend", "standLRT", "sex")]
 data$ScotsSec <- ScotsSec[, c("attain", "verbal", "sex", "primary", "second")]
-data$Arabidopsis <- ns("lme4", "Arabidopsis")
+data$Arabidopsis <- pkgdata("lme4", "Arabidopsis")
 data$Oxboys$w <- 1 + (as.integer(data$Oxboys$Occasion) %% 3) / 2   # positive weights
 for (nm in names(data)) write.csv(data[[nm]], file.path(dir, paste0(nm, ".csv")), row.names = FALSE)
 
@@ -149,7 +149,7 @@ oats <- read("Oats")
 m <- lmer(yield ~ nitro * Variety + (1 | Block/Variety), oats, REML = TRUE, control = opt)
 out$oats_inner <- num(predict(m, oats[1:8, ], re.form = ~(1 | Variety:Block)))
 # cake as R has it: temperature an ordered factor (polynomial contrasts); quantities invariant to the coding
-cake <- ns("lme4", "cake")
+cake <- pkgdata("lme4", "cake")
 for (reml in c(TRUE, FALSE)) {
   m <- lmer(angle ~ recipe * temperature + (1 | recipe:replicate), cake, REML = reml)
   out$ordered_cake[[if (reml) "REML" else "ML"]] <- list(objective = crit(m),
@@ -185,5 +185,28 @@ out$ordered_levels <- list(objective = crit(m), beta_names = I(names(fixef(m))),
 m <- lmer(yield ~ nitro_o + (1 | Block) + (0 + nitro_o | Variety), oats, REML = FALSE, control = opt)
 out$ordered_random <- list(objective = crit(m), beta_names = I(names(fixef(m))), beta = num(fixef(m)),
                            se = num(sqrt(diag(as.matrix(vcov(m))))), ranef_columns = I(colnames(ranef(m)$Variety)))
+# splines::ns and splines::bs: the bases on BodyWeight's Time, at new values inside and outside the boundary knots
+# (predict.ns and predict.bs), and lmer fits with them
+bw <- read("BodyWeight")
+x <- bw$Time
+new <- c(-5, 0, 1, 30.5, 64, 70)
+out$splines <- list(new = I(new), bases = list(
+  `ns(Time, 3)` = list(fit = unname(splines::ns(x, 3)), new = unname(predict(splines::ns(x, 3), new))),
+  `ns(Time)` = list(fit = unname(splines::ns(x)), new = unname(predict(splines::ns(x), new))),
+  `ns(Time, knots = c(20, 40))` = list(fit = unname(splines::ns(x, knots = c(20, 40))),
+                                       new = unname(predict(splines::ns(x, knots = c(20, 40)), new))),
+  `ns(Time, df = 4, intercept = TRUE)` = list(fit = unname(splines::ns(x, df = 4, intercept = TRUE)),
+                                              new = unname(predict(splines::ns(x, df = 4, intercept = TRUE), new))),
+  `bs(Time, 4)` = list(fit = unname(splines::bs(x, 4)), new = unname(suppressWarnings(predict(splines::bs(x, 4), new)))),
+  `bs(Time)` = list(fit = unname(splines::bs(x)), new = unname(suppressWarnings(predict(splines::bs(x), new)))),
+  `bs(Time, df = 5, degree = 2)` = list(fit = unname(splines::bs(x, df = 5, degree = 2)),
+                                        new = unname(suppressWarnings(predict(splines::bs(x, df = 5, degree = 2), new))))))
+library(splines)
+for (f in c("weight ~ ns(Time, 3) + Diet + (1 | Rat)", "weight ~ bs(Time, df = 5) + (Time | Rat)")) {
+  m <- lmer(as.formula(f), bw, REML = FALSE, control = opt)
+  nd <- data.frame(Time = new, Diet = factor(1, levels = 1:3), Rat = 1)
+  out$splines$fits[[f]] <- list(objective = crit(m), beta_names = I(names(fixef(m))), beta = num(fixef(m)),
+                                predict = num(suppressWarnings(predict(m, nd))))
+}
 out$contr_poly <- lapply(2:7, function(k) unname(contr.poly(k)))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE, null = "null"), file.path(here, "lmm_sweep10.json"))
