@@ -59,3 +59,14 @@ def test_spline_arguments_are_checked():
         build_design("weight ~ ns(Time, 2.5) + (1 | Rat)", _bw())
     with pytest.raises(mj.errors.FormulaError, match="degree"):
         build_design("weight ~ bs(Time, degree = 0) + (1 | Rat)", _bw())
+
+
+def test_namespaced_spelling():
+    """lme4 users write splines::ns(...): the same basis, named as R names it; any other pkg::fn is refused."""
+    d = _bw()
+    a = mj.lmm("weight ~ splines::ns(Time, 3) + Diet + (1 | Rat)", d)
+    b = mj.lmm("weight ~ ns(Time, 3) + Diet + (1 | Rat)", d)
+    assert list(a.fixef.index)[1] == "splines::ns(Time, 3)1"
+    np.testing.assert_array_equal(a.fixef.to_numpy(), b.fixef.to_numpy())
+    with pytest.raises(mj.errors.FormulaError, match="os::system"):
+        build_design("weight ~ os::system(1) + (1 | Rat)", d)
