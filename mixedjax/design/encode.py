@@ -29,7 +29,7 @@ class AtomState(NamedTuple):
     recorded: Recorded  # state of its stateful calls (levels, poly and scale coefficients)
     levels: tuple[str, ...] | None  # the factor levels used in the fit (None: numbers)
     suffixes: tuple[str, ...]  # column suffixes of a matrix atom (poly: "1", "2"); () for one column
-    ordered: bool = False  # an ordered factor in the fit: new rows are coded as one (contr.poly) whatever their dtype
+    ordered: bool = False  # an ordered factor in the fit: new data are coded by its polynomial contrasts too
 
 
 class PartEncoding(NamedTuple):
@@ -81,14 +81,14 @@ def _checked_value(state: AtomState, value, n: int):
     if state.levels is not None:
         if isinstance(value, Matrix):
             raise DataError(f"'{display}' gives several columns in the new data but one factor in the fit")
-        f = _as_factor(value, state.levels)._replace(ordered=state.ordered)
+        f = _as_factor(value, state.levels)
         if (f.codes == -2).any():
             raise DataError(
                 f"'{display}' has levels in the new data that the fit did not have (fit's levels: "
                 f"{', '.join(state.levels[:20])}{', ...' if len(state.levels) > 20 else ''}); a fixed effect of an "
                 "unseen level cannot be predicted. Drop those rows or give them one of the fit's levels."
             )
-        return f
+        return f._replace(ordered=state.ordered)  # the fit's contrasts, whatever the new column's dtype
     if isinstance(value, Factor) or (isinstance(value, np.ndarray) and value.dtype == bool):
         raise DataError(f"'{display}' gives a factor in the new data but numbers in the fit")
     if isinstance(value, Matrix):
@@ -136,8 +136,7 @@ def fit_atoms(atoms: tuple[Atom, ...], data: pd.DataFrame, complete: np.ndarray,
                 value = recode(f, levels)
             elif isinstance(value, np.ndarray):
                 value = value[complete]
-            ordered = isinstance(value, Factor) and value.ordered
-            state = AtomState(atom, recorded, levels, suffixes, ordered)
+            state = AtomState(atom, recorded, levels, suffixes, isinstance(value, Factor) and value.ordered)
             values.append(_checked_value(state, value, n))
         states.append(state)
     return _atom_values(tuple(states), values, n), tuple(states)

@@ -19,7 +19,7 @@ class Factor(NamedTuple):
     codes: np.ndarray  # (n,) int64
     levels: tuple[str, ...]
     from_text: bool  # True for a column of text (R's character vector): as.numeric() parses it, it has no codes
-    ordered: bool = False  # an ordered factor (pandas' ordered Categorical): R codes it by contr.poly
+    ordered: bool = False  # R's ordered factor (an ordered pandas Categorical, ordered()): polynomial contrasts
 
 
 class Matrix(NamedTuple):
