@@ -234,7 +234,8 @@ class InferenceMethods:
 def _f_frame(names, tests, sigma2=1.0) -> pd.DataFrame:
     F = np.array([t.F for t in tests], float)
     q = np.array([t.numdf for t in tests], int)
-    ms = F * sigma2
+    # lmerTest's Mean Sq is the unscaled F times σ̂² (Kenward–Roger's scaling λ changes only the F value)
+    ms = np.array([t.F_unscaled for t in tests], float) * sigma2
     return TestTable({"Sum Sq": ms * q, "Mean Sq": ms, "NumDF": q, "DenDF": [t.dendf for t in tests],
                       "F value": F, "Pr(>F)": [t.p for t in tests]}, index=pd.Index(names, dtype=object))
 
