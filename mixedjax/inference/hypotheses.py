@@ -79,6 +79,38 @@ def _full_columns(coding: FixedCoding) -> tuple[list[str], np.ndarray]:
     return names, np.array(rows)
 
 
+def _full_columns_on_rows(coding: FixedCoding, X: np.ndarray) -> np.ndarray:
+    """lmerTest's rdX on the fit's rows (n, r), for an X whose rank-deficient columns were dropped (a missing cell of
+    an interaction): each full column is the product of its variables' main-effect columns of X, a baseline level's
+    indicator being 1 − Σ the other levels' indicators. Its coefficients on X's columns are then ginv(X) rdX, as
+    lmerTest computes them (a full column for a missing cell is 0 on the rows, and gets no coefficients)."""
+    levels = dict(coding.levels)
+    main = {f[0]: j for j, f in enumerate(coding.column_factors) if len(f) == 1}
+
+    def column(v, l, term):
+        if (v, l) in main:
+            return X[:, main[(v, l)]]
+        others = [main.get((v, o)) for o in levels.get(v, ()) if o != l]
+        if l is not None and l == levels[v][0] and None not in others:
+            return 1.0 - X[:, others].sum(axis=1)
+        raise ArgumentError(
+            f"type III hypotheses for the term '{term}' with dropped (rank-deficient) columns need every variable of "
+            f"it as a main effect in the fixed part ('{v}' is not); use anova(type=1) or contrast(L)")
+
+    cols = [np.ones(len(X))] if coding.intercept else []
+    for term, variables in zip(coding.terms, coding.term_variables):
+        cats = [v for v in variables if v in levels]
+        numeric = [v for v in variables if v not in levels]
+        for combo in product(*(levels[v] for v in cats)):
+            c = np.ones(len(X))
+            for v, l in zip(cats, combo):
+                c = c * column(v, l, term)
+            for v in numeric:
+                c = c * column(v, None, term)
+            cols.append(c)
+    return np.column_stack(cols)
+
+
 def _contains(coding: FixedCoding, inner: str, outer: str) -> bool:
     vi = set(coding.term_variables[coding.terms.index(inner)])
     vo = set(coding.term_variables[coding.terms.index(outer)])
@@ -93,9 +125,17 @@ def _residual(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return B - U @ (U.T @ B)
 
 
-def type3(coding: FixedCoding) -> dict[str, np.ndarray]:
-    """Term -> its type III hypothesis rows (on β)."""
-    _, M = _full_columns(coding)  # M[i, j]: coefficient of X column j in full column i
+def type3(coding: FixedCoding, X: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Term -> its type III hypothesis rows (on β). ``X`` (the design's fixed-effect matrix) is needed when
+    rank-deficient columns were dropped: the full columns are then written in X's columns by least squares on the
+    rows (lmerTest's ginv(X) rdX), not symbolically."""
+    if coding.rank_deficient:
+        if X is None:
+            raise ArgumentError("type III hypotheses of a rank-deficient fixed part need the design's X")
+        M = np.linalg.lstsq(X, _full_columns_on_rows(coding, X), rcond=None)[0].T
+        M = np.where(np.abs(M) < 1e-10, 0.0, M)  # lmerTest's zapsmall
+    else:
+        _, M = _full_columns(coding)  # M[i, j]: coefficient of X column j in full column i
     L = M.copy()
     cols = {t: _columns(coding, t) for t in coding.terms}
     order = sorted(coding.terms, key=lambda t: -len(coding.term_variables[coding.terms.index(t)]))
@@ -105,7 +145,7 @@ def type3(coding: FixedCoding) -> dict[str, np.ndarray]:
             A = L[:, np.concatenate([cols[o] for o in outer])]
             L[:, cols[term]] = _residual(A, L[:, cols[term]])
     # the rows for X's own columns: the full column named as X's column j is X's column j itself
-    own = [int(np.flatnonzero(np.all(np.isclose(M, np.eye(M.shape[1])[j]), axis=1))[0])
+    own = [int(np.flatnonzero(np.all(np.isclose(M, np.eye(M.shape[1])[j], atol=1e-8), axis=1))[0])
            for j in range(M.shape[1])]
     L = L[own]
     out = {}

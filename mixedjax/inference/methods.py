@@ -123,7 +123,7 @@ class InferenceMethods:
         # lmerTest uses the type I hypotheses for type III too when there is at most one term (its df depend on the
         # rows chosen, not only on their span)
         sequential = _TYPES[type] == 1 or len(coding.terms) <= 1
-        hyps = type1(design.X, coding) if sequential else type3(coding)
+        hyps = type1(design.X, coding) if sequential else type3(coding, design.X)
         parts = self._parts(ddf)
         beta = self.fixef.to_numpy()
         names, tests = [], []
@@ -132,6 +132,24 @@ class InferenceMethods:
                 continue
             names.append(term)
             tests.append(f_test(L, beta, parts))
+        return _f_frame(names, tests, self.sigma**2)
+
+    def drop1(self, ddf="satterthwaite") -> pd.DataFrame:
+        """F tests of the marginal terms (lmerTest's ``drop1``): each term of the fixed part that no other term
+        contains, tested by its coefficients being 0 (the model without it). Columns as ``anova``."""
+        design = self.problem.design
+        coding = fixed_coding(design)
+        variables = dict(zip(coding.terms, map(set, coding.term_variables)))
+        marginal = [t for t in coding.terms if not any(variables[t] < v for v in variables.values())]
+        parts = self._parts(ddf)
+        beta = self.fixef.to_numpy()
+        names, tests = [], []
+        for term in marginal:
+            cols = [j for j, t in enumerate(coding.column_terms) if t == term]
+            if not cols:
+                continue
+            names.append(term)
+            tests.append(f_test(np.eye(len(beta))[cols], beta, parts))
         return _f_frame(names, tests, self.sigma**2)
 
     def contrast(self, L, ddf="satterthwaite", rhs=None, joint=True) -> pd.DataFrame:
@@ -150,6 +168,17 @@ class InferenceMethods:
                               "df": [t.df for t in tests], "t value": [t.t for t in tests],
                               "Pr(>|t|)": [t.p for t in tests]})
         return _f_frame(["contrast"], [f_test(Lm, beta, parts, None if rhs is None else r)], self.sigma**2)
+
+    def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
+        """Likelihood-ratio tests of the random-effects terms (lmerTest's ``ranova``): each term removed, or with
+        ``reduce_terms`` (the default) each of its slopes removed in turn, refitted with the model's own criterion
+        (REML or ML). Rows '<none>' and one per reduced model, named as lmerTest names them; columns npar, logLik,
+        AIC, LRT, Df, Pr(>Chisq)."""
+        from .ranova import ranova
+
+        if not isinstance(reduce_terms, (bool, np.bool_)):
+            raise ArgumentError(f"reduce_terms must be True or False, not {reduce_terms!r}")
+        return ranova(self, reduce_terms=bool(reduce_terms))
 
     # ---- profiles and intervals -------------------------------------------------------------------------------
     def profile(self, threshold: float = 4.0):
