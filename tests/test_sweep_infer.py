@@ -8,8 +8,9 @@ fitting, so both sides see the same levels in the same order). lme4 was run with
 (rhoend = 1e-10, maxfun = 1e5) so that its optimum is not the limit of the comparison. Measured differences (the
 tolerances below leave room): objectives 1e-9 relative, θ and β 1e-6, Satterthwaite and Kenward–Roger standard
 errors and df 1e-6–1e-5 relative, F tables 1e-6, likelihood-ratio tests 1e-9, Wald intervals 1e-6, profile interval
-ends at most 5e-4 of the interval's width (lme4 interpolates a spline through its profile; mixedjax root-finds the
-exact ζ).
+ends at most 1.4e-4 of the interval's width where lme4's profile is sound (lme4 interpolates a spline through its
+profile; mixedjax root-finds the exact ζ). Where lme4's profile intervals are themselves wrong ((Machine | Worker)'s
+correlations, Orthodont's σ) the tests compare with ends root-found in R on an independent brute-force profile.
 """
 
 import json
@@ -24,7 +25,9 @@ import pytest
 import mixedjax as mj
 
 REF = Path(__file__).resolve().parent / "reference"
-SLOW = {"TVbo", "carrots", "oxboys", "orthodont"}  # over ~10 s each on the 2-core machine (KR tables, profiles)
+# over ~15 s each on the loaded 2-core machine (Kenward–Roger's compile for each new model shape)
+SLOW = {"TVbo", "carrots", "oxboys", "orthodont", "ham", "ham_unbalanced", "ham_missing_cell", "machines_slopes",
+        "oats", "tvbo_singular", "oats_singular_slope"}
 
 
 @cache
@@ -132,10 +135,10 @@ def test_contrasts_match_contest(case_id):
 def test_ordered_factor_f_tables_do_not_depend_on_the_contrasts():
     """lme4's cake has temperature as an ordered factor (polynomial contrasts in R); the exported CSV has it as text,
     so mixedjax codes it by treatment contrasts. lmerTest's type I and III F tables are the same under either
-    coding (the hypotheses span the same space), so mixedjax's tables on the CSV equal R's on the ordered factor."""
+    coding (the hypotheses span the same space), so mixedjax's tables on the CSV equal R's on the ordered factor.
+    (The REML criterion itself is not invariant: log|X'V⁻¹X| moves by a constant with X's parametrisation.)"""
     r = reference()["cake_ordered"]
     m = fitted("cake")
-    assert m.objective == pytest.approx(r["objective"], rel=1e-7)
     for key, typ, ddf in (("anova1_satterthwaite", 1, "satterthwaite"), ("anova3_satterthwaite", 3, "satterthwaite"),
                           ("anova3_kenward_roger", 3, "kenward-roger")):
         a = m.anova(type=typ, ddf=ddf)
@@ -169,15 +172,29 @@ PROFILES = ["machines", "machines_ml", "machines_unbalanced", "ergostool", "oats
 @pytest.mark.parametrize("case_id", PROFILES)
 def test_profile_intervals_match_lme4(case_id):
     """confint(method = "profile", oldNames = FALSE): lme4's names and order; ends within 1e-3 of each interval's
-    width (measured at most 5.1e-4, Orthodont's slope sd, where lme4 interpolates its spline)."""
+    width (measured at most 1.4e-4 where lme4's profile is sound). For Orthodont (REML fits are profiled through
+    the ML refit, so both cases are the ML profile) lme4's sigma interval is broken (upper end NA, lower end 1.2036
+    where ζ is −0.91) and its sd_(Intercept) upper end coarse (ζ = 1.9619 there); those ends are compared with
+    ends root-found in R on lme4's devfun2 minimised by Nelder–Mead and BFGS
+    (tests/reference/make_sweep_infer_profile_check.R), to 1e-4 of the width."""
     c, m = case(case_id), fitted(case_id)
     r = c["profile"]
     ci = m.confint()
     assert list(ci.index) == list(np.atleast_1d(r["names"]))
     lo, up = values(r["lower"]), values(r["upper"])
+    tol = np.full(len(lo), 1e-3)
+    if case_id.startswith("orthodont"):
+        check = json.loads((REF / "sweep_infer_profile_check.json").read_text(encoding="utf-8"))["orthodont_ml"]
+        names = list(ci.index)
+        for name, (a, b) in check.items():
+            k = names.index(name)
+            lo[k] = lo[k] if a is None else a
+            up[k] = b
+            tol[k] = 1e-4
     width = up - lo
-    np.testing.assert_array_less(np.abs(ci["lower"].to_numpy() - lo), 1e-3 * width)
-    np.testing.assert_array_less(np.abs(ci["upper"].to_numpy() - up), 1e-3 * width)
+    assert np.isfinite(width).all()
+    np.testing.assert_array_less(np.abs(ci["lower"].to_numpy() - lo), tol * width)
+    np.testing.assert_array_less(np.abs(ci["upper"].to_numpy() - up), tol * width)
 
 
 @pytest.mark.slow
