@@ -281,3 +281,21 @@ def test_drop1_matches_lmertest(entry):
         np.testing.assert_allclose(a["F value"], values(rr["F"]), rtol=1e-4)
         np.testing.assert_allclose(a["DenDF"], values(rr["dendf"]), rtol=1e-3)
         np.testing.assert_allclose(a["Pr(>F)"], values(rr["p"]), rtol=1e-3)
+
+
+@pytest.mark.parametrize("case_id", marked(["ham", "ham_unbalanced", "orthodont", "oats", "TVbo",
+                                            "machines_unbalanced", "ham_missing_cell"]))
+def test_type2_f_tables_match_lmertest(case_id):
+    """anova(m, type = 2), Satterthwaite and Kenward–Roger (tests/reference/make_sweep_infer_type2.R): a term that no
+    other term contains is tested by its coefficients, any other by its Doolittle rows with the terms containing it
+    last (lmerTest's get_contrasts_type2_unfolded). Unbalanced designs tell type II apart from types I and III."""
+    ref = json.loads((REF / "sweep_infer_type2.json").read_text(encoding="utf-8"))[case_id]
+    m = fitted(case_id)
+    for key, ddf in (("satterthwaite", "satterthwaite"), ("kenward_roger", "kenward-roger")):
+        a, r = m.anova(type=2, ddf=ddf), ref[key]
+        assert list(a.index) == list(np.atleast_1d(r["terms"]))
+        np.testing.assert_array_equal(a["NumDF"], values(r["numdf"]))
+        np.testing.assert_allclose(a["F value"], values(r["F"]), rtol=1e-4, err_msg=key)
+        np.testing.assert_allclose(a["DenDF"], values(r["dendf"]), rtol=1e-3, err_msg=key)
+        np.testing.assert_allclose(a["Sum Sq"], values(r["sumsq"]), rtol=1e-4, err_msg=key)
+        np.testing.assert_allclose(a["Pr(>F)"], values(r["p"]), rtol=1e-3, atol=1e-14, err_msg=key)

@@ -25,6 +25,38 @@ def type1(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:
     return {t: U[_columns(coding, t)] for t in coding.terms}
 
 
+def type2(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:
+    """Term -> its type II rows (lmerTest's get_contrasts_type2_unfolded): a term no other term contains is tested by
+    its coefficients; any other term by its rows of the Doolittle factor of X'X with X's columns reordered so that
+    the term's columns, then those of every term containing it, come last (the term adjusted for every term that
+    does not contain it). A term contains another, as lmerTest's ``containment`` has it, when it has all of its
+    variables and the same numeric ones."""
+    p = X.shape[1]
+    cols = {t: _columns(coding, t) for t in coding.terms}
+    levels = dict(coding.levels)
+
+    def numeric(t):
+        return {v for v in coding.term_variables[coding.terms.index(t)] if v not in levels}
+
+    out = {}
+    for term in coding.terms:
+        # lmerTest's containment: the same numeric variables on both sides (age:Sex contains age, not Sex)
+        outer = [o for o in coding.terms if _contains(coding, term, o) and numeric(term) == numeric(o)]
+        if not outer:
+            out[term] = np.eye(p)[cols[term]]
+            continue
+        last = np.concatenate([cols[term]] + [cols[o] for o in outer])
+        order = np.concatenate([np.setdiff1d(np.arange(p), last), last])
+        Xn = X[:, order]
+        R = np.linalg.cholesky(Xn.T @ Xn).T
+        U = R / np.diag(R)[:, None]
+        start = p - len(last)
+        L = np.zeros((len(cols[term]), p))
+        L[:, order] = U[start : start + len(cols[term])]
+        out[term] = L
+    return out
+
+
 def _columns(coding: FixedCoding, term: str) -> np.ndarray:
     return np.array([j for j, t in enumerate(coding.column_terms) if t == term], dtype=int)
 

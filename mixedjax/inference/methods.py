@@ -17,10 +17,10 @@ from ..errors import ArgumentError
 from ..model.groups import ByGroup, lme4_aliases
 from .coding import fixed_coding
 from .ftest import DDF, ddf_method, f_test, t_test
-from .hypotheses import type1, type3
+from .hypotheses import type1, type2, type3
 from .lazy import scipy_module as _scipy
 
-_TYPES = {1: 1, 3: 3, "I": 1, "III": 3, "1": 1, "3": 3}
+_TYPES = {1: 1, 2: 2, 3: 3, "I": 1, "II": 2, "III": 3, "1": 1, "2": 2, "3": 3}
 
 
 class Summary:
@@ -111,11 +111,11 @@ class InferenceMethods:
 
     # ---- F tests ----------------------------------------------------------------------------------------------
     def anova(self, type=3, ddf="satterthwaite") -> pd.DataFrame:
-        """F tests per term of the fixed part (lmerTest's ``anova``): ``type`` 1 (sequential) or 3 (marginal, as
-        lmerTest builds the hypotheses), ``ddf`` "satterthwaite" or "kenward-roger". Rows are the formula's terms;
-        columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) (Mean Sq = F σ̂², as lmerTest)."""
+        """F tests per term of the fixed part (lmerTest's ``anova``): ``type`` 1 (sequential), 2 (each term adjusted
+        for the terms not containing it) or 3 (marginal, as lmerTest builds the hypotheses), ``ddf`` "satterthwaite"
+        or "kenward-roger". Rows are the formula's terms; columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) (Mean Sq = F σ̂², as lmerTest)."""
         if type not in _TYPES:
-            raise ArgumentError(f"type must be 1 or 3 (or 'I', 'III'), not {type!r}")
+            raise ArgumentError(f"type must be 1, 2 or 3 (or 'I', 'II', 'III'), not {type!r}")
         design = self.problem.design
         coding = fixed_coding(design)
         if not coding.terms:
@@ -123,7 +123,10 @@ class InferenceMethods:
         # lmerTest uses the type I hypotheses for type III too when there is at most one term (its df depend on the
         # rows chosen, not only on their span)
         sequential = _TYPES[type] == 1 or len(coding.terms) <= 1
-        hyps = type1(design.X, coding) if sequential else type3(coding, design.X)
+        if sequential:
+            hyps = type1(design.X, coding)
+        else:
+            hyps = type2(design.X, coding) if _TYPES[type] == 2 else type3(coding, design.X)
         parts = self._parts(ddf)
         beta = self.fixef.to_numpy()
         names, tests = [], []
