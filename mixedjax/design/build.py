@@ -359,7 +359,10 @@ def _group_codes(data: pd.DataFrame, group: tuple[str, ...]):
         else:
             c, u = pd.factorize(col, sort=True)
             codes_list.append(np.asarray(c, dtype=np.int64))
-            values_list.append([_plain(x) for x in u])
+            u = [_plain(x) for x in u]
+            if u and all(isinstance(x, float) and x.is_integer() for x in u):
+                u = [int(x) for x in u]  # integer ids in a float column (a missing id makes pandas' ints floats)
+            values_list.append(u)
         vals = values_list[-1]
         text = all(type(x) is str for x in vals)  # text levels are their own names (InstEval: 4,100 of them)
         levels_list.append(vals if text else [level_name(x) for x in vals])  # as R prints them: 5, not 5.0; TRUE

@@ -29,6 +29,7 @@ class AtomState(NamedTuple):
     recorded: Recorded  # state of its stateful calls (levels, poly and scale coefficients)
     levels: tuple[str, ...] | None  # the factor levels used in the fit (None: numbers)
     suffixes: tuple[str, ...]  # column suffixes of a matrix atom (poly: "1", "2"); () for one column
+    ordered: bool = False  # an ordered factor in the fit: new data are coded by its polynomial contrasts too
 
 
 class PartEncoding(NamedTuple):
@@ -87,7 +88,7 @@ def _checked_value(state: AtomState, value, n: int):
                 f"{', '.join(state.levels[:20])}{', ...' if len(state.levels) > 20 else ''}); a fixed effect of an "
                 "unseen level cannot be predicted. Drop those rows or give them one of the fit's levels."
             )
-        return f
+        return f._replace(ordered=state.ordered)  # the fit's contrasts, whatever the new column's dtype
     if isinstance(value, Factor) or (isinstance(value, np.ndarray) and value.dtype == bool):
         raise DataError(f"'{display}' gives a factor in the new data but numbers in the fit")
     if isinstance(value, Matrix):
@@ -130,12 +131,12 @@ def fit_atoms(atoms: tuple[Atom, ...], data: pd.DataFrame, complete: np.ndarray,
                 suffixes = value.suffixes
             elif isinstance(value, Factor) or (isinstance(value, np.ndarray) and value.dtype == bool):
                 f = factor_of(value)
-                f = Factor(f.codes[complete], f.levels, f.from_text)
+                f = f._replace(codes=f.codes[complete])
                 levels = tuple(f.levels[i] for i in used_codes(f.codes, len(f.levels)))  # levels absent from the rows used are not model levels
                 value = recode(f, levels)
             elif isinstance(value, np.ndarray):
                 value = value[complete]
-            state = AtomState(atom, recorded, levels, suffixes)
+            state = AtomState(atom, recorded, levels, suffixes, isinstance(value, Factor) and value.ordered)
             values.append(_checked_value(state, value, n))
         states.append(state)
     return _atom_values(tuple(states), values, n), tuple(states)

@@ -69,12 +69,26 @@ def _variable_columns(value, coding: str, display: str, suffixes: tuple[str, ...
     if k < 2 and coding == CONTRASTS:
         raise DataError(f"the factor '{display}' has only {k} level in the rows used; a factor in a model term "
                         "needs 2 or more (R: 'contrasts can be applied only to factors with 2 or more levels')")
-    first = 1 if coding == CONTRASTS else 0
-    # one gather of the identity's rows (code 0 of a contrast: the zero row); a fancy-indexed scatter is slower
-    ind = np.take(np.eye(k)[:, first:], np.maximum(f.codes, 0), axis=0)
+    if coding == CONTRASTS and f.ordered:
+        contrast, names = contr_poly(k)
+    else:
+        first = 1 if coding == CONTRASTS else 0
+        contrast, names = np.eye(k)[:, first:], list(f.levels[first:])
+    # one gather of the contrast's rows (treatment: code 0 is the zero row); a fancy-indexed scatter is slower
+    ind = np.take(contrast, np.maximum(f.codes, 0), axis=0)
     if (f.codes < 0).any():
         ind[f.codes < 0] = np.nan  # missing (new data only: the fit drops those rows)
-    return ind, [display + lv for lv in f.levels[first:]]
+    return ind, [display + nm for nm in names]
+
+
+def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
+    """R's contr.poly(k), an ordered factor's contrasts: the orthonormal polynomials of degrees 1..k-1 on the scores
+    1..k (the part of each power orthogonal to the lower ones, unit length, leading coefficient positive), named
+    .L, .Q, .C, ^4, ^5, ... as R names them."""
+    y = np.arange(1, k + 1, dtype=np.float64)
+    q, r = np.linalg.qr(np.vander(y - y.mean(), k, increasing=True))
+    z = q * np.sign(np.diag(r))
+    return z[:, 1:], [".L", ".Q", ".C"][: k - 1] + [f"^{d}" for d in range(4, k)]
 
 
 def _width(value, coding: str) -> int:

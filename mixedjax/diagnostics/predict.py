@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ArgumentError, DataError, FormulaError
 from ..formula.parse import parse_formula
+from ..model.groups import lme4_aliases
 
 NEW_LEVELS = ("population", "error")
 _NO_TERMS = re.compile(r"^\s*(~\s*(0|-1|1)?|NA)\s*$")
@@ -81,6 +82,24 @@ def _columns_of(expr: str, design, k: int, source: str) -> list[str]:
     return names
 
 
+def _factors(name: str) -> frozenset:
+    """The columns whose combination a grouping factor is: 'b:a', 'a:b' and lme4's 'c:(b:a)' name the same levels
+    whatever the order."""
+    return frozenset(p.strip("() ") for p in name.split(":"))
+
+
+def _term_index(design, index: dict, name: str):
+    """The design's term for a grouping factor named in re_form: by mixedjax's name, by lme4's (``b:a`` for the inner
+    term of ``(1 | a/b)``, as lme4's predict takes it), or as the same columns combined in another order."""
+    if name in index:
+        return index[name]
+    alias = lme4_aliases(design).get(name)
+    if alias in index:
+        return index[alias]
+    same = [k for n, k in index.items() if _factors(n) == _factors(name)]
+    return same[0] if len(same) == 1 else None
+
+
 def select_terms(design, re_form) -> TermSelection:
     """The terms and columns ``re_form`` keeps (see the module docstring)."""
     if re_form is None:
@@ -97,7 +116,7 @@ def select_terms(design, re_form) -> TermSelection:
     index = {t.name: k for k, t in enumerate(design.terms)}
     masks = [np.zeros(t.s, bool) for t in design.terms]
     for rt in pf.random:
-        k = index.get(rt.group_name)
+        k = _term_index(design, index, rt.group_name)
         if k is None:
             raise FormulaError(
                 f"re_form names the grouping factor '{rt.group_name}' (in '{rt.source}'), which is not a "

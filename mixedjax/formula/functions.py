@@ -8,6 +8,7 @@ so that new data for prediction are encoded exactly as the fit's data were.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -130,7 +131,14 @@ def _factor(ctx, call, a):
         extra = sorted(set(factor_of(x).levels) - set(levels))
         raise DataError(f"{_name(call)}: the values {', '.join(extra[:10])} are not among the levels given; "
                         "list every level, or drop those rows first")
+    if a.get("ordered") is not None:  # R: factor(x, ordered = is.ordered(x)), so factor() keeps an ordered factor
+        f = f._replace(ordered=bool(constant(a["ordered"], f"'ordered' of {_name(call)}", (bool,))))
     return ctx.known_levels(f, _name(call))
+
+
+def _ordered(ctx, call, a):
+    """R's ordered(x, levels): a factor whose contrasts are polynomial (contr.poly)."""
+    return _factor(ctx, call, {"x": a["x"], "levels": a.get("levels"), "ordered": True})
 
 
 def _c(ctx, call, args):
@@ -153,6 +161,9 @@ def _relevel(ctx, call, a):
     f = a["x"]
     if not isinstance(f, Factor):
         f = factor_of(numeric(f, _name(call)))
+    if f.ordered:
+        raise FormulaError(f"{_name(call)}: relevel() is for unordered factors (as in R); an ordered factor's "
+                           "contrasts are polynomial, with no reference level. Use factor(x, ordered = FALSE) first")
     ref = constant(a["ref"], f"the 'ref' of {_name(call)}", (str, float))
     levels = ctx.remember(lambda: factor_of(f).levels if not isinstance(a["x"], Factor) else f.levels)
     f = ctx.known_levels(factor_of(f, levels), _name(call))
@@ -174,7 +185,7 @@ def _as_character(ctx, call, a):
         raise FormulaError(f"{_name(call)}: as.character() needs one column")
     f = x if isinstance(x, Factor) else factor_of(x)
     levels = ctx.remember(lambda: tuple(sorted(factor_of(f).levels)))
-    return ctx.known_levels(factor_of(f, levels)._replace(from_text=True), _name(call))
+    return ctx.known_levels(factor_of(f, levels)._replace(from_text=True, ordered=False), _name(call))
 
 
 def _as_numeric(ctx, call, a):
@@ -245,6 +256,80 @@ def _poly_values(x: np.ndarray, alpha: np.ndarray, norm2: np.ndarray) -> np.ndar
     for i in range(1, d):
         Z[:, i + 1] = (x - alpha[i]) * Z[:, i] - (norm2[i + 1] / norm2[i]) * Z[:, i - 1]
     return Z[:, 1:] / np.sqrt(norm2[2:])
+
+
+def _spline_design(knots: np.ndarray, x: np.ndarray, order: int, deriv: int = 0) -> np.ndarray:
+    """splines::splineDesign: the B-spline basis of ``order`` on ``knots`` (or its ``deriv``-th derivative) at ``x``
+    inside the boundary knots, the right end included."""
+    from scipy.interpolate import BSpline
+
+    spl = BSpline(knots, np.eye(len(knots) - order), order - 1, extrapolate=False)
+    return (spl.derivative(deriv) if deriv else spl)(x)
+
+
+def _spline_basis(kind: str, x: np.ndarray, inner: np.ndarray, bounds: tuple, degree: int) -> np.ndarray:
+    """splines::bs / ns: the full basis on the knots (before dropping the intercept column); outside the boundary
+    knots a Taylor expansion at the nearer one (ns: linear, bs: of its degree), as R's predict does."""
+    order = degree + 1
+    knots = np.sort(np.concatenate([np.repeat(bounds, order), inner]))
+    out = np.full((len(x), len(knots) - order), np.nan)
+    ok = np.isfinite(x)
+    inside = ok & (x >= bounds[0]) & (x <= bounds[1])
+    out[inside] = _spline_design(knots, x[inside], order)
+    for side, pivot in ((x < bounds[0]) & ok, bounds[0]), ((x > bounds[1]) & ok, bounds[1]):
+        if side.any():
+            terms = 2 if kind == "ns" else order
+            derivs = np.stack([_spline_design(knots, np.array([pivot]), order, j)[0] for j in range(terms)])
+            powers = np.stack([(x[side] - pivot) ** j / math.factorial(j) for j in range(terms)], axis=1)
+            out[side] = powers @ derivs
+    return out
+
+
+def _spline(kind: str):
+    """R's splines::ns (natural cubic) and splines::bs (B-spline) bases: knots at the quantiles of x (type 7) for a
+    given df, boundary knots its range; the fit's knots are reused for new data."""
+
+    def impl(ctx, call, a):
+        x = np.broadcast_to(np.asarray(numeric(a["x"], _name(call)), dtype=np.float64), (ctx.n,))
+        degree = 3 if kind == "ns" else constant(a.get("degree", 3.0), f"the degree of {_name(call)}", (float,))
+        intercept = constant(a.get("intercept", False), f"'intercept' of {_name(call)}", (bool,))
+        if not (float(degree).is_integer() and 1 <= degree <= 10):
+            raise FormulaError(f"the degree of {_name(call)} must be a whole number from 1 to 10")
+        degree = int(degree)
+
+        def fit():
+            xs = x[np.isfinite(x)]
+            if len(xs) == 0:
+                raise DataError(f"{_name(call)}: the column has no values")
+            given = a.get("knots")
+            if given is not None:
+                vals = given.values if isinstance(given, Listed) else (given,)
+                inner = np.array([constant(v, f"a knot of {_name(call)}", (float,)) for v in vals])
+            else:
+                df = a.get("df")
+                df = (1.0 + intercept if kind == "ns" else float(degree + intercept)) if df is None else \
+                    constant(df, f"the df of {_name(call)}", (float,))
+                if not float(df).is_integer():
+                    raise FormulaError(f"the df of {_name(call)} must be a whole number")
+                n_inner = max(int(df) - (1 if kind == "ns" else degree) - int(intercept), 0)
+                inner = np.quantile(xs, np.linspace(0, 1, n_inner + 2)[1:-1]) if n_inner else np.array([])
+            return np.sort(inner), (float(xs.min()), float(xs.max()))
+
+        inner, bounds = ctx.remember(fit)
+        basis = _spline_basis(kind, x, inner, bounds, degree)
+        if kind == "ns":
+            const = _spline_design(np.sort(np.concatenate([np.repeat(bounds, 4), inner])), np.array(bounds), 4, 2)
+            if not intercept:
+                basis, const = basis[:, 1:], const[:, 1:]
+            # R: t(qr.qty(qr(t(const)), t(basis)))[, -(1:2)], the basis in the null space of the second derivatives
+            # at the boundary knots; Householder QR (LINPACK's and LAPACK's reflectors agree, so Q does)
+            q, _ = np.linalg.qr(const.T, mode="complete")
+            basis = (basis @ q)[:, 2:]
+        elif not intercept:
+            basis = basis[:, 1:]
+        return Matrix(basis, tuple(str(k) for k in range(1, basis.shape[1] + 1)))
+
+    return impl
 
 
 def _scale(ctx, call, a):
@@ -327,7 +412,7 @@ _NP_BINARY = ("power", "maximum", "minimum", "fmax", "fmin", "hypot", "arctan2",
               "multiply", "divide")
 
 
-_R_NAMES = ("I", "factor", "as.factor", "C", "relevel", "as.numeric", "as.integer", "as.character", "poly", "scale", "center", "log",
+_R_NAMES = ("I", "factor", "ordered", "as.factor", "C", "relevel", "as.numeric", "as.integer", "as.character", "poly", "ns", "bs", "scale", "center", "log",
             "exp", "sqrt", "abs", "pmin", "pmax", "ifelse", "round", "mean", "sd", "offset", "cbind")
 
 
@@ -335,7 +420,8 @@ def _table() -> Table:
     t = Table()
     t["I"] = Spec(("x",), 1, _identity)
     t["offset"] = Spec(("object",), 1, _offset)
-    t["factor"] = Spec(("x", "levels"), 1, _factor)
+    t["factor"] = Spec(("x", "levels", "ordered"), 1, _factor)
+    t["ordered"] = Spec(("x", "levels"), 1, _ordered)
     for fn in ("as.factor", "C"):
         t[fn] = Spec(("x",), 1, _factor)
     t["c"] = Spec(("...",), 1, _c)
@@ -348,6 +434,8 @@ def _table() -> Table:
     t["as.character"] = Spec(("x",), 1, _as_character)
     t["poly"] = Spec(("x", "degree", "raw"), 1, _poly)
     t["scale"] = Spec(("x", "center", "scale"), 1, _scale)
+    t["ns"] = t["splines::ns"] = Spec(("x", "df", "knots", "intercept"), 1, _spline("ns"))
+    t["bs"] = t["splines::bs"] = Spec(("x", "df", "knots", "degree", "intercept"), 1, _spline("bs"))
     t["center"] = Spec(("x",), 1, lambda ctx, call, a: _scale(ctx, call, {"x": a["x"], "scale": False}))
     t["log"] = Spec(("x", "base"), 1, _log)
     t["round"] = Spec(("x", "digits"), 1, _round)

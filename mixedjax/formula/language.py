@@ -70,7 +70,8 @@ _TOKEN = re.compile(
     r"(?P<ws>\s+)"
     r"|(?P<bq>`[^`]*`)"
     r"|(?P<num>(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)L?(?![\w.]))"
-    r"|(?P<name>(?:[^\W\d]|\.)[\w.]*)"  # R's names: letters (any script), digits, '.', '_'
+    # R's names: letters (any script), digits, '.', '_'; 'pkg::name' one name (splines::ns, a function of the table)
+    r"|(?P<name>(?:[^\W\d]|\.)[\w.]*(?:::(?:[^\W\d]|\.)[\w.]*)?)"
     r"|(?P<str>\"[^\"\\\n]*\"|'[^'\\\n]*')"
     r"|(?P<op>%[^%\s]*%|\*\*|<<-|<-|->>|->|==|!=|<=|>=|&&|\|\||//|[-+*/^<>!&|(),=:~])"
 )

@@ -19,6 +19,7 @@ class Factor(NamedTuple):
     codes: np.ndarray  # (n,) int64
     levels: tuple[str, ...]
     from_text: bool  # True for a column of text (R's character vector): as.numeric() parses it, it has no codes
+    ordered: bool = False  # R's ordered factor (an ordered pandas Categorical, ordered()): polynomial contrasts
 
 
 class Matrix(NamedTuple):
@@ -50,7 +51,7 @@ def column_value(col: pd.Series) -> Value:
     """A data column as a value: numbers (booleans as 0/1) as float64, anything else as a factor."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         levels = tuple(level_name(c) for c in col.cat.categories)
-        return Factor(np.asarray(col.cat.codes, dtype=np.int64), levels, False)
+        return Factor(np.asarray(col.cat.codes, dtype=np.int64), levels, False, bool(col.cat.ordered))
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         if pd.api.types.is_complex_dtype(col):
             raise DataError(f"column '{col.name}' holds complex numbers; a formula needs real numbers")
@@ -103,7 +104,7 @@ def recode(f: Factor, levels: tuple[str, ...]) -> Factor:
         return f
     lookup = np.array([{lv: i for i, lv in enumerate(levels)}.get(lv, -2) for lv in f.levels] + [-1], dtype=np.int64)
     codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
-    return Factor(codes, levels, f.from_text)
+    return f._replace(codes=codes, levels=levels)
 
 
 def value_key(name: str) -> str:
@@ -119,4 +120,4 @@ def recode_by_value(f: Factor, levels: tuple[str, ...]) -> Factor:
     index = {value_key(lv): i for i, lv in enumerate(levels)}
     lookup = np.array([index.get(value_key(lv), -2) for lv in f.levels] + [-1], dtype=np.int64)
     codes = np.where(f.codes >= 0, lookup[np.where(f.codes >= 0, f.codes, len(f.levels))], f.codes)
-    return Factor(codes, levels, f.from_text)
+    return f._replace(codes=codes, levels=levels)

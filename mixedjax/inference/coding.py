@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..design.model_matrix import CONTRASTS, NUMERIC
+from ..design.model_matrix import CONTRASTS, NUMERIC, contr_poly
 from ..errors import ArgumentError
 
 
@@ -32,6 +32,7 @@ class FixedCoding(NamedTuple):
     term_variables: tuple[tuple[str, ...], ...]
     levels: tuple[tuple[str, tuple[str, ...]], ...]
     intercept: bool
+    ordered: tuple[str, ...] = ()  # variables coded by an ordered factor's polynomial contrasts (columns .L, .Q, ...)
     rank_deficient: bool = False  # some columns of the full model matrix were dropped as linearly dependent
 
 
@@ -42,7 +43,7 @@ def fixed_coding(design) -> FixedCoding:
         raise ArgumentError("this model's design does not record how its fixed part was coded (no encoding); "
                             "build it with mj.lmm or mj.Problem.build to test terms, or use contrast(L)")
     atoms = {st.atom.key: st for st in enc.atoms}
-    col_term, col_factors, terms, term_vars, levels = [], [], [], [], {}
+    col_term, col_factors, terms, term_vars, levels, ordered = [], [], [], [], {}, set()
     for t in enc.fixed.terms:
         if not t.keys:
             col_term.append("(Intercept)")
@@ -57,6 +58,10 @@ def fixed_coding(design) -> FixedCoding:
             st = atoms[k]
             if coding == NUMERIC:
                 opts = [(display + s, None) for s in st.suffixes] if st.suffixes else [(display, None)]
+            elif coding == CONTRASTS and st.ordered:  # its columns are polynomials, not levels
+                levels[display] = tuple(st.levels)
+                ordered.add(display)
+                opts = [(display, nm) for nm in contr_poly(len(st.levels))[1]]
             else:
                 levels[display] = tuple(st.levels)
                 opts = [(display, lv) for lv in (st.levels[1:] if coding == CONTRASTS else st.levels)]
@@ -72,5 +77,6 @@ def fixed_coding(design) -> FixedCoding:
         term_variables=tuple(term_vars),
         levels=tuple(levels.items()),
         intercept=any(col_term[j] == "(Intercept)" for j in keep),
+        ordered=tuple(sorted(ordered)),
         rank_deficient=len(keep) < len(col_term),
     )

@@ -14,6 +14,7 @@ from itertools import product
 
 import numpy as np
 
+from ..design.model_matrix import contr_poly
 from ..errors import ArgumentError
 from .coding import FixedCoding
 
@@ -66,13 +67,13 @@ def _key(factors) -> tuple:
     return (frozenset((v, l) for v, l in factors if l is not None), frozenset(v for v, l in factors if l is None))
 
 
-def _full_columns(coding: FixedCoding) -> tuple[list[str], np.ndarray]:
-    """The full treatment-coded design's columns (lmerTest's rdX), each as coefficients on X's columns (r, p)."""
+def _expander(coding: FixedCoding):
+    """expand(cat, numeric): Π I(f = l) Π numeric as coefficients on X's columns (treatment coding), None when X's
+    columns do not span it."""
     p = len(coding.column_terms)
     index = {_key(f): j for j, f in enumerate(coding.column_factors)}
     levels = dict(coding.levels)
     present = {(v, l) for f in coding.column_factors for v, l in f if l is not None}
-    names, rows = [], []
 
     def expand(cat, numeric):
         """Π I(f = l) Π numeric as a sum of X's columns: I(f = l) is X's own indicator when X has one, else
@@ -94,6 +95,14 @@ def _full_columns(coding: FixedCoding) -> tuple[list[str], np.ndarray]:
             row[j] += coef
         return row
 
+    return expand
+
+
+def _full_columns(coding: FixedCoding) -> tuple[list[str], np.ndarray]:
+    """The full treatment-coded design's columns (lmerTest's rdX), each as coefficients on X's columns (r, p)."""
+    expand = _expander(coding)
+    levels = dict(coding.levels)
+    names, rows = [], []
     if coding.intercept:
         names.append("(Intercept)")
         rows.append(expand((), ()))
@@ -157,10 +166,48 @@ def _residual(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return B - U @ (U.T @ B)
 
 
+def _as_treatment(coding: FixedCoding) -> tuple[FixedCoding, np.ndarray]:
+    """An ordered factor's polynomial columns as treatment columns: the treatment coding of the same model and A
+    with X = X_t A, so β_t = A β (a hypothesis L_t β_t = 0 is L_t A β = 0). Each polynomial column
+    c_m(f) = Σ_l C[l, m] I(f = l) (C = contr.poly) is expanded on the treatment columns."""
+    levels = dict(coding.levels)
+    polys = {v: contr_poly(len(levels[v])) for v in coding.ordered}
+    position = {v: {nm: m for m, nm in enumerate(names)} for v, (_, names) in polys.items()}
+
+    def poly(v, l):
+        return v in position and l in position[v]
+
+    relabeled = tuple(tuple((v, levels[v][position[v][l] + 1]) if poly(v, l) else (v, l) for v, l in f)
+                      for f in coding.column_factors)
+    treatment = coding._replace(column_factors=relabeled, ordered=())
+    expand = _expander(treatment)
+    A = np.zeros((len(relabeled), len(relabeled)))
+    for j, f in enumerate(coding.column_factors):
+        fixed = tuple((v, l) for v, l in f if l is not None and not poly(v, l))
+        numeric = tuple(v for v, l in f if l is None)
+        ords = [(v, position[v][l]) for v, l in f if poly(v, l)]
+        for combo in product(*(range(len(levels[v])) for v, _ in ords)):
+            coef = np.prod([polys[v][0][i, m] for (v, m), i in zip(ords, combo)])
+            row = expand(fixed + tuple((v, levels[v][i]) for (v, _), i in zip(ords, combo)), numeric)
+            if row is None:
+                raise ArgumentError("type III hypotheses need the fixed part to contain every term marginal to each "
+                                    "term (e.g. a*b, not a:b alone); use anova(type=1) or contrast(L)")
+            A[:, j] += coef * row
+    return treatment, A
+
+
 def type3(coding: FixedCoding, X: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Term -> its type III hypothesis rows (on β). ``X`` (the design's fixed-effect matrix) is needed when
     rank-deficient columns were dropped: the full columns are then written in X's columns by least squares on the
     rows (lmerTest's ginv(X) rdX), not symbolically."""
+    if coding.ordered:  # the same hypotheses on the treatment-coded model, mapped back to β
+        treatment, A = _as_treatment(coding)
+        Xt = None if X is None else X @ np.linalg.inv(A)  # X = X_t A
+        out = {}
+        for term, Lt in type3(treatment, Xt).items():
+            L = Lt @ A
+            out[term] = np.where(np.abs(L) < 1e-12, 0.0, L)
+        return out
     if coding.rank_deficient:
         if X is None:
             raise ArgumentError("type III hypotheses of a rank-deficient fixed part need the design's X")
