@@ -73,7 +73,7 @@ def test_contrast_input_errors():
     with pytest.raises(mj.ArgumentError, match="not fixed effects"):
         m.contrast(pd.Series({"nope": 1.0}))
     with pytest.raises(mj.ArgumentError, match="type must be"):
-        m.anova(type=2)
+        m.anova(type=4)
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ class FixedCoding(NamedTuple):
     term_variables: per term in ``terms``, the variables it is built from.
     levels: (variable, all its levels in coding order, first one the baseline) for every categorical variable.
     intercept: whether X has an intercept column.
+    rank_deficient: whether linearly dependent columns were dropped from X (type III then works on the rows).
     """
 
     terms: tuple[str, ...]
@@ -32,6 +33,7 @@ class FixedCoding(NamedTuple):
     levels: tuple[tuple[str, tuple[str, ...]], ...]
     intercept: bool
     ordered: tuple[str, ...] = ()  # variables coded by an ordered factor's polynomial contrasts (columns .L, .Q, ...)
+    rank_deficient: bool = False  # some columns of the full model matrix were dropped as linearly dependent
 
 
 def fixed_coding(design) -> FixedCoding:
@@ -76,4 +78,5 @@ def fixed_coding(design) -> FixedCoding:
         levels=tuple(levels.items()),
         intercept=any(col_term[j] == "(Intercept)" for j in keep),
         ordered=tuple(sorted(ordered)),
+        rank_deficient=len(keep) < len(col_term),
     )

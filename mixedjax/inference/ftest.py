@@ -49,12 +49,14 @@ class TTest(NamedTuple):
 
 
 class FTest(NamedTuple):
-    """A q-df test of Lβ = rhs: the F statistic, NumDF q, DenDF and p."""
+    """A q-df test of Lβ = rhs: the F statistic, NumDF q, DenDF and p; F_unscaled is the F before Kenward–Roger's
+    scaling λ (the same as F for Satterthwaite), from which lmerTest's Sum Sq and Mean Sq are computed."""
 
     F: float
     numdf: int
     dendf: float
     p: float
+    F_unscaled: float
 
 
 def t_test(l, beta, parts, rhs=0.0) -> TTest:
@@ -100,7 +102,7 @@ def f_test(L, beta, parts, rhs=None) -> FTest:
         if rhs is not None and keep.sum() < L.shape[0]:
             raise ArgumentError("the hypothesis matrix has dependent rows; with rhs give independent rows only")
         r = kr_test(parts, Lr, beta, None if rhs is None else rhs)
-        return FTest(r.F, r.ndf, r.ddf, float(_scipy('stats').f.sf(r.F, r.ndf, r.ddf)))
+        return FTest(r.F, r.ndf, r.ddf, float(_scipy('stats').f.sf(r.F, r.ndf, r.ddf)), r.F_unscaled)
     d = L @ beta - (0.0 if rhs is None else np.asarray(rhs, float))
     VL = L @ parts.vcov @ L.T
     w, P = np.linalg.eigh(VL)
@@ -114,4 +116,4 @@ def f_test(L, beta, parts, rhs=None) -> FTest:
     g = np.einsum("mi,kij,mj->mk", PtL, parts.jac, PtL)
     nu = 2 * w[:q] ** 2 / np.einsum("mk,kl,ml->m", g, parts.A, g)
     dendf = _fstat_ddf(nu)
-    return FTest(F, q, dendf, float(_scipy('stats').f.sf(F, q, dendf)))
+    return FTest(F, q, dendf, float(_scipy('stats').f.sf(F, q, dendf)), F)

@@ -26,6 +26,38 @@ def type1(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:
     return {t: U[_columns(coding, t)] for t in coding.terms}
 
 
+def type2(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:
+    """Term -> its type II rows (lmerTest's get_contrasts_type2_unfolded): a term no other term contains is tested by
+    its coefficients; any other term by its rows of the Doolittle factor of X'X with X's columns reordered so that
+    the term's columns, then those of every term containing it, come last (the term adjusted for every term that
+    does not contain it). A term contains another, as lmerTest's ``containment`` has it, when it has all of its
+    variables and the same numeric ones."""
+    p = X.shape[1]
+    cols = {t: _columns(coding, t) for t in coding.terms}
+    levels = dict(coding.levels)
+
+    def numeric(t):
+        return {v for v in coding.term_variables[coding.terms.index(t)] if v not in levels}
+
+    out = {}
+    for term in coding.terms:
+        # lmerTest's containment: the same numeric variables on both sides (age:Sex contains age, not Sex)
+        outer = [o for o in coding.terms if _contains(coding, term, o) and numeric(term) == numeric(o)]
+        if not outer:
+            out[term] = np.eye(p)[cols[term]]
+            continue
+        last = np.concatenate([cols[term]] + [cols[o] for o in outer])
+        order = np.concatenate([np.setdiff1d(np.arange(p), last), last])
+        Xn = X[:, order]
+        R = np.linalg.cholesky(Xn.T @ Xn).T
+        U = R / np.diag(R)[:, None]
+        start = p - len(last)
+        L = np.zeros((len(cols[term]), p))
+        L[:, order] = U[start : start + len(cols[term])]
+        out[term] = L
+    return out
+
+
 def _columns(coding: FixedCoding, term: str) -> np.ndarray:
     return np.array([j for j, t in enumerate(coding.column_terms) if t == term], dtype=int)
 
@@ -88,6 +120,38 @@ def _full_columns(coding: FixedCoding) -> tuple[list[str], np.ndarray]:
     return names, np.array(rows)
 
 
+def _full_columns_on_rows(coding: FixedCoding, X: np.ndarray) -> np.ndarray:
+    """lmerTest's rdX on the fit's rows (n, r), for an X whose rank-deficient columns were dropped (a missing cell of
+    an interaction): each full column is the product of its variables' main-effect columns of X, a baseline level's
+    indicator being 1 − Σ the other levels' indicators. Its coefficients on X's columns are then ginv(X) rdX, as
+    lmerTest computes them (a full column for a missing cell is 0 on the rows, and gets no coefficients)."""
+    levels = dict(coding.levels)
+    main = {f[0]: j for j, f in enumerate(coding.column_factors) if len(f) == 1}
+
+    def column(v, l, term):
+        if (v, l) in main:
+            return X[:, main[(v, l)]]
+        others = [main.get((v, o)) for o in levels.get(v, ()) if o != l]
+        if l is not None and l == levels[v][0] and None not in others:
+            return 1.0 - X[:, others].sum(axis=1)
+        raise ArgumentError(
+            f"type III hypotheses for the term '{term}' with dropped (rank-deficient) columns need every variable of "
+            f"it as a main effect in the fixed part ('{v}' is not); use anova(type=1) or contrast(L)")
+
+    cols = [np.ones(len(X))] if coding.intercept else []
+    for term, variables in zip(coding.terms, coding.term_variables):
+        cats = [v for v in variables if v in levels]
+        numeric = [v for v in variables if v not in levels]
+        for combo in product(*(levels[v] for v in cats)):
+            c = np.ones(len(X))
+            for v, l in zip(cats, combo):
+                c = c * column(v, l, term)
+            for v in numeric:
+                c = c * column(v, None, term)
+            cols.append(c)
+    return np.column_stack(cols)
+
+
 def _contains(coding: FixedCoding, inner: str, outer: str) -> bool:
     vi = set(coding.term_variables[coding.terms.index(inner)])
     vo = set(coding.term_variables[coding.terms.index(outer)])
@@ -132,16 +196,25 @@ def _as_treatment(coding: FixedCoding) -> tuple[FixedCoding, np.ndarray]:
     return treatment, A
 
 
-def type3(coding: FixedCoding) -> dict[str, np.ndarray]:
-    """Term -> its type III hypothesis rows (on β)."""
+def type3(coding: FixedCoding, X: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Term -> its type III hypothesis rows (on β). ``X`` (the design's fixed-effect matrix) is needed when
+    rank-deficient columns were dropped: the full columns are then written in X's columns by least squares on the
+    rows (lmerTest's ginv(X) rdX), not symbolically."""
     if coding.ordered:  # the same hypotheses on the treatment-coded model, mapped back to β
         treatment, A = _as_treatment(coding)
+        Xt = None if X is None else X @ np.linalg.inv(A)  # X = X_t A
         out = {}
-        for term, Lt in type3(treatment).items():
+        for term, Lt in type3(treatment, Xt).items():
             L = Lt @ A
             out[term] = np.where(np.abs(L) < 1e-12, 0.0, L)
         return out
-    _, M = _full_columns(coding)  # M[i, j]: coefficient of X column j in full column i
+    if coding.rank_deficient:
+        if X is None:
+            raise ArgumentError("type III hypotheses of a rank-deficient fixed part need the design's X")
+        M = np.linalg.lstsq(X, _full_columns_on_rows(coding, X), rcond=None)[0].T
+        M = np.where(np.abs(M) < 1e-10, 0.0, M)  # lmerTest's zapsmall
+    else:
+        _, M = _full_columns(coding)  # M[i, j]: coefficient of X column j in full column i
     L = M.copy()
     cols = {t: _columns(coding, t) for t in coding.terms}
     order = sorted(coding.terms, key=lambda t: -len(coding.term_variables[coding.terms.index(t)]))
@@ -151,7 +224,7 @@ def type3(coding: FixedCoding) -> dict[str, np.ndarray]:
             A = L[:, np.concatenate([cols[o] for o in outer])]
             L[:, cols[term]] = _residual(A, L[:, cols[term]])
     # the rows for X's own columns: the full column named as X's column j is X's column j itself
-    own = [int(np.flatnonzero(np.all(np.isclose(M, np.eye(M.shape[1])[j]), axis=1))[0])
+    own = [int(np.flatnonzero(np.all(np.isclose(M, np.eye(M.shape[1])[j], atol=1e-8), axis=1))[0])
            for j in range(M.shape[1])]
     L = L[own]
     out = {}

@@ -17,10 +17,10 @@ from ..errors import ArgumentError
 from ..model.groups import ByGroup, lme4_aliases
 from .coding import fixed_coding
 from .ftest import DDF, ddf_method, f_test, t_test
-from .hypotheses import type1, type3
+from .hypotheses import type1, type2, type3
 from .lazy import scipy_module as _scipy
 
-_TYPES = {1: 1, 3: 3, "I": 1, "III": 3, "1": 1, "3": 3}
+_TYPES = {1: 1, 2: 2, 3: 3, "I": 1, "II": 2, "III": 3, "1": 1, "2": 2, "3": 3}
 
 
 class Summary:
@@ -111,11 +111,11 @@ class InferenceMethods:
 
     # ---- F tests ----------------------------------------------------------------------------------------------
     def anova(self, type=3, ddf="satterthwaite") -> pd.DataFrame:
-        """F tests per term of the fixed part (lmerTest's ``anova``): ``type`` 1 (sequential) or 3 (marginal, as
-        lmerTest builds the hypotheses), ``ddf`` "satterthwaite" or "kenward-roger". Rows are the formula's terms;
-        columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) (Mean Sq = F σ̂², as lmerTest)."""
+        """F tests per term of the fixed part (lmerTest's ``anova``): ``type`` 1 (sequential), 2 (each term adjusted
+        for the terms not containing it) or 3 (marginal, as lmerTest builds the hypotheses), ``ddf`` "satterthwaite"
+        or "kenward-roger". Rows are the formula's terms; columns Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) (Mean Sq = F σ̂², as lmerTest)."""
         if type not in _TYPES:
-            raise ArgumentError(f"type must be 1 or 3 (or 'I', 'III'), not {type!r}")
+            raise ArgumentError(f"type must be 1, 2 or 3 (or 'I', 'II', 'III'), not {type!r}")
         design = self.problem.design
         coding = fixed_coding(design)
         if not coding.terms:
@@ -123,7 +123,10 @@ class InferenceMethods:
         # lmerTest uses the type I hypotheses for type III too when there is at most one term (its df depend on the
         # rows chosen, not only on their span)
         sequential = _TYPES[type] == 1 or len(coding.terms) <= 1
-        hyps = type1(design.X, coding) if sequential else type3(coding)
+        if sequential:
+            hyps = type1(design.X, coding)
+        else:
+            hyps = type2(design.X, coding) if _TYPES[type] == 2 else type3(coding, design.X)
         parts = self._parts(ddf)
         beta = self.fixef.to_numpy()
         names, tests = [], []
@@ -132,6 +135,24 @@ class InferenceMethods:
                 continue
             names.append(term)
             tests.append(f_test(L, beta, parts))
+        return _f_frame(names, tests, self.sigma**2)
+
+    def drop1(self, ddf="satterthwaite") -> pd.DataFrame:
+        """F tests of the marginal terms (lmerTest's ``drop1``): each term of the fixed part that no other term
+        contains, tested by its coefficients being 0 (the model without it). Columns as ``anova``."""
+        design = self.problem.design
+        coding = fixed_coding(design)
+        variables = dict(zip(coding.terms, map(set, coding.term_variables)))
+        marginal = [t for t in coding.terms if not any(variables[t] < v for v in variables.values())]
+        parts = self._parts(ddf)
+        beta = self.fixef.to_numpy()
+        names, tests = [], []
+        for term in marginal:
+            cols = [j for j, t in enumerate(coding.column_terms) if t == term]
+            if not cols:
+                continue
+            names.append(term)
+            tests.append(f_test(np.eye(len(beta))[cols], beta, parts))
         return _f_frame(names, tests, self.sigma**2)
 
     def contrast(self, L, ddf="satterthwaite", rhs=None, joint=True) -> pd.DataFrame:
@@ -150,6 +171,17 @@ class InferenceMethods:
                               "df": [t.df for t in tests], "t value": [t.t for t in tests],
                               "Pr(>|t|)": [t.p for t in tests]})
         return _f_frame(["contrast"], [f_test(Lm, beta, parts, None if rhs is None else r)], self.sigma**2)
+
+    def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
+        """Likelihood-ratio tests of the random-effects terms (lmerTest's ``ranova``): each term removed, or with
+        ``reduce_terms`` (the default) each of its slopes removed in turn, refitted with the model's own criterion
+        (REML or ML). Rows '<none>' and one per reduced model, named as lmerTest names them; columns npar, logLik,
+        AIC, LRT, Df, Pr(>Chisq)."""
+        from .ranova import ranova
+
+        if not isinstance(reduce_terms, (bool, np.bool_)):
+            raise ArgumentError(f"reduce_terms must be True or False, not {reduce_terms!r}")
+        return ranova(self, reduce_terms=bool(reduce_terms))
 
     # ---- profiles and intervals -------------------------------------------------------------------------------
     def profile(self, threshold: float = 4.0):
@@ -234,7 +266,8 @@ class InferenceMethods:
 def _f_frame(names, tests, sigma2=1.0) -> pd.DataFrame:
     F = np.array([t.F for t in tests], float)
     q = np.array([t.numdf for t in tests], int)
-    ms = F * sigma2
+    # lmerTest's Mean Sq is the unscaled F times σ̂² (Kenward–Roger's scaling λ changes only the F value)
+    ms = np.array([t.F_unscaled for t in tests], float) * sigma2
     return TestTable({"Sum Sq": ms * q, "Mean Sq": ms, "NumDF": q, "DenDF": [t.dendf for t in tests],
                       "F value": F, "Pr(>F)": [t.p for t in tests]}, index=pd.Index(names, dtype=object))
 

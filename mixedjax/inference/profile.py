@@ -121,14 +121,16 @@ class _Evaluator:
                 pad = np.concatenate([chunk, np.full(lanes - len(chunk), chunk[0])])
                 j, x = js[pad], xs[pad]
                 if is_psi:
-                    x0 = np.stack([self._nearest(a, b, self.psi_hat) for a, b in zip(j, x)])
+                    x0 = np.stack([_feasible_start(self._nearest(a, b, self.psi_hat), a, b, self.layout)
+                                   for a, b in zip(j, x)])
                     res = psi_solve(x0, j, x, self.scale, self.arrays, self.layout)
                 else:
                     x0 = np.stack([self._nearest(a, b, self.theta_hat) for a, b in zip(j, x)])
                     res = beta_solve(x0, j - self.nvar, x, self.arrays, self.layout)
                 value, free = np.asarray(res.value), np.asarray(res.free)
                 for i in range(len(chunk)):
-                    self.starts.setdefault(int(j[i]), {})[float(x[i])] = free[i]
+                    if np.isfinite(value[i]) and np.all(np.isfinite(free[i])):  # only real optima warm-start others
+                        self.starts.setdefault(int(j[i]), {})[float(x[i])] = free[i]
                 out[chunk] = value[: len(chunk)]
         return out
 
@@ -138,6 +140,29 @@ class _Evaluator:
             return default
         keys = np.array(list(near))
         return near[float(keys[np.argmin(np.abs(keys - x))])]
+
+
+def _feasible_start(psi0, j, x, layout) -> np.ndarray:
+    """ψ0 with entry j set to x and, in j's term, the other correlations shrunk towards 0 until the term's correlation
+    matrix is positive definite. A warm start taken at another value of a correlation may not be (a 3 × 3 correlation
+    matrix's entries constrain each other), and the inner fit cannot leave a start whose deviance is not finite; with
+    |x| < 1 and the others 0 it always is."""
+    psi = np.array(psi0, float)
+    psi[j] = x
+    for t in layout.terms:
+        idx = range(t.theta_offset, t.theta_offset + len(t.pattern))
+        if t.s == 1 or j not in idx:
+            continue
+        others = [i for i, (r, c) in zip(idx, t.pattern) if r != c and i != j]
+        for shrink in (1.0, 0.9, 0.7, 0.5, 0.25, 0.0):
+            R = np.eye(t.s)
+            for i, (r, c) in zip(idx, t.pattern):
+                if r != c:
+                    R[r, c] = R[c, r] = psi[i] * (shrink if i in others else 1.0)
+            if np.linalg.eigvalsh(R)[0] > 1e-8:
+                psi[others] *= shrink
+                break
+    return psi
 
 
 def _psi_scale(layout, psi_hat) -> np.ndarray:
