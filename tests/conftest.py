@@ -21,6 +21,17 @@ import pytest  # noqa: E402
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The cases marked ``sweep`` (the rest of the session-10 reference sweeps: a new model shape each, so a compile
+    each) run only with MIXEDJAX_SWEEP=1, keeping the default run (CI's) within its 10 minutes on 2 cores."""
+    if os.environ.get("MIXEDJAX_SWEEP") == "1":
+        return
+    skip = pytest.mark.skip(reason="the full reference sweep: run with MIXEDJAX_SWEEP=1")
+    for item in items:
+        if "sweep" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def reference_lme4():
     """List of lme4 1.1-31 fits (one dict per fit)."""

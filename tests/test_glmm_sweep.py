@@ -31,8 +31,7 @@ import mixedjax as mj
 HERE = Path(__file__).parent / "reference"
 REF = json.loads((HERE / "sweep_glmm.json").read_text())
 CASES = REF["cases"]
-# fitted in the suite without the slow mark (each under ~8 s with its compile); MJ_GLMM_ALL=1 is not needed for the
-# others: they carry pytest.mark.slow and run in the full suite
+# fitted in the default suite (each under ~8 s with its compile); the others are the opt-in sweep (MIXEDJAX_SWEEP=1)
 FAST = {"bacteria_logit", "insurance_offset", "insurance_offset_agq9", "cbpp_cloglog", "epil_offset",
         "grouse_scaled", "insurance_ordered", "bacteria_levels", "cbpp_cauchit", "cbpp_log", "epil_sqrt",
         "mmmec_nested"}
@@ -66,7 +65,7 @@ def _fit(case):
 
 
 def _params():
-    return [pytest.param(c, id=k, marks=[] if k in FAST else [pytest.mark.slow]) for k, c in CASES.items()]
+    return [pytest.param(c, id=k, marks=[] if k in FAST else [pytest.mark.slow, pytest.mark.sweep]) for k, c in CASES.items()]
 
 
 @pytest.mark.parametrize("case", _params())
@@ -208,3 +207,9 @@ def test_confint_arguments():
         m.confint(method="profile")
     with pytest.raises(mj.ArgumentError, match="level"):
         m.confint(level=95)
+    # lme4's parm: "beta_" is the default table; "theta_" rows are NA (NaN here), as glmer's Wald rows are
+    full = m.confint()
+    pd.testing.assert_frame_equal(m.confint(parm="beta_"), full)
+    theta = m.confint(parm="theta_")
+    assert list(theta.index) == ["sd_(Intercept)|ID"] and theta.isna().all().all()
+    pd.testing.assert_frame_equal(m.confint(parm=[full.index[1]]), full.iloc[[1]])

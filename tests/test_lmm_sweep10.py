@@ -35,7 +35,7 @@ def _ids(c):
     return f"{c['id']}-{'REML' if c['reml'] else 'ML'}"
 
 
-PARAMS = [pytest.param(c, id=_ids(c), marks=[pytest.mark.slow] if c["data"] in SLOW else []) for c in CASES]
+PARAMS = [pytest.param(c, id=_ids(c), marks=[pytest.mark.slow, pytest.mark.sweep] if c["data"] in SLOW else []) for c in CASES]
 
 
 @functools.lru_cache(maxsize=None)

@@ -69,3 +69,25 @@ def test_profile_at_a_boundary_fit_matches_lme4():
     for name, (lo, hi) in ref.items():
         assert abs(ci.loc[name, "lower"] - lo) <= 1e-3 * (hi - lo)
         assert abs(ci.loc[name, "upper"] - hi) <= 1e-3 * (hi - lo)
+
+
+def test_confint_parm_picks_rows_as_lme4():
+    """lme4's confint(parm = "theta_" | "beta_" | names): Wald rows of variance parameters are NA (NaN here); the
+    profile's rows are the same intervals as the full table's."""
+    import mixedjax as mj
+
+    m = fitted("sleepstudy_slope", False)
+    ref = case("sleepstudy_slope")["ML"]["wald_ci"]
+    beta = m.confint(method="wald", parm="beta_")
+    assert list(beta.index) == ref["names"]
+    np.testing.assert_allclose(beta["lower"], ref["lower"], rtol=1e-5)
+    theta = m.confint(method="wald", parm="theta_")
+    assert list(theta.index) == ["sd_(Intercept)|subj", "cor_days.(Intercept)|subj", "sd_days|subj", "sigma"]
+    assert theta.isna().all().all()
+    two = m.confint(method="wald", parm=["sigma", "days", -1])
+    assert list(two.index) == ["sigma", "days", "days"] and np.isnan(two.iloc[0]).all()
+    np.testing.assert_allclose(two.iloc[1].to_numpy(), beta.loc["days"].to_numpy())
+    with pytest.raises(mj.ArgumentError, match="'slope' is not a parameter"):
+        m.confint(method="wald", parm="slope")
+    with pytest.raises(mj.ArgumentError, match="out of range"):
+        m.confint(method="wald", parm=6)

@@ -63,8 +63,13 @@ def values(x) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in np.atleast_1d(x)], float)
 
 
+# slow cases the default run keeps (the rest are the opt-in sweep, MIXEDJAX_SWEEP=1)
+DEFAULT = {"ham", "TVbo", "oats", "ham_missing_cell"}
+
+
 def marked(ids):
-    return [pytest.param(i, marks=pytest.mark.slow) if i in SLOW else i for i in ids]
+    return [pytest.param(i, marks=[pytest.mark.slow] + ([] if i in DEFAULT else [pytest.mark.sweep])) if i in SLOW
+            else i for i in ids]
 
 
 CASES = ["ham", "ham_ml", "ham_unbalanced", "carrots", "TVbo", "machines", "machines_ml", "machines_slopes",
@@ -169,7 +174,8 @@ PROFILES = ["machines", "machines_ml", "machines_unbalanced", "ergostool", "oats
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case_id", PROFILES)
+@pytest.mark.parametrize("case_id", [c if c in ("machines", "orthodont") else pytest.param(c, marks=pytest.mark.sweep)
+                                     for c in PROFILES])
 def test_profile_intervals_match_lme4(case_id):
     """confint(method = "profile", oldNames = FALSE): lme4's names and order; ends within 1e-3 of each interval's
     width (measured at most 1.4e-4 where lme4's profile is sound). For Orthodont (REML fits are profiled through

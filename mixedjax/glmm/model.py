@@ -319,9 +319,13 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         return pd.DataFrame({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
                             index=beta.index)
 
-    def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
+    def confint(self, method: str = "wald", level: float = 0.95, parm=None) -> pd.DataFrame:
         """Wald intervals of the fixed effects, β̂ ∓ z se (lme4's ``confint(m, method = "Wald")``, whose θ rows are
-        NA): a DataFrame with columns lower, upper indexed by the coefficients, as the LMM's."""
+        NA): a DataFrame with columns lower, upper indexed by the coefficients, as the LMM's. ``parm`` picks rows as
+        lme4's does (``"beta_"``, ``"theta_"``, names or 0-based positions into sd/cor names then coefficients);
+        rows of variance parameters are NaN."""
+        from ..inference.names import select_parameters, variance_names
+
         if isinstance(level, (bool, np.bool_)) or not (isinstance(level, (int, float)) and 0 < level < 1):
             raise ArgumentError(f"level must be between 0 and 1, not {level!r}")
         if str(method).lower() != "wald":
@@ -329,9 +333,11 @@ class GeneralizedLinearMixedModel(InformationCriteria):
                                 f"implemented for mj.glmm fits), not {method!r}")
         from scipy.special import ndtri
 
+        names = select_parameters(parm, variance_names(self.design), list(self.fixef.index))
         z = float(ndtri((1 + level) / 2))
         b, se = self.fixef, self.stderror
-        return pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=b.index)
+        ci = pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=b.index)
+        return ci if parm is None else ci.reindex(names)
 
     @cached_property
     def _lambdas(self) -> list[np.ndarray]:

@@ -191,25 +191,36 @@ class InferenceMethods:
 
         return profile(self, threshold=threshold)
 
-    def confint(self, method: str = "profile", level: float = 0.95, **options) -> pd.DataFrame:
+    def confint(self, method: str = "profile", level: float = 0.95, parm=None, **options) -> pd.DataFrame:
         """Confidence intervals, a DataFrame with columns lower, upper indexed by lme4's names.
 
         ``method="profile"`` (every parameter: sd_…|group, cor_…|group, sigma, then the fixed effects),
         ``"wald"`` (the fixed effects, β̂ ∓ z se), ``"bootstrap"`` (percentile intervals of ``m.bootstrap``; its
-        options ``nsim`` (1000) and ``seed`` are passed on).
+        options ``nsim`` (1000) and ``seed`` are passed on). ``parm`` picks rows as lme4's does: ``"theta_"`` (the
+        variance parameters and sigma), ``"beta_"`` (the fixed effects), names, or 0-based positions into the full
+        list; the default is every row the method gives. Wald rows of variance parameters are NaN, as lme4's are NA.
         """
+        from .names import select_parameters, variance_names
+
         if not (isinstance(level, (int, float)) and 0 < level < 1):
             raise ArgumentError(f"level must be between 0 and 1, not {level!r}")
         method = str(method).lower()
+        if method not in ("wald", "profile", "bootstrap", "boot"):
+            raise ArgumentError(f"method must be 'profile', 'wald' or 'bootstrap', not {method!r}")
+        design = self.problem.design
+        fixed = list(design.xnames)
+        names = select_parameters(parm, variance_names(design) + ["sigma"], fixed)
         if method == "wald":
             z = _scipy('stats').norm.ppf((1 + level) / 2)
             b, se = self.fixef, self.stderror
-            return pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=b.index)
+            ci = pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=b.index)
+            return ci.reindex(fixed if parm is None else names)
         if method == "profile":
-            return self.profile(threshold=max(4.0, _scipy('stats').norm.ppf((1 + level) / 2) + 0.5)).confint(level)
-        if method in ("bootstrap", "boot"):
-            return self._bootstrap_confint(level, **options)
-        raise ArgumentError(f"method must be 'profile', 'wald' or 'bootstrap', not {method!r}")
+            z = _scipy('stats').norm.ppf((1 + level) / 2)
+            ci = self.profile(threshold=max(4.0, z + 0.5)).confint(level)
+        else:
+            ci = self._bootstrap_confint(level, **options)
+        return ci.loc[[n for n in names if n in ci.index]] if parm is not None else ci
 
     def _bootstrap_confint(self, level, nsim=1000, seed=None):
         from .names import parameter_names
