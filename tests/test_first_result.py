@@ -61,3 +61,35 @@ def test_model_built_without_estimates_computes_them():
         warnings.simplefilter("error")
         np.testing.assert_allclose(bare.fixef.to_numpy(), m.fixef.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(bare.vcov.to_numpy(), m.vcov.to_numpy(), rtol=1e-12)
+
+
+GLMM_PRINT = r"""
+import sys
+import mixedjax as mj
+df = mj.dataset("cbpp")
+m = mj.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", df, "binomial")
+before = set(sys.modules)
+import jax, logging
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="LOG %(message)s")
+with jax.log_compiles():
+    text = str(m)
+    m.coeftable(), m.varcorr
+print("NEW", sorted(k for k in set(sys.modules) - before if k.startswith("scipy")))
+print(text)
+"""
+
+
+def test_glmm_printout_compiles_nothing_and_imports_no_scipy_stats():
+    """A GLMM's first printout (coeftable's z tests, varcorr's λ) neither compiles a program per operation nor
+    imports scipy.stats (together about a second of a new process's first print(m))."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    r = subprocess.run([sys.executable, "-c", GLMM_PRINT], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert "NEW []" in out
+    assert [line for line in out.splitlines() if line.startswith("LOG") and "ompil" in line] == []
+    assert "period2" in out and "herd" in out

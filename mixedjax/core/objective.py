@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from ..blocks.plan import Layout
@@ -40,7 +41,8 @@ class Factor(NamedTuple):
 
 
 def lambdas(theta, layout: Layout):
-    """λ_k (s_k × s_k lower triangular) of every term from θ."""
+    """λ_k (s_k × s_k lower triangular) of every term from θ: numpy arrays for a numpy θ (the host's display and
+    inference code: no program per operation), JAX arrays otherwise."""
     if theta.shape != (layout.ntheta,):
         from ..errors import ArgumentError
 
@@ -50,7 +52,12 @@ def lambdas(theta, layout: Layout):
         rows = [r for r, _ in t.pattern]
         cols = [c for _, c in t.pattern]
         vals = theta[t.theta_offset : t.theta_offset + len(t.pattern)]
-        out.append(jnp.zeros((t.s, t.s), theta.dtype).at[rows, cols].set(vals))
+        if isinstance(theta, np.ndarray):
+            lam = np.zeros((t.s, t.s), theta.dtype)
+            lam[rows, cols] = vals
+            out.append(lam)
+        else:
+            out.append(jnp.zeros((t.s, t.s), theta.dtype).at[rows, cols].set(vals))
     return out
 
 

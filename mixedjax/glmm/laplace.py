@@ -201,12 +201,15 @@ def work(plan: GlmmPlan) -> float:
 
 
 def _options(tier: str):
-    """XLA's options of a tier: "quick" (fitting.loop.QUICK_OPTIONS, those this XLA takes), "lean" (the fusion
-    emitters off alone) or "full" (XLA's defaults)."""
-    from ..fitting.loop import quick_options
+    """XLA's options of a tier: "quick" (fitting.loop.QUICK_OPTIONS, those this XLA takes), "light"
+    (fitting.loop.LIGHT_OPTIONS: for the Hessian, which runs once a fit), "lean" (the fusion emitters off alone) or
+    "full" (XLA's defaults)."""
+    from ..fitting.loop import light_options, quick_options
 
     if tier == "full":
         return None
+    if tier == "light":
+        return light_options() or None
     options = quick_options()
     if tier == "lean":
         options = {k: v for k, v in options.items() if k == "xla_cpu_use_fusion_emitters"}
@@ -222,7 +225,8 @@ def _program(name, fn, narrays, statics, out, tier: str):
 @functools.cache
 def compiled(eval_tier: str, hessian_tier: str) -> Compiled:
     """The jitted functions, the value and gradient and the Hessians each compiled with the options of its tier
-    (:func:`_options`: small models' compile, not their run, is what a fit waits for). Their traced programs are
+    (:func:`_options`: small models' compile, not their run, is what a fit waits for; the Hessian, run once a fit,
+    takes the quick or the light options). Their traced programs are
     kept on disk (fitting.traces): a new process fitting a model of a shape seen before neither traces nor
     compiles. The Hessian of small models (quick) is forward over forward (:func:`hessian_of`)."""
     ev = Evaluation(*[0.0] * len(Evaluation._fields))
@@ -241,7 +245,7 @@ def _tier(w: float, quick: float) -> str:
 
 def compiled_for(plan: GlmmPlan) -> Compiled:
     w = work(plan)
-    return compiled(_tier(w, QUICK_WORK_EVAL), "quick" if w <= QUICK_WORK else "full")
+    return compiled(_tier(w, QUICK_WORK_EVAL), "quick" if w <= QUICK_WORK else "light")
 
 
 def prefetch(plan: GlmmPlan, data: GlmmData, nagq: int, fast: bool) -> None:

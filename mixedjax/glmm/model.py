@@ -312,11 +312,11 @@ class GeneralizedLinearMixedModel(InformationCriteria):
 
     def coeftable(self) -> pd.DataFrame:
         """Coef., Std. Error, z and the two-sided normal p-value, one row per fixed effect."""
-        from scipy.stats import norm
+        from ..inference.lazy import normal_p  # not scipy.stats: a second of the first printout
 
         beta, se = self.fixef, self.stderror
         z = beta / se
-        return pd.DataFrame({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": 2 * norm.sf(np.abs(z))},
+        return pd.DataFrame({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": normal_p(z)},
                             index=beta.index)
 
     def confint(self, method: str = "wald", level: float = 0.95, parm=None) -> pd.DataFrame:
@@ -341,7 +341,7 @@ class GeneralizedLinearMixedModel(InformationCriteria):
 
     @cached_property
     def _lambdas(self) -> list[np.ndarray]:
-        return [np.asarray(l) for l in lambdas(jnp.asarray(self.theta), self.plan)]
+        return lambdas(np.asarray(self.theta, float), self.plan)
 
     def _u_by_term(self) -> list[np.ndarray]:
         u = np.asarray(self.evaluation.u)

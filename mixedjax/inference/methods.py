@@ -18,6 +18,7 @@ from ..model.groups import ByGroup, lme4_aliases
 from .coding import fixed_coding
 from .ftest import DDF, ddf_method, f_test, t_test
 from .hypotheses import type1, type2, type3
+from .lazy import normal_p
 from .lazy import scipy_module as _scipy
 
 _TYPES = {1: 1, 2: 2, 3: 3, "I": 1, "II": 2, "III": 3, "1": 1, "2": 2, "3": 3}
@@ -96,7 +97,7 @@ class InferenceMethods:
         if ddf is None:
             se = self.stderror
             z = beta / se
-            return CoefTable({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": _normal_p(z)},
+            return CoefTable({"Coef.": beta, "Std. Error": se, "z": z, "Pr(>|z|)": normal_p(z)},
                              index=beta.index)
         parts = self._parts(ddf)
         p = len(beta)
@@ -307,6 +308,3 @@ def _as_matrix(L, names) -> np.ndarray:
     return M
 
 
-def _normal_p(z) -> np.ndarray:
-    """Two-sided normal p-values, erfc(|z|/√2), without importing scipy.stats for the first printout."""
-    return np.array([math.erfc(abs(float(v)) / math.sqrt(2.0)) for v in np.asarray(z)])
