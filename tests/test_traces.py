@@ -92,6 +92,22 @@ def test_ahead_and_prefetch(cache_dir):
     _same(fresh.bind(x, data, scale=2.0)(x, data), want)
 
 
+def test_prefetch_traced_only_reads_back_but_does_not_trace(cache_dir):
+    """traced_only: no background trace for a program never exported (the caller traces it, without a second
+    thread contending for the GIL), and a background read once its trace is on disk."""
+    x, data = _args()
+    want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
+    p = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
+    p.prefetch(x, data, 2.0, traced_only=True)
+    assert p._calls == {} and not list(cache_dir.glob("test_t-*.bin"))
+    _same(p(x, data, 2.0), want)  # traced and exported by the caller
+    fresh = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
+    fresh.prefetch(x, data, 2.0, traced_only=True)
+    (fut,) = fresh._calls.values()
+    fut.result(timeout=120)
+    _same(fresh(x, data, 2.0), want)
+
+
 def test_failed_prefetch_is_made_by_the_caller(cache_dir, monkeypatch):
     """A prefetch whose worker fails leaves the program to the caller, which makes it (and sees its own errors)."""
     x, data = _args()

@@ -174,7 +174,7 @@ def _cached_bobyqa(nterms: int):
     # options (InstEval, one thread, loaded machine: compile 10.3 -> 2.5 s, run 183 -> 252 ms; docs/performance.md)
     return (traces.CachedProgram("lmm_deviance", _deviance_program, 2, ("layout", "reml"), 0.0),
             traces.CachedProgram("lmm_result", _result_program, 2, ("layout", "reml", "check"), (est, 0.0),
-                                 options=quick_options()))
+                                 options=quick_options(), ahead=True))
 
 
 @functools.cache
@@ -243,6 +243,9 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     deviance_program, result_program = _cached_bobyqa(len(layout.terms))
     # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
     arrays = jax.device_put(arrays)
+    # the result program read back in the background while BOBYQA runs (InstEval, a new process: 0.92 -> 0.65 s);
+    # not traced there, which slowed a first fit (1.3 -> 1.4-1.7 s: two threads tracing under one GIL)
+    result_program.prefetch(np.asarray(theta0, float), arrays, layout, reml, check, traced_only=True)
     deviance = partial(deviance_program, layout=layout, reml=reml)
     th, f, converged, words, log = bobyqa(objective, theta0, arrays, opts, scale, verbose, program=deviance,
                                           ahead=ahead_affordable(layout))

@@ -181,10 +181,12 @@ class CachedProgram:
             self._calls[key] = got
         return got
 
-    def prefetch(self, *args, **kw) -> None:
+    def prefetch(self, *args, traced_only: bool = False, **kw) -> None:
         """Start making the program for arguments like these (shapes, dtypes, static values; the values are not
         used) in the background: read or traced, then compiled (from JAX's cache when it has it), so that a later
-        call or :meth:`bind` finds it made. Nothing when the cache is off or ``ahead`` is False."""
+        call or :meth:`bind` finds it made. Nothing when the cache is off or ``ahead`` is False; with
+        ``traced_only``, nothing unless its trace is on disk (a background trace contends for the GIL with the
+        caller's own tracing)."""
         static = dict(zip(self.static, args[self.narrays :]), **kw)
         args = args[: self.narrays]
         where = directory()
@@ -196,6 +198,8 @@ class CachedProgram:
         if sig in self._by_signature:  # made before: no file key (a repr of the plan, ~2 ms) on a warm fit
             return
         key = _key(self.name, statics, leaves, treedef, self.options)
+        if traced_only and not (where / f"{self.name}-{key}.bin").exists():
+            return
         specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]  # no values: no transfer
         with self._lock:
             if key not in self._calls:
