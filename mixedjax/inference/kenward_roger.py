@@ -53,7 +53,7 @@ class KenwardRogerParts(NamedTuple):
 def phi_from_theta(theta, sigma, layout) -> np.ndarray:
     """φ: per term the entries of σ² λλ' at λ's free positions (θ's order), then σ²."""
     out = []
-    for t, lam in zip(layout.terms, (np.asarray(x) for x in lambdas(jnp.asarray(theta, float), layout))):
+    for t, lam in zip(layout.terms, lambdas(np.asarray(theta, float), layout)):
         cov = sigma**2 * lam @ lam.T
         out.extend(cov[r, c] for r, c in t.pattern)
     return np.array(out + [sigma**2])

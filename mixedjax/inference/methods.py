@@ -6,7 +6,6 @@ Kenward–Roger's derivatives, the profile) are computed once per model on first
 
 from __future__ import annotations
 
-import math
 from functools import cached_property
 
 import numpy as np

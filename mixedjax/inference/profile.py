@@ -56,7 +56,7 @@ def theta_sigma_from_psi(psi, layout):
 
 def psi_from_theta(theta, sigma, layout) -> np.ndarray:
     out = []
-    for t, lam in zip(layout.terms, (np.asarray(x) for x in lambdas(jnp.asarray(theta, float), layout))):
+    for t, lam in zip(layout.terms, lambdas(np.asarray(theta, float), layout)):
         cov = sigma**2 * lam @ lam.T
         sd = np.sqrt(np.diag(cov))
         for r, c in t.pattern:
