@@ -2,6 +2,7 @@
 read back by a new one (as a new process would) and gives the jitted function's results; a damaged file is traced
 again; with the cache off the function is simply jitted."""
 
+import threading
 from typing import NamedTuple
 
 import jax
@@ -92,20 +93,46 @@ def test_ahead_and_prefetch(cache_dir):
     _same(fresh.bind(x, data, scale=2.0)(x, data), want)
 
 
-def test_prefetch_traced_only_reads_back_but_does_not_trace(cache_dir):
-    """traced_only: no background trace for a program never exported (the caller traces it, without a second
+def test_prefetch_never_reads_back_but_does_not_trace(cache_dir):
+    """trace="never": no background trace for a program never exported (the caller traces it, without a second
     thread contending for the GIL), and a background read once its trace is on disk."""
     x, data = _args()
     want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
     p = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
-    p.prefetch(x, data, 2.0, traced_only=True)
+    p.prefetch(x, data, 2.0, trace="never")
     assert p._calls == {} and not list(cache_dir.glob("test_t-*.bin"))
     _same(p(x, data, 2.0), want)  # traced and exported by the caller
     fresh = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
-    fresh.prefetch(x, data, 2.0, traced_only=True)
+    fresh.prefetch(x, data, 2.0, trace="never")
     (fut,) = fresh._calls.values()
     fut.result(timeout=120)
     _same(fresh(x, data, 2.0), want)
+
+
+def test_prefetch_here_traces_in_the_caller_and_compiles_in_the_background(cache_dir, monkeypatch):
+    """trace="here": the trace is exported before prefetch returns, in the caller's thread, and the worker is
+    given only XLA's compile; the call then uses what the worker made, and a second prefetch adds nothing."""
+    x, data = _args()
+    want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
+    p = traces.CachedProgram("test_u", f, 2, ("scale",), TEMPLATE, ahead=True)
+    exported_in = []
+    real = traces.CachedProgram._exported
+
+    def spy(self, *a, **k):
+        exported_in.append(threading.current_thread().name)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(traces.CachedProgram, "_exported", spy)
+    p.prefetch(x, data, 2.0, trace="here")
+    assert exported_in == [threading.current_thread().name]
+    assert len(list(cache_dir.glob("test_u-*.bin"))) == 1  # written before the compile finishes
+    (fut,) = p._calls.values()
+    fut.result(timeout=120)
+    p.prefetch(x, data, 2.0, trace="here")
+    assert len(p._calls) == 1 and exported_in == [threading.current_thread().name]
+    _same(p(x, data, 2.0), want)
+    with pytest.raises(ValueError, match="trace must be"):
+        p.prefetch(x, data, 2.0, trace="later")
 
 
 def test_failed_prefetch_is_made_by_the_caller(cache_dir, monkeypatch):

@@ -171,7 +171,7 @@ def _cached_bobyqa(nterms: int):
     est = Estimates(0.0, 0.0, 0.0, k, k, k, 0.0, k)
     # the result program runs once per fit, the deviance once per evaluation: the former is compiled with the quick
     # options (InstEval, one thread, loaded machine: compile 10.3 -> 2.5 s, run 183 -> 252 ms; docs/performance.md)
-    return (traces.CachedProgram("lmm_deviance", _deviance_program, 2, ("layout", "reml"), 0.0),
+    return (traces.CachedProgram("lmm_deviance", _deviance_program, 2, ("layout", "reml"), 0.0, ahead=True),
             traces.CachedProgram("lmm_result", _result_program, 2, ("layout", "reml", "check"), (est, 0.0),
                                  options=quick_options(), ahead=True))
 
@@ -242,12 +242,15 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     deviance_program, result_program = _cached_bobyqa(len(layout.terms))
     # on the device once: BOBYQA calls the program once an evaluation, and host arrays would be copied every call
     arrays = jax.device_put(arrays)
-    # the result program read back in the background while BOBYQA runs (InstEval, a new process: 0.92 -> 0.65 s);
-    # not traced there, which slowed a first fit (1.3 -> 1.4-1.7 s: two threads tracing under one GIL)
-    result_program.prefetch(np.asarray(theta0, float), arrays, layout, reml, check, traced_only=True)
+    # XLA's compiles in the background, the traces here (two threads tracing under one GIL slowed a first fit):
+    # the deviance's compile overlaps the result program's trace, and the result program's compile BOBYQA's
+    # evaluations; programs traced before are read back there too (InstEval, a new process: docs/performance.md)
+    th0 = np.asarray(theta0, float)
+    deviance_program.prefetch(th0, arrays, layout, reml, trace="here")
+    result_program.prefetch(th0, arrays, layout, reml, check, trace="here")
     # bound once to the model's arrays: each evaluation then skips the arguments' flattening and signature
     # (sleepstudy: about 0.1 ms of each of its 23 evaluations)
-    bound = deviance_program.bind(np.asarray(theta0, float), arrays, layout, reml, fixed=(1,))
+    bound = deviance_program.bind(th0, arrays, layout, reml, fixed=(1,))
 
     def deviance(theta, args):  # args: the same arrays, which ``bound`` holds
         return bound(theta)

@@ -181,12 +181,16 @@ class CachedProgram:
             self._calls[key] = got
         return got
 
-    def prefetch(self, *args, traced_only: bool = False, **kw) -> None:
+    def prefetch(self, *args, trace: str = "background", **kw) -> None:
         """Start making the program for arguments like these (shapes, dtypes, static values; the values are not
         used) in the background: read or traced, then compiled (from JAX's cache when it has it), so that a later
-        call or :meth:`bind` finds it made. Nothing when the cache is off or ``ahead`` is False; with
-        ``traced_only``, nothing unless its trace is on disk (a background trace contends for the GIL with the
-        caller's own tracing)."""
+        call or :meth:`bind` finds it made. Nothing when the cache is off or ``ahead`` is False. A trace on disk is
+        always read back in the background; ``trace`` says what happens to a program not yet traced: "background"
+        (traced there too), "here" (traced and lowered in the caller's thread before this returns, only XLA's
+        compile in the background: the caller's next work overlaps the compile without a second thread tracing
+        under the same GIL) or "never" (not prefetched: the caller traces it when it calls it)."""
+        if trace not in ("background", "here", "never"):
+            raise ValueError(f"trace must be 'background', 'here' or 'never', not {trace!r}")
         static = dict(zip(self.static, args[self.narrays :]), **kw)
         args = args[: self.narrays]
         where = directory()
@@ -198,12 +202,20 @@ class CachedProgram:
         if sig in self._by_signature:  # made before: no file key (a repr of the plan, ~2 ms) on a warm fit
             return
         key = _key(self.name, statics, leaves, treedef, self.options)
-        if traced_only and not (where / f"{self.name}-{key}.bin").exists():
-            return
-        specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]  # no values: no transfer
         with self._lock:
-            if key not in self._calls:
-                self._calls[key] = _worker().submit(self._load_or_export, key, where, treedef, specs, static)
+            if key in self._calls:
+                return
+        specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]  # no values: no transfer
+        on_disk = (where / f"{self.name}-{key}.bin").exists()
+        if not on_disk and trace == "never":
+            return
+        if on_disk or trace == "background":
+            job = _worker().submit(self._load_or_export, key, where, treedef, specs, static)
+        else:
+            lowered = self._lowered(self._exported(key, where, treedef, specs, static), specs)
+            job = _worker().submit(lowered.compile, self.options)
+        with self._lock:
+            self._calls.setdefault(key, job)
 
     def bind(self, *args, fixed: tuple[int, ...] = (), **kw) -> Callable:
         """The program for arguments like these (shapes, dtypes, tree structure and static values): a function of
@@ -240,31 +252,36 @@ class CachedProgram:
 
         return bound
 
-    def _load_or_export(self, key: str, where: Path, treedef, leaves, static):
+    def _exported(self, key: str, where: Path, treedef, leaves, static):
+        """The program's jax.export.Exported: read from disk, else traced and written there."""
         path = where / f"{self.name}-{key}.bin"
-        exp = None
         if path.exists():
             try:
-                exp = jax.export.deserialize(bytearray(path.read_bytes()))
+                return jax.export.deserialize(bytearray(path.read_bytes()))
             except Exception:  # a truncated or foreign file: trace again and rewrite it
-                exp = None
-        if exp is None:
-            def flat(*xs):
-                out = self.fn(*jax.tree_util.tree_unflatten(treedef, xs), **static)
-                return tuple(jax.tree_util.tree_leaves(out))
+                pass
 
-            specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
-            exp = jax.export.export(jax.jit(flat))(*specs)
-            try:
-                where.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(exp.serialize())
-                tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
-            except OSError:
-                pass  # a read-only cache directory: the program is used in this process only
-        kw = {"compiler_options": self.options} if self.options else {}
-        if not self.ahead:
-            return jax.jit(exp.call, **kw)
+        def flat(*xs):
+            out = self.fn(*jax.tree_util.tree_unflatten(treedef, xs), **static)
+            return tuple(jax.tree_util.tree_leaves(out))
+
         specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
-        lowered = jax.jit(exp.call).lower(*specs)
-        return lowered.compile(self.options)  # JAX's compilation cache applies
+        exp = jax.export.export(jax.jit(flat))(*specs)
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(exp.serialize())
+            tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
+        except OSError:
+            pass  # a read-only cache directory: the program is used in this process only
+        return exp
+
+    @staticmethod
+    def _lowered(exp, leaves):
+        return jax.jit(exp.call).lower(*[jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves])
+
+    def _load_or_export(self, key: str, where: Path, treedef, leaves, static):
+        exp = self._exported(key, where, treedef, leaves, static)
+        if not self.ahead:
+            return jax.jit(exp.call, **({"compiler_options": self.options} if self.options else {}))
+        return self._lowered(exp, leaves).compile(self.options)  # JAX's compilation cache applies
