@@ -201,3 +201,23 @@ def test_remembered_answer_is_read_back_and_a_damaged_one_worked_out_again(cache
     traces.remembered("probe", question, answer)
     traces.remembered("probe", question, answer)
     assert len(calls) == 5
+
+
+def _specs(tree):
+    return [(tuple(x.shape), np.dtype(x.dtype)) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def test_out_specs_from_the_trace_the_file_and_eval_shape(cache_dir, monkeypatch):
+    """out_specs gives the result's shapes and dtypes (as jax.eval_shape does) from this process's trace, from the
+    file a fresh program reads, and, with the cache off, from eval_shape; with the tree of the result."""
+    x, data = _args()
+    want = jax.eval_shape(lambda a, b: f(a, b, scale=2.0), x, data)
+    p = traces.CachedProgram("test_v", f, 2, ("scale",), TEMPLATE, ahead=True)
+    p.prefetch(x, data, 2.0, trace="here")
+    got = p.out_specs(x, data, 2.0)
+    assert _specs(got) == _specs(want) and jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+    fresh = traces.CachedProgram("test_v", f, 2, ("scale",), TEMPLATE, ahead=True)
+    assert not fresh._exports
+    assert _specs(fresh.out_specs(x, data, 2.0)) == _specs(want)
+    monkeypatch.setattr(traces, "directory", lambda: None)
+    assert _specs(traces.CachedProgram("test_w", f, 2, ("scale",), TEMPLATE).out_specs(x, data, 2.0)) == _specs(want)

@@ -17,7 +17,8 @@ from ..errors import ArgumentError
 from ..fitting.options import FitOptions
 from ..fitting.solve import diagonal_indices
 from ..fitting.loop import quick_options
-from .many import FitBatch, batch_of, checked_batch_size, fit_chunk, run_chunks
+from .many import FitBatch, batch_of, checked_batch_size, chunk_rows, fit_chunk, prefetch_fits, run_chunks
+from .sharding import batch_sharding
 from .queue import Fitted
 from .simulate import simulate_one, sim_design, split_keys
 
@@ -33,7 +34,7 @@ def _simulate_chunk():
     program's compile; it runs once a replicate), its traced program kept on disk (fitting.traces.CachedProgram)."""
     from ..fitting.traces import CachedProgram
 
-    return CachedProgram("batch_simulate", _simulate_keys, 5, ("layout",), 0.0, options=quick_options())
+    return CachedProgram("batch_simulate", _simulate_keys, 5, ("layout",), 0.0, options=quick_options(), ahead=True)
 
 
 @functools.cache
@@ -252,6 +253,12 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None, weighted_n
         done[0] = rows
 
     t0 = time.perf_counter()
+    if batch_sharding() is None:
+        # the chunk's three programs traced here, each compiled in the background while the next is traced
+        rows = chunk_rows(int(n), size, None)
+        _simulate_chunk().prefetch(jax.ShapeDtypeStruct((rows,) + keys.shape[1:], keys.dtype), th, be, sg, d, layout,
+                                   trace="here")
+        prefetch_fits((rows, model.nobs), np.float64, ctx, layout, reml, opts)
     try:
         est = run_chunks(keys, lambda chunk, count, mesh: _boot_chunk(chunk, count, th, be, sg, d, ctx, layout, reml,
                                                                        opts, mesh), size, tick)

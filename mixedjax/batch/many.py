@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import ArgumentError
 from ..fitting.options import FitOptions
 from .function import check_weights
-from .queue import Fitted, chunk_finished, chunk_finished_sharded, chunk_loop
+from .queue import Fitted, chunk_finished, chunk_finished_sharded, chunk_loop, prefetch_chunk
 from .sharding import batch_sharding, put, round_up
 from .serial import chunk_serial
 from .solve import Result, Solver, batch_solver
@@ -114,6 +114,20 @@ def _readonly(a, dtype=None):
     return a
 
 
+def chunk_rows(B: int, batch_size: int, sharding) -> int:
+    """Rows of each compiled chunk: a power of two (at most batch_size), so batches of other sizes reuse the
+    compiled programs; a multiple of the device count."""
+    return round_up(min(batch_size, 1 << (B - 1).bit_length()), sharding)
+
+
+def prefetch_fits(rows_shape: tuple, dtype, ctx, layout, reml: bool, opts: FitOptions) -> None:
+    """Before the first chunk of rows of ``rows_shape`` on one device with the Newton solve: its programs traced
+    here and compiled in the background (batch.queue.prefetch_chunk); nothing otherwise."""
+    if batch_sharding() is not None or batch_solver(layout) != Solver.newton:
+        return
+    prefetch_chunk(jax.ShapeDtypeStruct(rows_shape, dtype), ctx, layout, reml, opts, min(LANES, rows_shape[0]))
+
+
 def run_chunks(rows: np.ndarray, call, batch_size: int, on_chunk=None):
     """``call(chunk, count, mesh)`` (a compiled chunk of fits on refilling lanes) on every chunk of ``rows``
     (responses, or random keys' data), the last chunk padded (its ``count`` real rows alone are fitted) so one
@@ -123,8 +137,7 @@ def run_chunks(rows: np.ndarray, call, batch_size: int, on_chunk=None):
     sharding = batch_sharding()
     mesh = None if sharding is None else sharding.mesh
     B = rows.shape[0]
-    # chunk rows: a power of two (at most batch_size), so batches of other sizes reuse the compiled programs
-    size = round_up(min(batch_size, 1 << (B - 1).bit_length()), sharding)
+    size = chunk_rows(B, batch_size, sharding)
     parts = []
     for start in range(0, B, size):
         chunk = rows[start : start + size]
@@ -186,6 +199,8 @@ def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, o
         layout, ctx, rows = model._weights_problem.layout, model._weights_context, np.stack([Y, w], axis=1)
     batch_size = checked_batch_size(batch_size, model, opts)
     t0 = time.perf_counter()
+    prefetch_fits((chunk_rows(len(rows), batch_size, batch_sharding()),) + rows.shape[1:], rows.dtype, ctx, layout,
+                  reml, opts)
     est = run_chunks(rows, lambda chunk, count, mesh: fit_chunk(chunk, count, ctx, layout, reml, opts, mesh),
                      int(batch_size), on_chunk)
     return batch_of(est, model, reml, time.perf_counter() - t0)

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..blocks.plan import Layout
 from ..fitting.loop import quick_options
@@ -94,7 +95,7 @@ def _cached_loop():
     from ..fitting.traces import CachedProgram
 
     return CachedProgram("batch_loop", _loop_one_device, 3, ("layout", "reml", "opts", "lanes"),
-                         Raw(*[0.0] * len(Raw._fields)), options=loop_options())
+                         Raw(*[0.0] * len(Raw._fields)), options=loop_options(), ahead=True)
 
 
 def chunk_loop(rows, count, ctx, layout, reml, opts, lanes, mesh) -> Raw:
@@ -111,7 +112,18 @@ def chunk_finished():
     from ..fitting.traces import CachedProgram
 
     return CachedProgram("batch_finished", finished, 3, ("layout", "reml"), Fitted(*[0.0] * len(Fitted._fields)),
-                         options=quick_options())
+                         options=quick_options(), ahead=True)
+
+
+def prefetch_chunk(rows, ctx, layout: Layout, reml: bool, opts: FitOptions, lanes: int) -> None:
+    """Trace the one-device loop and its post-loop checks for chunks like ``rows`` (arrays or
+    jax.ShapeDtypeStruct) here, their XLA compiles in the background (fitting.traces.CachedProgram.prefetch): the
+    checks are traced while the loop compiles (sleepstudy, a first bootstrap: docs/batched.md)."""
+    count = np.int32(0)
+    loop = _cached_loop()
+    loop.prefetch(rows, count, ctx, layout, reml, opts, lanes, trace="here")
+    raw = loop.out_specs(rows, count, ctx, layout, reml, opts, lanes)
+    chunk_finished().prefetch(raw, rows, ctx, layout, reml, trace="here")
 
 
 @functools.cache

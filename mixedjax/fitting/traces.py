@@ -126,6 +126,7 @@ def clear() -> None:
         with prog._lock:
             prog._calls.clear()
             prog._by_signature.clear()
+            prog._exports.clear()
 
 
 class CachedProgram:
@@ -147,6 +148,7 @@ class CachedProgram:
         self.plain = jax.jit(fn, static_argnames=static, **kw)
         self._calls: dict[str, Callable] = {}
         self._by_signature: dict[tuple, Callable] = {}  # (statics, tree, shapes and dtypes) -> a program of _calls
+        self._exports: dict[str, object] = {}  # key -> the jax.export.Exported traced or read by this process
 
     def __call__(self, *args, **kw):
         static = dict(zip(self.static, args[self.narrays :]), **kw)
@@ -252,14 +254,40 @@ class CachedProgram:
 
         return bound
 
+    def out_specs(self, *args, **kw):
+        """The shapes and dtypes of the program's result for arguments like these (a pytree of
+        jax.ShapeDtypeStruct), without compiling: from its trace (kept by this process or on disk), else by
+        ``jax.eval_shape`` (a trace). For prefetching a program that takes this one's result."""
+        static = dict(zip(self.static, args[self.narrays :]), **kw)
+        args = args[: self.narrays]
+        where = directory()
+        exp = None
+        if where is not None:
+            leaves, treedef = jax.tree_util.tree_flatten(args)
+            key = _key(self.name, tuple(static[k] for k in self.static), leaves, treedef, self.options)
+            exp = self._exports.get(key) or self._read(where / f"{self.name}-{key}.bin")
+        if exp is None:
+            return jax.eval_shape(lambda *a: self.fn(*a, **static), *args)
+        specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exp.out_avals]
+        return jax.tree_util.tree_unflatten(self.out_tree, specs)
+
+    @staticmethod
+    def _read(path: Path):
+        """The Exported kept at ``path``, or None (no file, or one that cannot be read)."""
+        if not path.exists():
+            return None
+        try:
+            return jax.export.deserialize(bytearray(path.read_bytes()))
+        except Exception:  # a truncated or foreign file: traced again and rewritten by _exported
+            return None
+
     def _exported(self, key: str, where: Path, treedef, leaves, static):
         """The program's jax.export.Exported: read from disk, else traced and written there."""
+        exp = self._exports.get(key) or self._read(where / f"{self.name}-{key}.bin")
+        if exp is not None:
+            self._exports[key] = exp
+            return exp
         path = where / f"{self.name}-{key}.bin"
-        if path.exists():
-            try:
-                return jax.export.deserialize(bytearray(path.read_bytes()))
-            except Exception:  # a truncated or foreign file: trace again and rewrite it
-                pass
 
         def flat(*xs):
             out = self.fn(*jax.tree_util.tree_unflatten(treedef, xs), **static)
@@ -274,6 +302,7 @@ class CachedProgram:
             tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
         except OSError:
             pass  # a read-only cache directory: the program is used in this process only
+        self._exports[key] = exp
         return exp
 
     @staticmethod
