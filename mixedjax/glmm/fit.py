@@ -338,9 +338,10 @@ def glm_start(X, y, wt, offset, family, iters: int = 50) -> np.ndarray:
 
 
 def glm_prefetch(X, family, iters: int = 50) -> None:
-    """Start reading glm_start's program for a design like X (fitting.traces.CachedProgram.prefetch)."""
+    """Start making glm_start's program for a design like X: traced here, compiled (or read back) in the background
+    (fitting.traces.CachedProgram.prefetch)."""
     z = np.zeros(len(X))
-    _glm_program().prefetch(np.zeros(np.shape(X)), z, z, z, family, iters)
+    _glm_program().prefetch(np.zeros(np.shape(X)), z, z, z, family, iters, trace="here")
 
 
 @functools.cache

@@ -249,16 +249,17 @@ def compiled_for(plan: GlmmPlan) -> Compiled:
 
 
 def prefetch(plan: GlmmPlan, data: GlmmData, nagq: int, fast: bool) -> None:
-    """Start reading (or tracing and compiling) the programs a fit will call, in the order it calls them, in the
-    background (fitting.traces): a new process then loads the Hessian's program while the fit runs. The shapes
-    and dtypes are those the fit passes (φ, v0 and free as numpy; stage 1 is the Laplace program, nagq = 1)."""
+    """Make the programs a fit will call, in the order it calls them: traced here (a program traced before is
+    read back in the background), each compiled in the background while the next is traced (fitting.traces), so
+    that a new process with empty caches traces the Hessian while the value and gradient compile. The shapes and
+    dtypes are those the fit passes (φ, v0 and free as numpy; stage 1 is the Laplace program, nagq = 1)."""
     c = compiled_for(plan)
     k, q, p = plan.ntheta, plan.q, plan.p
     v0 = np.zeros(q + p)
-    c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, 1)
+    c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, 1, trace="here")
     if fast:
-        c.hessian_fast.prefetch(np.zeros(k), data, v0, plan)
+        c.hessian_fast.prefetch(np.zeros(k), data, v0, plan, trace="here")
         return
     if nagq > 1:
-        c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, nagq)
-    c.hessian.prefetch(np.zeros(k + p), data, v0, plan, nagq)
+        c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, nagq, trace="here")
+    c.hessian.prefetch(np.zeros(k + p), data, v0, plan, nagq, trace="here")
