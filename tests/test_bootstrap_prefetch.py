@@ -1,5 +1,6 @@
-"""A first bootstrap traces its chunk's programs in the caller's thread, before the first chunk, and compiles them in
-the background (batch.queue.prefetch_chunk): each is traced once, and the chunks use the prefetched programs."""
+"""A first bootstrap traces its chunk's programs in the caller's thread: the lanes' loop and its checks before the
+first chunk, compiled in the background (batch.queue.prefetch_chunk), the simulation at its first call. Each is
+traced once, and the chunks use the prefetched programs."""
 
 import threading
 

@@ -234,12 +234,17 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None, weighted_n
         raise ArgumentError(f"progress must be True or False, not {progress!r}")
     opts = FitOptions()
     size = checked_batch_size(batch_size, model, opts)
+    t0 = time.perf_counter()
+    ctx, layout, reml = model._batch_context, model.problem.layout, bool(model.reml)
+    if batch_sharding() is None:
+        # the lanes' loop (the longest compile) and its checks traced first, each compiled in the background while
+        # the caller goes on: the simulation's inputs and its program (compiled by its first call) meanwhile
+        prefetch_fits((chunk_rows(int(n), size, None), model.nobs), np.float64, ctx, layout, reml, opts)
     keys = split_keys(seed, n)
     th = jax.numpy.asarray(model.theta)
     be = jax.numpy.asarray(model.fixef.to_numpy())
     sg = jax.numpy.float64(model.sigma)
     d = sim_design(model.problem, weighted_noise)
-    ctx, layout, reml = model._batch_context, model.problem.layout, bool(model.reml)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -252,13 +257,6 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None, weighted_n
             bar.update(rows - done[0])
         done[0] = rows
 
-    t0 = time.perf_counter()
-    if batch_sharding() is None:
-        # the chunk's three programs traced here, each compiled in the background while the next is traced
-        rows = chunk_rows(int(n), size, None)
-        _simulate_chunk().prefetch(jax.ShapeDtypeStruct((rows,) + keys.shape[1:], keys.dtype), th, be, sg, d, layout,
-                                   trace="here")
-        prefetch_fits((rows, model.nobs), np.float64, ctx, layout, reml, opts)
     try:
         est = run_chunks(keys, lambda chunk, count, mesh: _boot_chunk(chunk, count, th, be, sg, d, ctx, layout, reml,
                                                                        opts, mesh), size, tick)
