@@ -83,7 +83,7 @@ def test_ahead_and_prefetch(cache_dir):
     x, data = _args()
     want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
     p = traces.CachedProgram("test_p", f, 2, ("scale",), TEMPLATE, ahead=True)
-    p.prefetch(x, data, 2.0)
+    p.prefetch(x, data, 2.0, trace="background")
     (fut,) = p._calls.values()
     fut.result(timeout=120)
     _same(p(x, data, 2.0), want)
@@ -93,19 +93,27 @@ def test_ahead_and_prefetch(cache_dir):
     _same(fresh.bind(x, data, scale=2.0)(x, data), want)
 
 
-def test_prefetch_never_reads_back_but_does_not_trace(cache_dir):
-    """trace="never": no background trace for a program never exported (the caller traces it, without a second
-    thread contending for the GIL), and a background read once its trace is on disk."""
+def test_prefetch_reads_a_trace_on_disk_back_in_the_background(cache_dir, monkeypatch):
+    """A program whose trace is on disk is read back (and compiled) by the worker, whatever ``trace`` says: the
+    caller's thread exports nothing."""
     x, data = _args()
     want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
     p = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
-    p.prefetch(x, data, 2.0, trace="never")
-    assert p._calls == {} and not list(cache_dir.glob("test_t-*.bin"))
     _same(p(x, data, 2.0), want)  # traced and exported by the caller
+    assert len(list(cache_dir.glob("test_t-*.bin"))) == 1
+    exported_in = []
+    real = traces.CachedProgram._exported
+
+    def spy(self, *a, **k):
+        exported_in.append(threading.current_thread().name)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(traces.CachedProgram, "_exported", spy)
     fresh = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
-    fresh.prefetch(x, data, 2.0, trace="never")
+    fresh.prefetch(x, data, 2.0, trace="here")
     (fut,) = fresh._calls.values()
     fut.result(timeout=120)
+    assert exported_in and threading.current_thread().name not in exported_in
     _same(fresh(x, data, 2.0), want)
 
 
@@ -149,7 +157,7 @@ def test_failed_prefetch_is_made_by_the_caller(cache_dir, monkeypatch):
         return real(self, *a, **k)
 
     monkeypatch.setattr(traces.CachedProgram, "_load_or_export", flaky)
-    p.prefetch(x, data, 2.0)
+    p.prefetch(x, data, 2.0, trace="background")
     _same(p(x, data, 2.0), jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0))
     assert len(calls) == 2
 

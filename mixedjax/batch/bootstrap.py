@@ -34,7 +34,7 @@ def _simulate_chunk():
     program's compile; it runs once a replicate), its traced program kept on disk (fitting.traces.CachedProgram)."""
     from ..fitting.traces import CachedProgram
 
-    return CachedProgram("batch_simulate", _simulate_keys, 5, ("layout",), 0.0, options=quick_options(), ahead=True)
+    return CachedProgram("batch_simulate", _simulate_keys, 5, ("layout",), 0.0, options=quick_options())
 
 
 @functools.cache

@@ -121,9 +121,9 @@ def prefetch_chunk(rows, ctx, layout: Layout, reml: bool, opts: FitOptions, lane
     checks are traced while the loop compiles (sleepstudy, a first bootstrap: docs/batched.md)."""
     count = np.int32(0)
     loop = _cached_loop()
-    loop.prefetch(rows, count, ctx, layout, reml, opts, lanes, trace="here")
+    loop.prefetch(rows, count, ctx, layout, reml, opts, lanes)
     raw = loop.out_specs(rows, count, ctx, layout, reml, opts, lanes)
-    chunk_finished().prefetch(raw, rows, ctx, layout, reml, trace="here")
+    chunk_finished().prefetch(raw, rows, ctx, layout, reml)
 
 
 @functools.cache

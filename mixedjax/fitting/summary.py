@@ -246,8 +246,8 @@ def _fit_theta_bobyqa(objective, theta0, arrays, layout: Layout, opts: FitOption
     # the deviance's compile overlaps the result program's trace, and the result program's compile BOBYQA's
     # evaluations; programs traced before are read back there too (InstEval, a new process: docs/performance.md)
     th0 = np.asarray(theta0, float)
-    deviance_program.prefetch(th0, arrays, layout, reml, trace="here")
-    result_program.prefetch(th0, arrays, layout, reml, check, trace="here")
+    deviance_program.prefetch(th0, arrays, layout, reml)
+    result_program.prefetch(th0, arrays, layout, reml, check)
     # bound once to the model's arrays: each evaluation then skips the arguments' flattening and signature
     # (sleepstudy: about 0.1 ms of each of its 23 evaluations)
     bound = deviance_program.bind(th0, arrays, layout, reml, fixed=(1,))

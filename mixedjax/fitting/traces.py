@@ -183,16 +183,15 @@ class CachedProgram:
             self._calls[key] = got
         return got
 
-    def prefetch(self, *args, trace: str = "background", **kw) -> None:
+    def prefetch(self, *args, trace: str = "here", **kw) -> None:
         """Start making the program for arguments like these (shapes, dtypes, static values; the values are not
         used) in the background: read or traced, then compiled (from JAX's cache when it has it), so that a later
         call or :meth:`bind` finds it made. Nothing when the cache is off or ``ahead`` is False. A trace on disk is
-        always read back in the background; ``trace`` says what happens to a program not yet traced: "background"
-        (traced there too), "here" (traced and lowered in the caller's thread before this returns, only XLA's
-        compile in the background: the caller's next work overlaps the compile without a second thread tracing
-        under the same GIL) or "never" (not prefetched: the caller traces it when it calls it)."""
-        if trace not in ("background", "here", "never"):
-            raise ValueError(f"trace must be 'background', 'here' or 'never', not {trace!r}")
+        always read back in the background; ``trace`` says where a program not yet traced is traced: "here" (in the
+        caller's thread before this returns, only XLA's compile in the background: the caller's next work overlaps
+        the compile without a second thread tracing under the same GIL) or "background" (with its compile)."""
+        if trace not in ("background", "here"):
+            raise ValueError(f"trace must be 'here' or 'background', not {trace!r}")
         static = dict(zip(self.static, args[self.narrays :]), **kw)
         args = args[: self.narrays]
         where = directory()
@@ -208,10 +207,7 @@ class CachedProgram:
             if key in self._calls:
                 return
         specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]  # no values: no transfer
-        on_disk = (where / f"{self.name}-{key}.bin").exists()
-        if not on_disk and trace == "never":
-            return
-        if on_disk or trace == "background":
+        if (where / f"{self.name}-{key}.bin").exists() or trace == "background":
             job = _worker().submit(self._load_or_export, key, where, treedef, specs, static)
         else:
             lowered = self._lowered(self._exported(key, where, treedef, specs, static), specs)

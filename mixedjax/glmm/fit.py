@@ -341,7 +341,7 @@ def glm_prefetch(X, family, iters: int = 50) -> None:
     """Start making glm_start's program for a design like X: traced here, compiled (or read back) in the background
     (fitting.traces.CachedProgram.prefetch)."""
     z = np.zeros(len(X))
-    _glm_program().prefetch(np.zeros(np.shape(X)), z, z, z, family, iters, trace="here")
+    _glm_program().prefetch(np.zeros(np.shape(X)), z, z, z, family, iters)
 
 
 @functools.cache

@@ -256,10 +256,10 @@ def prefetch(plan: GlmmPlan, data: GlmmData, nagq: int, fast: bool) -> None:
     c = compiled_for(plan)
     k, q, p = plan.ntheta, plan.q, plan.p
     v0 = np.zeros(q + p)
-    c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, 1, trace="here")
+    c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, 1)
     if fast:
-        c.hessian_fast.prefetch(np.zeros(k), data, v0, plan, trace="here")
+        c.hessian_fast.prefetch(np.zeros(k), data, v0, plan)
         return
     if nagq > 1:
-        c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, nagq, trace="here")
-    c.hessian.prefetch(np.zeros(k + p), data, v0, plan, nagq, trace="here")
+        c.value_and_grad.prefetch(np.zeros(k + p), data, v0, np.zeros(p), plan, nagq)
+    c.hessian.prefetch(np.zeros(k + p), data, v0, plan, nagq)
