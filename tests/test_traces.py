@@ -93,6 +93,19 @@ def test_ahead_and_prefetch(cache_dir):
     _same(fresh.bind(x, data, scale=2.0)(x, data), want)
 
 
+def _export_threads(monkeypatch) -> list:
+    """The names of the threads CachedProgram._exported runs in from now on (a list that fills as it runs)."""
+    names = []
+    real = traces.CachedProgram._exported
+
+    def spy(self, *a, **k):
+        names.append(threading.current_thread().name)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(traces.CachedProgram, "_exported", spy)
+    return names
+
+
 def test_prefetch_reads_a_trace_on_disk_back_in_the_background(cache_dir, monkeypatch):
     """A program whose trace is on disk is read back (and compiled) by the worker, whatever ``trace`` says: the
     caller's thread exports nothing."""
@@ -101,14 +114,7 @@ def test_prefetch_reads_a_trace_on_disk_back_in_the_background(cache_dir, monkey
     p = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
     _same(p(x, data, 2.0), want)  # traced and exported by the caller
     assert len(list(cache_dir.glob("test_t-*.bin"))) == 1
-    exported_in = []
-    real = traces.CachedProgram._exported
-
-    def spy(self, *a, **k):
-        exported_in.append(threading.current_thread().name)
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(traces.CachedProgram, "_exported", spy)
+    exported_in = _export_threads(monkeypatch)
     fresh = traces.CachedProgram("test_t", f, 2, ("scale",), TEMPLATE, ahead=True)
     fresh.prefetch(x, data, 2.0, trace="here")
     (fut,) = fresh._calls.values()
@@ -123,14 +129,7 @@ def test_prefetch_here_traces_in_the_caller_and_compiles_in_the_background(cache
     x, data = _args()
     want = jax.jit(f, static_argnames=("scale",))(x, data, scale=2.0)
     p = traces.CachedProgram("test_u", f, 2, ("scale",), TEMPLATE, ahead=True)
-    exported_in = []
-    real = traces.CachedProgram._exported
-
-    def spy(self, *a, **k):
-        exported_in.append(threading.current_thread().name)
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(traces.CachedProgram, "_exported", spy)
+    exported_in = _export_threads(monkeypatch)
     p.prefetch(x, data, 2.0, trace="here")
     assert exported_in == [threading.current_thread().name]
     assert len(list(cache_dir.glob("test_u-*.bin"))) == 1  # written before the compile finishes
