@@ -13,28 +13,36 @@ and $MIXEDJAX_CACHE_DIR/traces; an empty value switches both off). It changes no
 
 import os as _os
 
-import jax as _jax
+from .fitting import collector as _collector  # noqa: E402
 
-if "JAX_ENABLE_X64" not in _os.environ:
-    _jax.config.update("jax_enable_x64", True)
+# JAX's and pandas' imports make some 100,000 long-lived objects; the garbage collector's full passes meanwhile
+# find nothing to free (fitting/collector.py), so it is paused until they are done.
+with _collector.paused():
+    import jax as _jax
 
-# Compiled fits are kept in JAX's persistent compilation cache, so a new process fitting a model of a shape seen
-# before skips compilation (and fitting.traces keeps their traced programs beside it). Set MIXEDJAX_CACHE_DIR to move
-# both, or to an empty string to switch them off; a cache directory you configured for JAX yourself is left alone.
-_cache = _os.environ.get("MIXEDJAX_CACHE_DIR", _os.path.join(_os.path.expanduser("~"), ".cache", "mixedjax"))
-if _cache and not _jax.config.jax_compilation_cache_dir:
-    _jax.config.update("jax_compilation_cache_dir", _os.path.join(_cache, "jax"))
-    _jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    if "JAX_ENABLE_X64" not in _os.environ:
+        _jax.config.update("jax_enable_x64", True)
 
-from .datasets import dataset, datasets  # noqa: E402
-from .errors import ArgumentError, DataError, FitError, FormulaError, MixedjaxError, UnknownFunctionError  # noqa: E402
-from .fitting.options import FitOptions  # noqa: E402
-from .fitting.solve import RESULTS, Solution, solve  # noqa: E402
-from .fitting.summary import OptSummary  # noqa: E402
-from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
-from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
-from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
-from .glmm import GeneralizedLinearMixedModel, glmm  # noqa: E402
+    # Compiled fits are kept in JAX's persistent compilation cache, so a new process fitting a model of a shape
+    # seen before skips compilation (and fitting.traces keeps their traced programs beside it). Set
+    # MIXEDJAX_CACHE_DIR to move both, or to an empty string to switch them off; a cache directory you configured
+    # for JAX yourself is left alone.
+    _cache = _os.environ.get("MIXEDJAX_CACHE_DIR", _os.path.join(_os.path.expanduser("~"), ".cache", "mixedjax"))
+    if _cache and not _jax.config.jax_compilation_cache_dir:
+        _jax.config.update("jax_compilation_cache_dir", _os.path.join(_cache, "jax"))
+        _jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+    from .datasets import dataset, datasets  # noqa: E402
+    from .errors import (ArgumentError, DataError, FitError, FormulaError, MixedjaxError,  # noqa: E402
+                         UnknownFunctionError)
+    from .fitting.options import FitOptions  # noqa: E402
+    from .fitting.solve import RESULTS, Solution, solve  # noqa: E402
+    from .fitting.summary import OptSummary  # noqa: E402
+    from .core.objective import deviance, fixed_sigma_objective  # noqa: E402
+    from .model.lmm import LinearMixedModel, Problem, fit, lmm  # noqa: E402
+    from .model.varcorr import VarCorr, VarCorrGroup  # noqa: E402
+    from .glmm import GeneralizedLinearMixedModel, glmm  # noqa: E402
+
 
 # Imported on first use (PEP 562): fitting a linear mixed model needs none of them, and a new process is shorter
 # without.

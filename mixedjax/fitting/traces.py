@@ -35,6 +35,8 @@ from typing import Callable
 import jax
 import numpy as np
 
+from . import collector
+
 
 @functools.cache
 def directory() -> Path | None:
@@ -290,7 +292,8 @@ class CachedProgram:
             return tuple(jax.tree_util.tree_leaves(out))
 
         specs = [jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves]
-        exp = jax.export.export(jax.jit(flat))(*specs)
+        with collector.paused():  # a trace makes many objects and little garbage
+            exp = jax.export.export(jax.jit(flat))(*specs)
         try:
             where.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -303,7 +306,8 @@ class CachedProgram:
 
     @staticmethod
     def _lowered(exp, leaves):
-        return jax.jit(exp.call).lower(*[jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves])
+        with collector.paused():
+            return jax.jit(exp.call).lower(*[jax.ShapeDtypeStruct(np.shape(x), _dtype(x)) for x in leaves])
 
     def _load_or_export(self, key: str, where: Path, treedef, leaves, static):
         exp = self._exported(key, where, treedef, leaves, static)
