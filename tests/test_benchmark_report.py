@@ -88,3 +88,15 @@ def test_batched_section_keeps_the_sections_after_it(tmp_path):
     assert text.startswith("# Results\n\nhead\n") and text.endswith("## Inference\n\ntheir rows\n")
     batched.write_section(batched.KEPT.strip() + "\n\nnewer rows\n", path)
     assert path.read_text().count("## Inference") == 1 and "newer rows" in path.read_text()
+
+
+def test_start_and_exit_is_the_new_process_wall_less_its_stages():
+    mj = {"new_process_s": 2.0, "np_import_s": 0.5, "np_read_s": 0.01, "np_fit_s": 0.9, "np_print_s": 0.09}
+    recs = {"sleepstudy": _rec(180, mj, {"new_process_s": 1.0, "np_library_s": 0.8, "np_read_s": 0.0,
+                                         "np_fit_s": 0.05})}
+    assert targets._get(recs["sleepstudy"], "mixedjax", "np_rest_s") == pytest.approx(0.5)
+    assert targets._get(recs["sleepstudy"], "lme4", "np_rest_s") == pytest.approx(0.15)
+    assert targets._get(_rec(180, {"new_process_s": 2.0}), "mixedjax", "np_rest_s") is None  # stages not timed
+    j = _judged(recs, "sleepstudy: a new process")
+    assert j.met is False
+    assert "start and exit (the rest) 0.5 s" in report._stages("new_process_s", recs["sleepstudy"])
