@@ -13,7 +13,7 @@ and $MIXEDJAX_CACHE_DIR/traces; an empty value switches both off). It changes no
 
 import os as _os
 
-from .fitting import collector as _collector  # noqa: E402
+from .fitting import collector as _collector
 
 # JAX's and pandas' imports make some 100,000 long-lived objects; the garbage collector's full passes meanwhile
 # find nothing to free (fitting/collector.py), so it is paused until they are done.

@@ -236,10 +236,9 @@ def bootstrap(model, n, seed=None, *, progress=True, batch_size=None, weighted_n
     size = checked_batch_size(batch_size, model, opts)
     t0 = time.perf_counter()
     ctx, layout, reml = model._batch_context, model.problem.layout, bool(model.reml)
-    if batch_sharding() is None:
-        # the lanes' loop (the longest compile) and its checks traced first, each compiled in the background while
-        # the caller goes on: the simulation's inputs and its program (compiled by its first call) meanwhile
-        prefetch_fits((chunk_rows(int(n), size, None), model.nobs), np.float64, ctx, layout, reml, opts)
+    # the lanes' loop (the longest compile) and its checks traced first, each compiled in the background while the
+    # caller goes on: the simulation's inputs and its program (compiled by its first call) meanwhile
+    prefetch_fits((chunk_rows(int(n), size, batch_sharding()), model.nobs), np.float64, ctx, layout, reml, opts)
     keys = split_keys(seed, n)
     th = jax.numpy.asarray(model.theta)
     be = jax.numpy.asarray(model.fixef.to_numpy())

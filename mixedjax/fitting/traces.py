@@ -263,11 +263,15 @@ class CachedProgram:
         if where is not None:
             leaves, treedef = jax.tree_util.tree_flatten(args)
             key = _key(self.name, tuple(static[k] for k in self.static), leaves, treedef, self.options)
-            exp = self._exports.get(key) or self._read(where / f"{self.name}-{key}.bin")
+            exp = self._known(key, where)
         if exp is None:
             return jax.eval_shape(lambda *a: self.fn(*a, **static), *args)
         specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exp.out_avals]
         return jax.tree_util.tree_unflatten(self.out_tree, specs)
+
+    def _known(self, key: str, where: Path):
+        """The Exported of ``key`` this process traced or read, else the one on disk, else None."""
+        return self._exports.get(key) or self._read(where / f"{self.name}-{key}.bin")
 
     @staticmethod
     def _read(path: Path):
@@ -281,7 +285,7 @@ class CachedProgram:
 
     def _exported(self, key: str, where: Path, treedef, leaves, static):
         """The program's jax.export.Exported: read from disk, else traced and written there."""
-        exp = self._exports.get(key) or self._read(where / f"{self.name}-{key}.bin")
+        exp = self._known(key, where)
         if exp is not None:
             self._exports[key] = exp
             return exp
