@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
-from mixedjax.errors import FormulaError
+from mixedjax.errors import ArgumentError, DataError, FormulaError
 
 pytestmark = pytest.mark.slow  # one fit with its compile: about 15 s
 
@@ -49,3 +49,30 @@ def test_predict_re_form_against_lme4(fit, which, type):
 def test_re_form_naming_an_unknown_term_is_an_error(fit):
     with pytest.raises(FormulaError, match="period"):
         fit.predict(re_form="~(1 | period)")
+
+
+def test_new_levels_error_names_the_column(fit):
+    new = pd.DataFrame(REF["newdata"])
+    with pytest.raises(DataError, match="column '(herd|obs)' of the new data has level"):
+        fit.predict(new, new_levels="error")
+    with pytest.raises(ArgumentError, match="new_levels"):
+        fit.predict(new_levels="nope")
+    seen = new[new.herd.isin(fit.ranef()["herd"].index) & new.obs.isin(fit.ranef()["obs"].index)]
+    assert len(seen) < len(new)
+    np.testing.assert_array_equal(fit.predict(seen, new_levels="error"), fit.predict(seen))
+
+
+def test_zero_exposure_predicts_the_clamped_limit():
+    """η = −∞ (offset log(0)) has a limit: R's poisson()$linkinv gives pmax(exp(η), eps), not NaN."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"g": rng.choice(list("abcdefgh"), 200), "x": rng.normal(size=200),
+                       "t": rng.uniform(1, 3, 200)})
+    df["k"] = rng.poisson(df.t * np.exp(0.2 * df.x))
+    m = mj.glmm("k ~ x + offset(log(t)) + (1 | g)", df, "poisson")
+    new = pd.DataFrame({"g": ["a", "a", "a"], "x": [0.0, 0.5, np.nan], "t": [0.0, 1.0, 1.0]})
+    with np.errstate(divide="ignore"):
+        link = m.predict(new, type="link").to_numpy()
+        mu = m.predict(new).to_numpy()
+    assert link[0] == -np.inf and np.isnan(link[2]) and np.isnan(mu[2])
+    assert mu[0] == np.finfo(float).eps
+    assert mu[1] == pytest.approx(np.exp(link[1]), rel=1e-14)

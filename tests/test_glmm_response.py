@@ -99,3 +99,25 @@ def test_design_errors_show_the_formula_as_written():
     assert "nope" in msg and f in msg and "mixedjax_glmm_response_" not in msg
     line = msg.split("\n")[msg.split("\n").index(f) + 1]
     assert line.index("^") == f.index("nope")
+
+
+@pytest.mark.parametrize("values, count", [(["a", "a", "a"], "one level ('a')"),
+                                           (["a", "b", "c"], "3 levels ('a', 'b', 'c')")])
+def test_factor_response_needs_two_levels(values, count):
+    df = pd.DataFrame({"r": values})
+    with pytest.raises(DataError) as err:
+        _values("r ~ 1", df, "binomial")
+    assert f"response 'r' is a factor with {count}" in str(err.value)
+    assert "needs exactly two" in str(err.value) and "?" not in str(err.value)
+
+
+def test_missing_offset_column_is_named_as_the_offset():
+    df = pd.DataFrame({"g": list("aabbcc"), "k": [0, 1, 1, 2, 3, 0], "x": [0.1, 0.5, 0.2, 0.3, 0.9, 0.4]})
+    f = "k ~ x + offset(log(tt)) + (1 | g)"
+    for fit in (lambda: mj.glmm(f, df, "poisson"), lambda: mj.lmm(f, df)):
+        with pytest.raises(DataError) as err:
+            fit()
+        msg = str(err.value)
+        assert "column 'tt' is not found in the data (used in the offset 'offset(log(tt))')" in msg
+        line = msg.split("\n")[msg.split("\n").index(f) + 1]
+        assert line.index("^") == f.index("tt")

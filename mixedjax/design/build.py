@@ -568,8 +568,9 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
         parts.append((what, part, have, start, grouping))
 
     need("the response", names_used(read.response.tree), pf.response, start=0)
-    need("the fixed effects", _names(read.atoms, read.fixed).union(*(names_used(o.tree) for o in read.offsets)),
-         pf.fixed)
+    need("the fixed effects", _names(read.atoms, read.fixed), pf.fixed)
+    for arg, checked in zip(pf.offsets, read.offsets):
+        need("the offset", names_used(checked.tree), f"offset({arg})")
     for rt, mf in zip(pf.random, read.random):
         need("the random-effects term", _names(read.atoms, mf), rt.source)
         need("the random-effects term", (), rt.source, rt.group, grouping=True)

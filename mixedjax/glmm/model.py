@@ -437,13 +437,17 @@ class GeneralizedLinearMixedModel(InformationCriteria):
             r = r * np.sqrt(wt / np.asarray(self.family.variance(jnp.asarray(mu))))
         return pd.Series(r, index=self.labels, name="residuals")
 
-    def predict(self, newdata=None, *, type: str = "response", re_form=None, offset=None) -> pd.Series:
+    def predict(self, newdata=None, *, type: str = "response", re_form=None, offset=None,
+                new_levels: str = "population") -> pd.Series:
         """Predictions on the ``"response"`` or ``"link"`` scale; ``re_form``: None (all random effects),
         ``"~0"`` / ``"NA"`` (none) or a formula of some of the random-effects terms, such as ``"~(1 | herd)"``, as
-        the LMM's predict reads it. Levels of a grouping factor not seen in the fit get random effects 0."""
+        the LMM's predict reads it. ``offset``: the offset of ``newdata``'s rows where the fit's was given as an
+        argument (the formula's ``offset(...)`` terms are evaluated on ``newdata``). ``new_levels``: as the LMM's,
+        ``"population"`` gives a level of a grouping factor not seen in the fit random effects 0 (lme4's
+        ``allow.new.levels=TRUE``), ``"error"`` raises a ``DataError`` naming the column and the levels."""
         from .predict import predict
 
-        return predict(self, newdata, type, re_form, offset)
+        return predict(self, newdata, type, re_form, offset, new_levels)
 
     # ---- derivatives ------------------------------------------------------------------------------------------
     def objective_function(self):

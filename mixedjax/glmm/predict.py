@@ -7,13 +7,15 @@ import pandas as pd
 
 from ..design.input import as_frame as _as_frame
 from ..diagnostics.newdata import encode_rows
-from ..diagnostics.predict import linear_predictor, select_terms
+from ..diagnostics.predict import NEW_LEVELS, check_new_levels, linear_predictor, select_terms
 from ..errors import ArgumentError, DataError
 
 
-def predict(m, newdata, type: str, re_form, offset) -> pd.Series:
+def predict(m, newdata, type: str, re_form, offset, new_levels: str = "population") -> pd.Series:
     if type not in ("response", "link"):
         raise ArgumentError(f"type must be 'response' or 'link', not {type!r}")
+    if new_levels not in NEW_LEVELS:
+        raise ArgumentError(f"new_levels must be one of {', '.join(map(repr, NEW_LEVELS))}, not {new_levels!r}")
     # re_form read as the LMM's predict reads it: None every term, "~0" / "NA" (or False) none, or a formula of terms
     sel = select_terms(m.design, "~0" if re_form is False else re_form)
     keep_cols = {t.name: mask for t, mask in zip(m.design.terms, sel.masks)}
@@ -40,6 +42,7 @@ def predict(m, newdata, type: str, re_form, offset) -> pd.Series:
         # scale()/poly() coefficients; computing them again on the new rows (or on fit + new rows) moves X
         new = newdata.reset_index(drop=True)
         rows = encode_rows(m.design, new, [bool(mk.any()) for mk in sel.masks])
+        check_new_levels(rows, sel, new_levels)
         pos = np.asarray(rows.index, dtype=np.int64)  # the new rows with every value present
         b = [ranef[t.name].to_numpy() for t in m.design.terms]
         eta = off[pos] + linear_predictor(rows, m.fixef.to_numpy(), b, sel)  # unseen levels: b = 0
@@ -48,5 +51,7 @@ def predict(m, newdata, type: str, re_form, offset) -> pd.Series:
     if type == "response":
         import jax.numpy as jnp
 
-        out = np.where(np.isfinite(out), np.asarray(m.family.linkinv(jnp.asarray(np.nan_to_num(out)))), np.nan)
+        # an infinite η (an offset log(0) of zero exposure) has a limit, clamped as R's linkinv; only NaN stays NaN
+        known = ~np.isnan(out)
+        out = np.where(known, np.asarray(m.family.linkinv(jnp.asarray(np.where(known, out, 0.0)))), np.nan)
     return pd.Series(out, index=labels, name="predict")

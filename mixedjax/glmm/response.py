@@ -168,9 +168,11 @@ def response_values(spec: ResponseSpec, family: Family, data: pd.DataFrame, weig
             levels = (list(values.cat.categories) if isinstance(values.dtype, pd.CategoricalDtype)
                       else sorted(values.dropna().unique(), key=str))
             if len(levels) != 2:
-                raise DataError(f"{what} is a factor with {len(levels)} levels ({', '.join(map(str, levels[:5]))}); "
-                                f"a binomial response needs two (the second, {levels[1] if len(levels) > 1 else '?'}"
-                                f", counts as a success).\n{mark_formula(formula, spec.text)}")
+                shown = ", ".join(map(repr, levels[:5])) + (", ..." if len(levels) > 5 else "")
+                count = "no levels" if not levels else "one level" if len(levels) == 1 else f"{len(levels)} levels"
+                raise DataError(f"{what} is a factor with {count}{f' ({shown})' if levels else ''}; a binomial "
+                                "response needs exactly two, of which the second counts as a success: recode it as "
+                                f"two levels, 0/1 or True/False.\n{mark_formula(formula, spec.text)}")
             y = np.where(values.isna(), np.nan, (values == levels[1]).to_numpy(dtype=float))
             return Response(y, w, np.ones(n))
         y = _numeric(values, what, formula, spec.text)
