@@ -123,9 +123,12 @@ def test_numeric_kinds_in_response_fixed_and_slope(convert, column):
     d = BASE.copy()
     d[column] = convert(d[column])
     expected = np.asarray(pd.Series(d[column]).to_numpy(dtype=np.float64))
+    # a logical covariate is R's factor of FALSE / TRUE (model.matrix's xTRUE: the same 0 / 1 column with an
+    # intercept); a logical response is 0 / 1, as lmer takes it
+    name = "xTRUE" if pd.api.types.is_bool_dtype(d[column]) else "x"
     for formula in (SCALAR, VECTOR):
         design = build_design(formula, d)
-        got = design.y if column == "y" else design.X[:, list(design.xnames).index("x")]
+        got = design.y if column == "y" else design.X[:, list(design.xnames).index(name)]
         np.testing.assert_array_equal(got, expected)
         if column == "x" and formula == VECTOR:
             np.testing.assert_array_equal(design.terms[0].z[:, 1], expected)

@@ -210,13 +210,13 @@ def _evaluated(checked: Checked, full: pd.DataFrame, complete: np.ndarray, what:
             f"{what} '{part}' must be one numeric column; it gives {value.values.shape[1]} columns.\n"
             f"{mark_formula(formula, part, start)}\nUse a numeric column or an arithmetic expression of one."
         )
-    if isinstance(value, (Factor, str)) or (isinstance(value, np.ndarray) and value.dtype == bool):
-        kind = "text or a factor" if isinstance(value, (Factor, str)) else "logical"
+    if isinstance(value, (Factor, str)):
         dtype = f" (dtype {full[part].dtype})" if part in full.columns else ""
         raise DataError(
-            f"{what} '{part}' must be numeric; it is {kind}{dtype}.\n{mark_formula(formula, part, start)}\n"
-            "Convert it with pandas.to_numeric, or choose a numeric column."
+            f"{what} '{part}' must be numeric; it is text or a factor{dtype}.\n{mark_formula(formula, part, start)}"
+            "\nConvert it with pandas.to_numeric, or choose a numeric column."
         )
+    # a logical response or offset is 0 / 1, as R's model.response gives it to lmer
     return np.asarray(value, dtype=np.float64)[complete], recorded
 
 

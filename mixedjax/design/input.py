@@ -149,8 +149,12 @@ def _to_numpy_column(col: pd.Series) -> pd.Series:
             values = col.astype(object).where(col.notna(), None)
             cats = pd.unique(values.dropna())
             return pd.Series(pd.Categorical(values, categories=_sorted(cats)), index=col.index, name=col.name)
-    if pd.api.types.is_bool_dtype(dt) and not col.isna().any():
-        return pd.Series(col.to_numpy(dtype=bool), index=col.index, name=col.name)
+    if pd.api.types.is_bool_dtype(dt):
+        if not col.isna().any():
+            return pd.Series(col.to_numpy(dtype=bool), index=col.index, name=col.name)
+        # R's logical with NA: True / False / None, so that it stays logical (not 0 / 1 numbers) with its rows missing
+        return pd.Series(np.asarray(col.astype(object).where(col.notna(), None), dtype=object), index=col.index,
+                         name=col.name)
     if pd.api.types.is_integer_dtype(dt) and not col.isna().any():
         return pd.Series(col.to_numpy(dtype=np.int64), index=col.index, name=col.name)
     if pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):

@@ -44,15 +44,20 @@ def level_name(v) -> str:
     return str(v)
 
 
-_NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal", "boolean", "empty")
+_NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "decimal", "empty")
 
 
 def column_value(col: pd.Series) -> Value:
-    """A data column as a value: numbers (booleans as 0/1) as float64, anything else as a factor."""
+    """A data column as a value: numbers as float64, booleans as bool (R's logical: a factor of FALSE / TRUE in a
+    term, 0 / 1 in arithmetic, as an ``I(x > 2)``), anything else as a factor."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         levels = tuple(level_name(c) for c in col.cat.categories)
         return Factor(np.asarray(col.cat.codes, dtype=np.int64), levels, False, bool(col.cat.ordered))
-    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+    if pd.api.types.is_bool_dtype(col) or (col.dtype == object and
+                                           pd.api.types.infer_dtype(col, skipna=True) == "boolean"):
+        # a missing value reads as False here: its row is dropped from the column's own missing values
+        return np.asarray(col.fillna(False) if col.dtype == object else col, dtype=bool)
+    if pd.api.types.is_numeric_dtype(col):
         if pd.api.types.is_complex_dtype(col):
             raise DataError(f"column '{col.name}' holds complex numbers; a formula needs real numbers")
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
