@@ -22,13 +22,25 @@ def _quick_xla_flags() -> None:
     reference tests again under XLA's defaults, which a user's fits compile with, and MIXEDJAX_TEST_XLA_DEFAULTS=1
     runs the whole suite so. XLA aborts on a flag it does not know, so the flags are tried in a subprocess once (by
     the first process; pytest-xdist's workers inherit the verdict)."""
-    if os.environ.get("MIXEDJAX_TEST_XLA_DEFAULTS") == "1" or "MIXEDJAX_TEST_USER_XLA_FLAGS" in os.environ:
+    if "MIXEDJAX_TEST_USER_XLA_FLAGS" in os.environ:
+        return
+    if os.environ.get("MIXEDJAX_TEST_XLA_DEFAULTS") == "1":
+        os.environ["MIXEDJAX_TEST_USER_XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
         return
     user = os.environ.get("XLA_FLAGS", "")
-    flags = " ".join([user, "--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"]).strip()
-    probe = subprocess.run([sys.executable, "-c", "import jax; jax.jit(lambda x: x + 1)(1.0).block_until_ready()"],
-                           env={**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}, capture_output=True)
+    # a flag the user set keeps the user's value (XLA takes the last of a repeated flag)
+    quick = [f for f in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+             if f.split("=")[0] not in user]
+    flags = " ".join([user, *quick]).strip()
     os.environ["MIXEDJAX_TEST_USER_XLA_FLAGS"] = user
+    if not quick:
+        return
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import jax; jax.jit(lambda x: x + 1)(1.0).block_until_ready()"],
+                               env={**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}, capture_output=True,
+                               timeout=120)
+    except subprocess.TimeoutExpired:
+        return
     if probe.returncode == 0:
         os.environ["XLA_FLAGS"] = flags
 

@@ -23,7 +23,7 @@ from ..formula.expand import expand
 from ..formula.language import Checked, compile_expression, names_used
 from ..formula.parse import ParsedFormula, RandomTerm, parse_formula
 from ..formula.terms import Atoms, ModelFormula, read_model
-from ..formula.values import Factor, Matrix, level_name
+from ..formula.values import Factor, Matrix, level_name, missing_values
 from .encode import Encoding, PartEncoding, TermEncoding, fit_atoms, part_matrix
 from .model_matrix import CONTRASTS, INDICATORS
 from .input import as_frame, select_columns
@@ -406,18 +406,6 @@ _CONSTANT_NAMES = {"pi", "T", "F"}  # names the formula language knows when no c
 _NUMERIC_KINDS = _NUMBER_KINDS + ("boolean",)
 
 
-def _missing(col: pd.Series) -> np.ndarray:
-    """Which values of a column are missing (NaN, None, NA; a categorical's code −1), as a numpy bool array."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return col.cat.codes.to_numpy() < 0
-    values = col.to_numpy()
-    if values.dtype.kind in "biu":
-        return np.zeros(len(values), bool)
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    return np.asarray(pd.isna(values), bool)
-
-
 def _numeric_values(col: pd.Series) -> np.ndarray | None:
     """The column as float64 when it holds numbers (or booleans), else None."""
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -595,7 +583,7 @@ def build_design(formula, data, *, weights=None, offset=None, residual: bool = T
     # missing values: drop the rows, count them
     # each column's Series once (pandas' iloc is slow): the selected ones as they are
     series = dict(selected) if not hidden_values else {c: df.iloc[:, j] for j, c in enumerate(df.columns)}
-    missing = {c: _missing(col) for c, col in series.items()}
+    missing = {c: missing_values(col) for c, col in series.items()}
     complete = ~np.logical_or.reduce([np.zeros(len(df), bool), *missing.values()])
     if not complete.all() and isinstance(df, _Columns):
         df = pd.DataFrame(selected, copy=False)

@@ -16,9 +16,9 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from ..formula.evaluate import Recorded, run
 from ..formula.functions import Listed
-from ..formula.language import Checked
+from ..formula.language import Checked, names_used
 from ..formula.terms import Atom, ModelFormula
-from ..formula.values import Factor, Matrix, factor_of, recode, used_codes, value_key
+from ..formula.values import Factor, Matrix, factor_of, missing_rows, recode, used_codes, value_key
 from .model_matrix import TermCoding, build_columns, plan_terms
 
 
@@ -129,7 +129,13 @@ def fit_atoms(atoms: tuple[Atom, ...], data: pd.DataFrame, complete: np.ndarray,
             if isinstance(value, Matrix):
                 value = Matrix(value.values[complete], value.suffixes)
                 suffixes = value.suffixes
-            elif isinstance(value, Factor) or (isinstance(value, np.ndarray) and value.dtype == bool):
+            elif isinstance(value, np.ndarray) and value.dtype == bool:
+                # R's logical: always the levels FALSE and TRUE (contrasts<- of a logical), so a column that is
+                # TRUE on every row used gives a constant column, dropped as collinear, not a one-level factor
+                levels = ("FALSE", "TRUE")
+                f = factor_of(value, levels)
+                value = f._replace(codes=f.codes[complete])
+            elif isinstance(value, Factor):
                 f = factor_of(value)
                 f = f._replace(codes=f.codes[complete])
                 levels = tuple(f.levels[i] for i in used_codes(f.codes, len(f.levels)))  # levels absent from the rows used are not model levels
@@ -204,13 +210,17 @@ def encode_new(design, newdata, *, random: bool = True) -> NewRows:
     states = tuple(s for s in enc.atoms if s.atom.key in needed)
     av = apply_atoms(states, data)
     X = _matrix(enc.fixed, av)
-    missing = np.isnan(X).any(axis=1)
+    # a row with a missing value in a column the atoms read is missing, as the fit drops it: a value computed from
+    # it (a logical's NA read as FALSE, x > 2 at a NaN x) is not a prediction
+    missing = np.isnan(X).any(axis=1) | missing_rows(data, set().union(*(names_used(s.atom.checked.tree)
+                                                                          for s in states)))
     offset = None
     if enc.offsets:
         offset = np.zeros(len(data))
         for checked, recorded in enc.offsets:
             value, _ = run(checked, data, recorded)
             offset = offset + np.asarray(value, dtype=np.float64)
+            missing |= missing_rows(data, names_used(checked.tree))
         missing |= np.isnan(offset)
     zs, codes = [], []
     if random:

@@ -157,7 +157,7 @@ def _to_numpy_column(col: pd.Series) -> pd.Series:
                          name=col.name)
     if pd.api.types.is_integer_dtype(dt) and not col.isna().any():
         return pd.Series(col.to_numpy(dtype=np.int64), index=col.index, name=col.name)
-    if pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt):
+    if pd.api.types.is_numeric_dtype(dt):
         return pd.Series(col.to_numpy(dtype=np.float64, na_value=np.nan), index=col.index, name=col.name)
     # text and anything else: Python objects, None for missing
     values = col.astype(object)

@@ -13,6 +13,7 @@ import pandas as pd
 from ..design import encode_new
 from ..design.input import as_frame
 from ..errors import DataError
+from ..formula.values import level_name
 
 
 class NewTermRows(NamedTuple):
@@ -77,7 +78,7 @@ def _check_fixed_levels(design, new: pd.DataFrame) -> None:
         if pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype):
             continue  # numbers coded as a factor: the encoder matches them by value
         seen = set(state.levels)
-        unseen = [v for v in pd.unique(values.dropna().astype(object)) if str(v) not in seen]
+        unseen = [v for v in pd.unique(values.dropna().astype(object)) if level_name(v) not in seen]
         if unseen:
             shown = ", ".join(repr(_plain(v)) for v in unseen[:10]) + (", ..." if len(unseen) > 10 else "")
             raise DataError(

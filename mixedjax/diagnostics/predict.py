@@ -127,10 +127,15 @@ def select_terms(design, re_form) -> TermSelection:
     return TermSelection(tuple(masks))
 
 
-def check_new_levels(rows, selection: TermSelection, new_levels: str) -> None:
-    """Raise for an unseen level of a kept term when ``new_levels="error"``."""
+def check_new_levels_option(new_levels: str) -> None:
+    """An ArgumentError unless ``new_levels`` is one of NEW_LEVELS."""
     if new_levels not in NEW_LEVELS:
         raise ArgumentError(f"new_levels must be one of {', '.join(map(repr, NEW_LEVELS))}, not {new_levels!r}")
+
+
+def check_new_levels(rows, selection: TermSelection, new_levels: str) -> None:
+    """Raise for an unseen level of a kept term when ``new_levels="error"``."""
+    check_new_levels_option(new_levels)
     if new_levels != "error":
         return
     for nt, mask in zip(rows.terms, selection.masks):

@@ -14,8 +14,9 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from .functions import FUNCTIONS, Listed, logical, numeric
-from .language import Binary, Checked, Const, Name, Node, Unary, compile_expression, deparse
-from .values import Factor, Matrix, Value, column_value, factor_of, level_name, recode, recode_by_value
+from .language import Binary, Checked, Const, Name, Node, Unary, compile_expression, deparse, names_used
+from .values import (Factor, Matrix, Value, column_value, factor_of, level_name, missing_rows, recode,
+                     recode_by_value)
 
 _CONSTANTS = {"pi": float(np.pi), "T": True, "F": False}
 
@@ -172,7 +173,7 @@ def evaluate(expr: str, data) -> np.ndarray:
     ``data`` (a pandas DataFrame), with the same allow-list as formulas: no Python is run.
 
     Returns a read-only numpy array with one row per row of ``data``: float64 for numbers (NaN where a value is
-    missing), bool for a logical expression, (n, k) float64 for ``cbind``/``poly``, an object array of level names
+    missing), bool for a logical expression (objects True / False / None where a column read is missing), (n, k) float64 for ``cbind``/``poly``, an object array of level names
     (None where missing) for a factor. Raises FormulaError for anything outside the language, DataError for a
     column that is not in the data.
     """
@@ -182,7 +183,9 @@ def evaluate(expr: str, data) -> np.ndarray:
         raise FormulaError(f"the expression must be a string, not {type(expr).__name__}")
     frame = as_frame(data)
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
-    value, _ = run(compile_expression(expr), frame)
+    checked = compile_expression(expr)
+    value, _ = run(checked, frame)
+    missing = missing_rows(frame, names_used(checked.tree))
     if isinstance(value, Factor):
         names = np.array(list(value.levels) + [None], dtype=object)
         out = names[np.where(value.codes >= 0, value.codes, len(value.levels))]
@@ -194,5 +197,14 @@ def evaluate(expr: str, data) -> np.ndarray:
         out = np.array(value)
         if out.dtype != bool:
             out = out.astype(np.float64)
+    if missing.any():
+        # a row with a missing value in a column read has no value, whatever the expression computed there
+        if out.dtype == bool:
+            out = out.astype(object)
+            out[missing] = None
+        elif out.dtype == object:
+            out[missing] = None
+        else:
+            out[missing] = np.nan
     out.flags.writeable = False
     return out

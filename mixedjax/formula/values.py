@@ -70,6 +70,28 @@ def column_value(col: pd.Series) -> Value:
     return Factor(_codes_of(codes, names, levels), levels, True)
 
 
+def missing_values(col: pd.Series) -> np.ndarray:
+    """Which values of a column are missing (NaN, None, NA; a categorical's code −1), as a numpy bool array."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy() < 0
+    values = col.to_numpy()
+    if values.dtype.kind in "biu":
+        return np.zeros(len(values), bool)
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    return np.asarray(pd.isna(values), bool)
+
+
+def missing_rows(data: pd.DataFrame, names) -> np.ndarray:
+    """The rows of ``data`` with a missing value in any of the columns ``names`` (names that are not columns, such
+    as pi, are skipped): rows an expression of those columns has no value for, whatever it computes there."""
+    out = np.zeros(len(data), bool)
+    for name in names:
+        if name in data.columns:
+            out |= missing_values(data[name])
+    return out
+
+
 def _codes_of(codes: np.ndarray, names: list[str], levels: tuple[str, ...]) -> np.ndarray:
     """Codes into ``names`` (-1 missing) as codes into ``levels`` (-2 for a name not among them)."""
     index = {lv: i for i, lv in enumerate(levels)}

@@ -7,15 +7,14 @@ import pandas as pd
 
 from ..design.input import as_frame as _as_frame
 from ..diagnostics.newdata import encode_rows
-from ..diagnostics.predict import NEW_LEVELS, check_new_levels, linear_predictor, select_terms
+from ..diagnostics.predict import check_new_levels, check_new_levels_option, linear_predictor, select_terms
 from ..errors import ArgumentError, DataError
 
 
 def predict(m, newdata, type: str, re_form, offset, new_levels: str = "population") -> pd.Series:
     if type not in ("response", "link"):
         raise ArgumentError(f"type must be 'response' or 'link', not {type!r}")
-    if new_levels not in NEW_LEVELS:
-        raise ArgumentError(f"new_levels must be one of {', '.join(map(repr, NEW_LEVELS))}, not {new_levels!r}")
+    check_new_levels_option(new_levels)
     # re_form read as the LMM's predict reads it: None every term, "~0" / "NA" (or False) none, or a formula of terms
     sel = select_terms(m.design, "~0" if re_form is False else re_form)
     keep_cols = {t.name: mask for t, mask in zip(m.design.terms, sel.masks)}

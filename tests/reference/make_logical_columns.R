@@ -10,10 +10,11 @@ d$lg <- d$x + rnorm(80) > 0
 d$y <- d$x + rnorm(80) + rep(rnorm(8), each = 10) + d$lg
 d$lg2 <- d$lg
 d$lg2[3] <- NA
+d$lt <- TRUE  # TRUE on every row: lgTRUE is the intercept's column, dropped as collinear
 write.csv(d, "tests/reference/logical_columns.csv", row.names = FALSE)
 formulas <- c("y ~ x + lg + (1 | g)", "y ~ 0 + lg + x + (1 | g)", "y ~ x:lg + (1 | g)", "y ~ x + (0 + lg | g)",
               "y ~ x + (lg | g)", "y ~ lg2 + x + (1 | g)", "lg ~ x + (1 | g)", "y ~ factor(lg) + (1 | g)",
-              "y ~ I(lg * 1) + x + (1 | g)")
+              "y ~ I(lg * 1) + x + (1 | g)", "y ~ x + lt + (1 | g)")
 ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
 out <- list(lme4 = as.character(packageVersion("lme4")), cases = list())
 for (f in formulas) {
@@ -22,4 +23,12 @@ for (f in formulas) {
                                              names = names(fixef(m)), beta = unname(fixef(m)),
                                              theta = unname(getME(m, "theta")))
 }
+g <- glmer(I(lg2 * 1) ~ x + (1 | g), d, binomial, control = glmerControl(tolPwrss = 1e-12))
+out$glmm <- list(formula = "I(lg2 * 1) ~ x + (1 | g)", loglik = as.numeric(logLik(g)), nobs = nobs(g),
+                 beta = unname(fixef(g)))
+m <- lmer(y ~ lg2 + x + (1 | g), d, REML = FALSE, control = ctrl)
+new <- d[1:4, ]
+new$lg2 <- c(TRUE, NA, FALSE, TRUE)
+out$predict <- list(formula = "y ~ lg2 + x + (1 | g)", lg2 = c(TRUE, NA, FALSE, TRUE),
+                    values = unname(predict(m, new, na.action = na.exclude)))
 writeLines(toJSON(out, digits = NA, auto_unbox = FALSE, pretty = TRUE), "tests/reference/logical_columns.json")
