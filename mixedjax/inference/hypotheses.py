@@ -34,15 +34,9 @@ def type2(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:
     variables and the same numeric ones."""
     p = X.shape[1]
     cols = {t: _columns(coding, t) for t in coding.terms}
-    levels = dict(coding.levels)
-
-    def numeric(t):
-        return {v for v in coding.term_variables[coding.terms.index(t)] if v not in levels}
-
     out = {}
     for term in coding.terms:
-        # lmerTest's containment: the same numeric variables on both sides (age:Sex contains age, not Sex)
-        outer = [o for o in coding.terms if _contains(coding, term, o) and numeric(term) == numeric(o)]
+        outer = [o for o in coding.terms if _contains(coding, term, o)]
         if not outer:
             out[term] = np.eye(p)[cols[term]]
             continue
@@ -73,27 +67,31 @@ def _expander(coding: FixedCoding):
     p = len(coding.column_terms)
     index = {_key(f): j for j, f in enumerate(coding.column_factors)}
     levels = dict(coding.levels)
-    present = {(v, l) for f in coding.column_factors for v, l in f if l is not None}
+    memo: dict = {}
+
+    def product_row(pairs: frozenset, numeric: frozenset):
+        """X's own column where it has one, else a baseline indicator I(f = l₀) = 1 − Σ the other indicators
+        written out, recursively (in f + f:h, fa:hA is fa − Σ fa:h·, and fa is 1 − fb − fc − fd)."""
+        key = (pairs, numeric)
+        if key not in memo:
+            memo[key] = None
+            j = index.get(key)
+            if j is not None:
+                memo[key] = np.eye(p)[j]
+            else:
+                for v, l in sorted(pairs):
+                    if l != levels[v][0]:
+                        continue
+                    rest = pairs - {(v, l)}
+                    parts = [product_row(rest, numeric)] + [product_row(rest | {(v, o)}, numeric)
+                                                            for o in levels[v][1:]]
+                    if all(r is not None for r in parts):
+                        memo[key] = parts[0] - sum(parts[1:])
+                        break
+        return memo[key]
 
     def expand(cat, numeric):
-        """Π I(f = l) Π numeric as a sum of X's columns: I(f = l) is X's own indicator when X has one, else
-        (l the baseline) 1 − Σ the other indicators."""
-        terms = [((), 1.0)]
-        for v, l in cat:
-            if (v, l) in present:
-                opts = [(((v, l),), 1.0)]
-            elif l == levels[v][0]:
-                opts = [((), 1.0)] + [(((v, o),), -1.0) for o in levels[v][1:]]
-            else:
-                return None
-            terms = [(a + b, ca * cb) for a, ca in terms for b, cb in opts]
-        row = np.zeros(p)
-        for pairs, coef in terms:
-            j = index.get((frozenset(pairs), frozenset(numeric)))
-            if j is None:
-                return None
-            row[j] += coef
-        return row
+        return product_row(frozenset(cat), frozenset(numeric))
 
     return expand
 
@@ -152,10 +150,24 @@ def _full_columns_on_rows(coding: FixedCoding, X: np.ndarray) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def _coded_variables(coding: FixedCoding, term: str) -> frozenset:
+    """The variables R's terms() marks 1 in its "factors" matrix for ``term`` (coded by contrasts): those whose
+    removal leaves a term of the model, or nothing where there is an intercept. A variable marked 2 (its margin
+    absent, as x1 in x1:f of y ~ x1 + x1:f) does not count in lmerTest's containment."""
+    variables = coding.term_variables[coding.terms.index(term)]
+    present = {frozenset(v) for v in coding.term_variables}
+    if coding.intercept:
+        present.add(frozenset())
+    return frozenset(v for v in variables if frozenset(variables) - {v} in present)
+
+
 def _contains(coding: FixedCoding, inner: str, outer: str) -> bool:
-    vi = set(coding.term_variables[coding.terms.index(inner)])
-    vo = set(coding.term_variables[coding.terms.index(outer)])
-    return inner != outer and vi < vo
+    """lmerTest's containment: ``outer`` has every contrast-coded variable of ``inner`` and more, and the same
+    numeric ones (age:Sex contains age, not Sex)."""
+    vi, vo = _coded_variables(coding, inner), _coded_variables(coding, outer)
+    levels = dict(coding.levels)
+    numeric = lambda vs: {v for v in vs if v not in levels}  # noqa: E731
+    return vi <= vo and bool(vo - vi) and numeric(vi) == numeric(vo)
 
 
 def _residual(A: np.ndarray, B: np.ndarray) -> np.ndarray:
