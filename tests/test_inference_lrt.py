@@ -38,3 +38,11 @@ def test_lrt_on_different_data_is_an_error():
         mj.anova(m0, m1)
     with pytest.raises(mj.ArgumentError):
         mj.anova(m0)
+
+
+def test_lrt_of_a_model_with_itself_has_chisq_zero():
+    """lme4 prints Chisq 0 for two equal fits; -0.0 (a deviance minus itself) would print as "-0.0"."""
+    m = mj.lmm("reaction ~ 1 + days + (1 | subj)", mj.dataset("sleepstudy"), reml=False)
+    t = mj.anova(m, m)
+    assert t["Chisq"].iloc[1] == 0.0 and np.copysign(1.0, t["Chisq"].iloc[1]) == 1.0
+    assert "-0.0" not in str(t)
