@@ -88,3 +88,16 @@ def test_missing_logical_in_an_expression():
     assert g.nobs == ref["nobs"][0]
     assert g.loglik == pytest.approx(ref["loglik"][0], rel=1e-7)
     np.testing.assert_allclose(g.fixef.to_numpy(), ref["beta"], rtol=1e-4, atol=1e-5)
+
+
+def test_missing_slope_value_drops_the_row_only_where_the_term_is_used():
+    d = _data("nullable")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        m = mj.lmm("y ~ x + (1 + lg2 | g)", d, reml=False)
+    assert m.nobs == len(d) - 1
+    new = d.head(4).assign(lg2=pd.array([True, None, False, True], dtype="boolean"))
+    assert list(m.predict(new).index) == [0, 2, 3]  # lg2 read by the term: NA is not FALSE
+    population = m.predict(new, re_form="~0")
+    assert list(population.index) == [0, 1, 2, 3]  # the fixed part does not read lg2
+    np.testing.assert_allclose(population.to_numpy(), m.fixef["(Intercept)"] + m.fixef["x"] * new.x, rtol=1e-12)

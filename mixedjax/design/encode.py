@@ -194,6 +194,13 @@ def _matrix(part: PartEncoding, av: AtomValues) -> np.ndarray:
     return X[:, part.keep]
 
 
+def _missing_for(states, keys, data: pd.DataFrame) -> np.ndarray:
+    """Rows with a missing value in a column read by the atoms ``keys``: a value computed from it (a logical's NA
+    read as FALSE, x > 2 at a NaN x) is not a prediction, and the fit drops such rows too."""
+    names = set().union(*(names_used(s.atom.checked.tree) for s in states if s.atom.key in keys))
+    return missing_rows(data, names)
+
+
 def encode_new(design, newdata, *, random: bool = True) -> NewRows:
     """Encode ``newdata`` as the fit's data were encoded: the same contrasts, levels, transforms and
     ``poly``/``scale`` coefficients. A factor level of the fixed part that the fit did not have is a DataError;
@@ -210,10 +217,7 @@ def encode_new(design, newdata, *, random: bool = True) -> NewRows:
     states = tuple(s for s in enc.atoms if s.atom.key in needed)
     av = apply_atoms(states, data)
     X = _matrix(enc.fixed, av)
-    # a row with a missing value in a column the atoms read is missing, as the fit drops it: a value computed from
-    # it (a logical's NA read as FALSE, x > 2 at a NaN x) is not a prediction
-    missing = np.isnan(X).any(axis=1) | missing_rows(data, set().union(*(names_used(s.atom.checked.tree)
-                                                                          for s in states)))
+    missing = np.isnan(X).any(axis=1) | _missing_for(states, set(enc.fixed.model.atoms), data)
     offset = None
     if enc.offsets:
         offset = np.zeros(len(data))
@@ -229,6 +233,9 @@ def encode_new(design, newdata, *, random: bool = True) -> NewRows:
             if missing_cols:
                 raise DataError(f"the new data have no column '{missing_cols[0]}' (a grouping factor of the model); "
                                 "add it, or predict without the random effects")
-            zs.append(np.column_stack([_matrix(p, av) for p in t.parts]))
+            z = np.column_stack([_matrix(p, av) for p in t.parts])
+            # the term's rows with a missing value it reads are NaN, so a prediction that uses the term drops them
+            z[_missing_for(states, {k for p in t.parts for k in p.model.atoms}, data)] = np.nan
+            zs.append(z)
             codes.append(group_codes_new(t.levels, t.group, data))
     return NewRows(X=X, offset=offset, z=tuple(zs), codes=tuple(codes), missing=missing, rows=np.asarray(data.index))
