@@ -30,8 +30,7 @@ def type2(X: np.ndarray, coding: FixedCoding) -> dict[str, np.ndarray]:
     """Term -> its type II rows (lmerTest's get_contrasts_type2_unfolded): a term no other term contains is tested by
     its coefficients; any other term by its rows of the Doolittle factor of X'X with X's columns reordered so that
     the term's columns, then those of every term containing it, come last (the term adjusted for every term that
-    does not contain it). A term contains another, as lmerTest's ``containment`` has it, when it has all of its
-    variables and the same numeric ones."""
+    does not contain it). Containment is lmerTest's (:func:`_contains`)."""
     p = X.shape[1]
     cols = {t: _columns(coding, t) for t in coding.terms}
     out = {}
@@ -165,9 +164,8 @@ def _contains(coding: FixedCoding, inner: str, outer: str) -> bool:
     """lmerTest's containment: ``outer`` has every contrast-coded variable of ``inner`` and more, and the same
     numeric ones (age:Sex contains age, not Sex)."""
     vi, vo = _coded_variables(coding, inner), _coded_variables(coding, outer)
-    levels = dict(coding.levels)
-    numeric = lambda vs: {v for v in vs if v not in levels}  # noqa: E731
-    return vi <= vo and bool(vo - vi) and numeric(vi) == numeric(vo)
+    categorical = {v for v, _ in coding.levels}
+    return vi <= vo and bool(vo - vi) and vi - categorical == vo - categorical
 
 
 def _residual(A: np.ndarray, B: np.ndarray) -> np.ndarray:
