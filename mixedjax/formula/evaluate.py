@@ -173,9 +173,9 @@ def evaluate(expr: str, data) -> np.ndarray:
     ``data`` (a pandas DataFrame), with the same allow-list as formulas: no Python is run.
 
     Returns a read-only numpy array with one row per row of ``data``: float64 for numbers (NaN where a value is
-    missing), bool for a logical expression (objects True / False / None where a column read is missing), (n, k) float64 for ``cbind``/``poly``, an object array of level names
-    (None where missing) for a factor. Raises FormulaError for anything outside the language, DataError for a
-    column that is not in the data.
+    missing), bool for a logical expression (objects True / False / None where a column read is missing), (n, k)
+    float64 for ``cbind``/``poly``, an object array of level names (None where missing) for a factor. Raises
+    FormulaError for anything outside the language, DataError for a column that is not in the data.
     """
     from ..design.input import as_frame  # the one conversion of user data to a table
 

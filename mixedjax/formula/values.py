@@ -55,7 +55,7 @@ def column_value(col: pd.Series) -> Value:
         return Factor(np.asarray(col.cat.codes, dtype=np.int64), levels, False, bool(col.cat.ordered))
     if pd.api.types.is_bool_dtype(col) or (col.dtype == object and
                                            pd.api.types.infer_dtype(col, skipna=True) == "boolean"):
-        # a missing value reads as False here: its row is dropped from the column's own missing values
+        # a missing value reads as False here; every reader marks its row missing from the column (missing_rows)
         return np.asarray(col.fillna(False) if col.dtype == object else col, dtype=bool)
     if pd.api.types.is_numeric_dtype(col):
         if pd.api.types.is_complex_dtype(col):
