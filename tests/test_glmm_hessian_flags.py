@@ -23,7 +23,7 @@ jax.config.update("jax_enable_x64", True)
 import mixedjax  # noqa: F401 (sets the compilation cache from MIXEDJAX_CACHE_DIR)
 from mixedjax.design.build import build_design
 from mixedjax.glmm.family import make_family
-from mixedjax.glmm.laplace import compiled_for
+from mixedjax.glmm.laplace import compiled_for, modes_of
 from mixedjax.glmm.fit import glm_start
 plan_mod = sys.modules["mixedjax.glmm.plan"]
 
@@ -41,7 +41,9 @@ yy = np.asarray(design.y, float)
 one, zero = np.ones_like(yy), np.zeros_like(yy)
 plan, data = plan_mod.build_plan(design, fam, yy, one, zero)
 phi = np.concatenate([[0.9, 0.5], glm_start(design.X, yy, one, zero, fam)])
-H = np.asarray(compiled_for(plan).hessian(phi, data, np.zeros(plan.q + plan.p), plan, 1))
+c = compiled_for(plan)
+(_, ev), _ = c.joint(phi, data, np.zeros(plan.q + plan.p), plan, 1)  # the modes at phi, where the Hessian is taken
+H = np.asarray(c.hessian(phi, data, modes_of(ev), plan, 1))
 print(json.dumps({"nheavy": list(plan.layout.nheavy), "H": H.tolist()}))
 """
 

@@ -18,7 +18,7 @@ import numpy as np
 from jax import lax
 
 from ..fitting.solve import diagonal_indices, rectify
-from .laplace import Evaluation, compiled_for
+from .laplace import Evaluation, compiled_for, modes_of
 from .plan import GlmmData, GlmmPlan
 
 
@@ -223,7 +223,7 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
         x = _snap(lambda t: float(vg(t, v0)[0][0]), x, plan)
     out = last.get(x.tobytes())
     (val, ev), g = out if out is not None else vg(x, start.v)
-    H = np.asarray(c.hessian_fast(x, data, v0, plan)) if with_hessian else None
+    H = np.asarray(c.hessian_fast(x, data, modes_of(ev), plan)) if with_hessian else None
     g = np.asarray(g)[:k]
     # rectification flips the signs of some θ entries: the estimate's rows and columns flip with them
     sign = np.where(np.sign(x) == -np.sign(res.x), -1.0, 1.0)
@@ -232,14 +232,9 @@ def fit_fast(plan: GlmmPlan, data: GlmmData, theta0, v0, opts: GlmmOptions, verb
                         ev, B)
     if not with_hessian:
         return first
-    hess = lambda th, v: np.asarray(c.hessian_fast(th, data, v, plan))
+    hess = lambda th, v: np.asarray(c.hessian_fast(th, data, v, plan))  # at the modes v of θ
     return _rerun(first, plan, lambda o, R: _whitened_run(
-        vg, hess, plan, o.x, R, _modes_of(o.evaluation), opts, verbose, "θ (β by PIRLS), again"))
-
-
-def _modes_of(ev: Evaluation) -> np.ndarray:
-    """Where PIRLS starts from an evaluation: its (u, β)."""
-    return np.concatenate([np.asarray(ev.u, float), np.asarray(ev.beta, float)])
+        vg, hess, plan, o.x, R, modes_of(o.evaluation), opts, verbose, "θ (β by PIRLS), again"))
 
 
 def whitening(stage1: StageResult, p: int) -> np.ndarray:
@@ -277,10 +272,10 @@ def fit_joint(plan: GlmmPlan, data: GlmmData, stage1: StageResult, u0, nagq: int
     c = compiled_for(plan)
     held = np.zeros(plan.p)
     vg = c.value_and_grad.bind(phi0, data, u0, held, plan, nagq, fixed=(1, 3))
-    hess = lambda ph, v: np.asarray(c.hessian(ph, data, v, plan, nagq))  # PIRLS from the last modes
+    hess = lambda ph, v: np.asarray(c.hessian(ph, data, v, plan, nagq))  # at the modes v of φ
     run = lambda x0, R, v0: _whitened_run(vg, hess, plan, x0, R, v0, opts, verbose, "(θ, β)")
     out = run(phi0, whitening(stage1, plan.p), u0)
-    return _rerun(out, plan, lambda o, R: run(o.x, R, _modes_of(o.evaluation)))
+    return _rerun(out, plan, lambda o, R: run(o.x, R, modes_of(o.evaluation)))
 
 
 def _rerun(out: StageResult, plan: GlmmPlan, run) -> StageResult:
@@ -308,7 +303,7 @@ def _rerun(out: StageResult, plan: GlmmPlan, run) -> StageResult:
 def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, opts: GlmmOptions, verbose: bool,
                   label: str) -> StageResult:
     """One L-BFGS-B run in x = x0 + R⁻¹ x̃ from x̃ = 0 (x: θ, then β unless PIRLS solves for β: stage 1), then the
-    exact Hessian (``hessian(x, v)``, PIRLS from the last modes v) and the verdict at its end."""
+    exact Hessian (``hessian(x, v)``, at the modes v of x's evaluation) and the verdict at its end."""
     start = WarmStart(v0)
     call = start.wrap(vg)
     last = {}  # x -> its evaluation, so that the end point is not evaluated again
@@ -328,7 +323,7 @@ def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, opts: GlmmOptions, 
     x = _snap(lambda t: float(vg(t, start.v)[0][0]), x, plan)
     out = last.get(x.tobytes())
     (val, ev), g = out if out is not None else vg(x, start.v)
-    H = hessian(x, start.v)
+    H = hessian(x, modes_of(ev))
     g = np.asarray(g)[: len(x)]
     return StageResult(x, float(val), g, H, nit, nf + (out is None), _verdict(res, g, H, free_parameters(x, plan)),
                        ev)

@@ -58,13 +58,14 @@ def _laplace_parts(theta, beta, u, free, plan: GlmmPlan, data: GlmmData):
 
 
 def evaluate(theta, beta, free, data: GlmmData, v0, plan: GlmmPlan, nagq: int = 1,
-             fisher: bool = False) -> Evaluation:
+             fisher: bool = False, given: bool = False) -> Evaluation:
     """The objective in (θ, β) with the modes by PIRLS in (u, the ``free`` fixed effects) from v0 (q + p): free all
     ones (or True) is the objective of ``fast`` in θ (lme4's nAGQ = 0, MixedModels.jl's fast = true; β from
     PIRLS), all zeros (or False) lme4's default second stage (β given, u by PIRLS); pirls.py on the two forms. ``fisher``: the modes' derivative rule in the form that
     shares the Laplace term's factor (pirls.exact_hessian; the gradient programs take it, the Hessian programs not:
-    forward over reverse through it was slower, verbagg 159 -> 256 ms)."""
-    v = modes(theta, beta, free, data, v0, plan, fisher)
+    forward over reverse through it was slower, verbagg 159 -> 256 ms). ``given``: v0 is already the modes at
+    (θ, β) (pirls.modes: no iterations)."""
+    v = modes(theta, beta, free, data, v0, plan, fisher, given)
     u, b = split(v, free, beta)
     A, eta, mu, dev, F, logdet = _laplace_parts(theta, b, u, free, plan, data)
     pwrss = jnp.sum(dev) + u @ u
@@ -112,9 +113,9 @@ def _agq(A, u, eta, dev, F, plan: GlmmPlan, data: GlmmData, nagq: int):
     return jnp.sum(devc0) + jnp.sum(jnp.log(Ljj2)) - 2.0 * jnp.sum(jnp.log(mult))
 
 
-def objective(phi, data: GlmmData, v0, free, plan: GlmmPlan, nagq: int = 1):
+def objective(phi, data: GlmmData, v0, free, plan: GlmmPlan, nagq: int = 1, given: bool = False):
     """The criterion as a function of φ = (θ, β) alone (β is not used where ``free``: PIRLS solves for it)."""
-    return evaluate(phi[: plan.ntheta], phi[plan.ntheta :], free, data, v0, plan, nagq).objective
+    return evaluate(phi[: plan.ntheta], phi[plan.ntheta :], free, data, v0, plan, nagq, given=given).objective
 
 
 def _with_aux(phi, data, v0, free, plan, nagq):
@@ -132,6 +133,17 @@ def objective_joint(phi, data: GlmmData, v0, plan: GlmmPlan, nagq: int = 1):
 def objective_fast(theta, data: GlmmData, v0, plan: GlmmPlan):
     """The criterion of ``fast`` in θ alone, (u, β) by PIRLS from v0."""
     return evaluate(theta, jnp.zeros(plan.p), True, data, v0, plan).objective
+
+
+def objective_joint_at(phi, data: GlmmData, v, plan: GlmmPlan, nagq: int = 1):
+    """:func:`objective_joint` with v (q + p values) the modes (u, β) at φ, where a fit's evaluation found them:
+    the same value and derivatives, without PIRLS's iterations (what the Hessian programs differentiate)."""
+    return objective(phi, data, v, False, plan, nagq, given=True)
+
+
+def objective_fast_at(theta, data: GlmmData, v, plan: GlmmPlan):
+    """:func:`objective_fast` with v (q + p values) the modes (u, β) at θ."""
+    return evaluate(theta, jnp.zeros(plan.p), True, data, v, plan, given=True).objective
 
 
 def hessian_of(f, pairs: bool = False):
@@ -161,7 +173,8 @@ def hessian_of(f, pairs: bool = False):
 class Compiled(NamedTuple):
     """The jitted functions a fit calls: value_and_grad(φ, data, v0, free, plan, nagq) -> ((value, Evaluation),
     ∇ in φ), one program for both stages (``free`` data of the call); the exact Hessians, one per kind of fit,
-    hessian(φ, data, v0, plan, nagq) of the default fit and hessian_fast(θ, data, v0, plan) of ``fast``."""
+    hessian(φ, data, v, plan, nagq) of the default fit and hessian_fast(θ, data, v, plan) of ``fast``, each at the
+    modes v = (û, β̂) that value_and_grad's Evaluation at that point gave (:func:`modes_of`; no PIRLS in them)."""
 
     value_and_grad: object
     hessian: object
@@ -176,6 +189,11 @@ class Compiled(NamedTuple):
         phi = np.concatenate([np.asarray(theta, float), np.zeros(plan.p)])
         (val, ev), g = self.value_and_grad(phi, data, v0, np.ones(plan.p), plan, 1)
         return (val, ev), np.asarray(g)[: plan.ntheta]
+
+
+def modes_of(ev: Evaluation) -> np.ndarray:
+    """The modes (u, β) of an evaluation (q + p values): PIRLS's start from it, and the Hessians' modes."""
+    return np.concatenate([np.asarray(ev.u, float), np.asarray(ev.beta, float)])
 
 
 def host_start(v0, plan: GlmmPlan) -> np.ndarray:
@@ -234,8 +252,8 @@ def compiled(eval_tier: str, hessian_tier: str) -> Compiled:
     return Compiled(
         _program("glmm_vg", jax.value_and_grad(_with_aux, has_aux=True), 4, ("plan", "nagq"), ((0.0, ev), 0.0),
                  eval_tier),
-        _program("glmm_hessian", hessian_of(objective_joint, pairs), 3, ("plan", "nagq"), 0.0, hessian_tier),
-        _program("glmm_hessian_fast", hessian_of(objective_fast, pairs), 3, ("plan",), 0.0, hessian_tier),
+        _program("glmm_hessian", hessian_of(objective_joint_at, pairs), 3, ("plan", "nagq"), 0.0, hessian_tier),
+        _program("glmm_hessian_fast", hessian_of(objective_fast_at, pairs), 3, ("plan",), 0.0, hessian_tier),
     )
 
 

@@ -30,7 +30,7 @@ from .fit import (
     glm_prefetch,
     glm_start,
 )
-from .laplace import Evaluation, compiled_for, host_start, prefetch
+from .laplace import Evaluation, compiled_for, modes_of, prefetch
 from .plan import GlmmData, GlmmPlan, build_plan
 from .response import response_values, split_response
 
@@ -475,11 +475,15 @@ class GeneralizedLinearMixedModel(InformationCriteria):
         return np.asarray(c.joint(self._point(x), self.data, self.u0, self.plan, self.nagq)[1])
 
     def hessian(self, x=None) -> np.ndarray:
-        """Exact Hessian of the objective in (θ, β) (θ alone when ``fast``), at the fit or at ``x``."""
+        """Exact Hessian of the objective in (θ, β) (θ alone when ``fast``), at the fit or at ``x`` (at the modes
+        PIRLS finds there: one evaluation, then the Hessian program the fit used)."""
         c = compiled_for(self.plan)
+        point = self._point(x)
         if self.fast:
-            return np.asarray(c.hessian_fast(self._point(x), self.data, self.u0, self.plan))
-        return np.asarray(c.hessian(self._point(x), self.data, host_start(self.u0, self.plan), self.plan, self.nagq))
+            (_, ev), _ = c.fast(point, self.data, self.u0, self.plan)
+            return np.asarray(c.hessian_fast(point, self.data, modes_of(ev), self.plan))
+        (_, ev), _ = c.joint(point, self.data, self.u0, self.plan, self.nagq)
+        return np.asarray(c.hessian(point, self.data, modes_of(ev), self.plan, self.nagq))
 
     # ---- display ----------------------------------------------------------------------------------------------
     def __str__(self) -> str:
