@@ -176,9 +176,11 @@ def fit_one_jit(y, w, ctx: Context, layout: Layout, reml: bool, opts: FitOptions
     """The compiled single fit (``m.refit``'s program; large models' ``fit_many`` rows, batch/serial.py): with the
     quick compile options where fitting.loop.use_quick says so."""
     from ..fitting.loop import use_quick
+    from .solve import batch_solver
 
     fn = _fit_one_quick() if use_quick(layout) else _fit_one_plain
-    return fn(y, w, ctx, layout, reml, opts, solver)
+    # the solver named, never None: None and the layout's own solver named would be two programs of the same fit
+    return fn(y, w, ctx, layout, reml, opts, batch_solver(layout) if solver is None else solver)
 
 
 def check_weights(weights, n: int):
