@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 import mixedjax as mj
+from bootstrap_percentiles import percentile_fractions
 from mixedjax.batch.bootstrap import varcomp_names
 
 HERE = Path(__file__).resolve().parent / "reference"
@@ -75,16 +76,7 @@ def test_percentiles_agree_with_bootmer(name):
 
 def fractions(b, pname, qs, nr):
     """(q, R's quantile x, our fractions below and at or below x, the tolerance) for each probability q."""
-    v = b.table[pname].to_numpy(float)
-    floor = 1e-3 * np.median(v) if pname.startswith("sd_") else -np.inf
-    v = np.where(v < floor, 0.0, v)
-    eps = 1e-9 * np.ptp(v)
-    out = []
-    for q, x in zip(REF["probs"], qs):
-        x = 0.0 if x < floor else x
-        tol = Z * np.sqrt(q * (1 - q) * (1 / nr + 1 / v.size))
-        out.append((q, x, np.mean(v < x - eps), np.mean(v <= x + eps), tol))
-    return out
+    return percentile_fractions(b.table[pname].to_numpy(float), pname.startswith("sd_"), REF["probs"], qs, nr, Z)
 
 
 NAMES = json.loads((HERE / "lme4_names.json").read_text())
