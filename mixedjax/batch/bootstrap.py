@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentError
+from ..fitting.blas import single_blas_thread
 from ..fitting.options import FitOptions
 from ..fitting.solve import diagonal_indices
 from ..fitting.loop import quick_options
@@ -226,6 +227,7 @@ def count_singular(theta: np.ndarray, model) -> int:
 PROGRESS_DELAY = 0.5  # seconds before a progress bar appears: a short run shows none
 
 
+@single_blas_thread
 def bootstrap(model, n, seed=None, *, progress=True, batch_size=None, weighted_noise=True) -> Bootstrap:
     """``n`` parametric bootstrap replicates of the model (see LinearMixedModel.bootstrap)."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentError
+from ..fitting.blas import single_blas_thread
 from ..fitting.options import FitOptions
 from .function import check_weights
 from .queue import Fitted, chunk_finished, chunk_finished_sharded, chunk_loop, prefetch_chunk
@@ -167,6 +168,7 @@ def as_responses(Y, n: int) -> np.ndarray:
     return Y
 
 
+@single_blas_thread
 def fit_many(model_or_problem, Y, *, reml=None, weights=None, batch_size=None, on_chunk=None) -> FitBatch:
     """Fit the design of a model (or of a Problem, which is fitted once first) to every row of Y (B × nobs) in one
     compiled program: the solve of ``fit_function`` on every row (small models: its Newton pass on refilling lanes,

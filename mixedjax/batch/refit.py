@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from ..errors import ArgumentError
+from ..fitting.blas import single_blas_thread
 from ..fitting.options import FitOptions
 from ..fitting.summary import summarize
 from .function import arrays_at, fit_one_jit
@@ -29,6 +30,7 @@ def response_vector(y, n: int) -> np.ndarray:
     return v
 
 
+@single_blas_thread
 def refit(model, y, weights=None, opts: FitOptions = FitOptions()):
     """A new LinearMixedModel for response y (same design and reml; the batched fits' solve, batch/solve.py);
     ``weights``: new prior weights (None: the model's). The fit starts at the moment start of y (function.start_at,

@@ -15,6 +15,7 @@ from ..core.objective import lambdas
 from ..design.build import Design, build_design
 from ..design.input import as_frame as _as_frame
 from ..errors import ArgumentError, DataError, MixedjaxError
+from ..fitting.blas import single_blas_thread
 from ..model.criteria import InformationCriteria
 from ..model.groups import ByGroup, lme4_aliases
 from ..model.lmm import _warn_status
@@ -58,6 +59,7 @@ def _vector(values, name: str, frame: pd.DataFrame) -> np.ndarray:
     return arr
 
 
+@single_blas_thread
 def glmm(formula, data, family, *, link=None, weights=None, offset=None, nagq=1, fast=False, reml=False,
          verbose=False, **options) -> "GeneralizedLinearMixedModel":
     """Fit a generalized linear mixed model (binomial or Poisson) by the Laplace approximation (``nagq=1``) or

@@ -27,6 +27,7 @@ import pandas as pd
 from ..core.derived import estimates
 from ..core.objective import deviance, fixed_sigma_objective, lambdas
 from ..errors import ArgumentError
+from ..fitting.blas import single_blas_thread
 from .lazy import scipy_module as _scipy
 from .names import parameter_names
 from .profile_fit import psi_kinds
@@ -294,6 +295,7 @@ class Profile:
         return fig
 
 
+@single_blas_thread
 def profile(model, threshold: float = 4.0, npoints: int = 8) -> Profile:
     """Profile every parameter of ``model`` until |ζ| > threshold (or a bound) in both directions."""
     if not (isinstance(threshold, (int, float)) and threshold > 0):

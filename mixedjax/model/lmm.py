@@ -18,6 +18,7 @@ from ..core.objective import deviance, fixed_sigma_objective
 from ..diagnostics.methods import DiagnosticsMethods
 from ..display.text import model_repr, summary_html, summary_markdown, summary_text
 from ..errors import ArgumentError, FitError
+from ..fitting.blas import single_blas_thread
 from ..fitting.options import OPTIMIZERS, FitOptions
 from ..fitting.solve import diagonal_indices
 from ..fitting.summary import OptSummary, fit_theta
@@ -40,6 +41,7 @@ def _check_x64():
         )
 
 
+@single_blas_thread
 def lmm(formula, data, *, reml=False, verbose=False, weights=None, offset=None, **options) -> "LinearMixedModel":
     """Fit a linear mixed-effects model given by an lme4 formula (ML by default, like MixedModels.jl).
 
@@ -98,6 +100,7 @@ def lmm(formula, data, *, reml=False, verbose=False, weights=None, offset=None, 
     return fit(problem, reml=bool(reml), verbose=bool(verbose), opts=opts, theta0=theta0)
 
 
+@single_blas_thread
 def fit(problem: Problem, *, reml=False, verbose=False, opts=FitOptions(), theta0=None) -> "LinearMixedModel":
     """Fit a built :class:`Problem` (or refit the problem of a fitted model, e.g. by REML). ``theta0``: as for
     :func:`lmm` (None means "moments")."""

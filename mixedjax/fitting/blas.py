@@ -1,0 +1,75 @@
+"""One BLAS thread while a fit runs.
+
+JAX's CPU linear algebra (the Cholesky factors and triangular solves of every evaluation) calls LAPACK through
+SciPy's OpenBLAS, which by default starts a thread per core. The blocks of a mixed model's factor are small or
+medium, and handing each call to a second thread costs more than it saves: on the 2-core machine, with OpenBLAS held
+to one thread, kb07's warm `mj.lmm` took 60-63 ms against 83-94 ms, InstEval's 363-371 ms against 404-450 ms and
+verbagg's `mj.glmm` 140-152 ms against 173-191 ms (docs/performance.md, "One BLAS thread during a fit"). The
+benchmarks pin BLAS to one thread for every engine, so they measure this already; a user's process did not get it.
+
+:func:`one_blas_thread` holds every loaded BLAS library to one thread while the outermost fit of the process runs
+and gives back the counts it found when the last one ends (a count, so fits in several threads or nested fits
+restore once, at the end), as the collector's pause (``collector.paused``) holds the garbage collector: nothing of
+it outlives the call. A thread count set in the environment (OPENBLAS_NUM_THREADS, MKL_NUM_THREADS,
+OMP_NUM_THREADS) is the user's choice and is left alone, and so is everything when threadpoolctl is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import threading
+
+_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+_lock = threading.Lock()
+_depth = 0  # fits running now (all threads)
+_limiter = None  # threadpoolctl's limiter of the outermost fit: it restores the counts it found
+_controller = None  # threadpoolctl's ThreadpoolController, made once SciPy's LAPACK is loaded
+
+
+def _libraries():
+    """threadpoolctl's controller of the loaded BLAS libraries once SciPy's linear algebra, through which JAX calls
+    LAPACK, is loaded (JAX loads it when it first lowers a LAPACK call: models whose blocks are all small never
+    do, and their processes then import nothing for this); None before, or without threadpoolctl."""
+    global _controller
+    if "scipy.linalg" not in sys.modules:
+        return None
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
+        _controller = ThreadpoolController()
+    return _controller
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Every loaded BLAS on one thread inside the block (see the module docstring)."""
+    global _depth, _limiter
+    with _lock:
+        if _depth == 0 and not any(k in os.environ for k in _ENV):
+            libs = _libraries()
+            _limiter = None if libs is None else libs.limit(limits=1, user_api="blas")
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _limiter is not None:
+                _limiter.restore_original_limits()
+                _limiter = None
+
+
+def single_blas_thread(fn):
+    """``fn`` run inside :func:`one_blas_thread`."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with one_blas_thread():
+            return fn(*args, **kwargs)
+
+    return wrapped
