@@ -5,10 +5,12 @@ Which solve a layout gets (batch.solve.batch_solver), and on sleepstudy with the
 serial chunk equals the single fit of the same solve (objective to 1e-12 relative, the same evaluations), the padding
 rows are not fitted, and a second chunk traces nothing; each row's start, computed in the compiled fit, is the moment
 start of the model built from data holding that response (to rounding), and on a large design (kb07's data) a refit
-and a fit_many row make the evaluations of a fresh fit of that response."""
+and a fit_many row make the evaluations of a fresh fit of that response. Rows fitted in threads, a core's worth at
+a time, equal rows fitted one by one."""
 
 import dataclasses
 import sys
+import threading
 from pathlib import Path
 
 import jax
@@ -119,3 +121,34 @@ def test_large_model_rows_start_from_their_response():
     est = jax.jit(m.fit_function())(jnp.asarray(y))
     np.testing.assert_allclose(float(est.objective), r.objective, rtol=1e-10)
     np.testing.assert_allclose(np.asarray(est.theta), r.theta, rtol=1e-6, atol=1e-9)
+
+
+def test_rows_in_threads_equal_rows_one_by_one(sleep, monkeypatch):
+    """On a CPU the rows run a core's worth at a time, each in a thread of its own: the same fits as one by one,
+    in the rows' order, and the fits ran in more than one thread."""
+    Y = np.asarray(sleep.simulate(6, seed=11))
+    ctx, layout, opts = sleep._batch_context, sleep.problem.layout, mj.FitOptions()
+    rows = jnp.asarray(Y)
+    monkeypatch.setattr(serial, "_threads", lambda layout: 1)
+    alone = serial.chunk_serial(rows, np.int32(5), ctx, layout, False, opts, Solver.lbfgs, None)
+    names, inner = set(), serial.fit_one_jit
+
+    def recording(*args, **kwargs):
+        names.add(threading.current_thread().name)
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(serial, "fit_one_jit", recording)
+    monkeypatch.setattr(serial, "_threads", lambda layout: 3)
+    threaded = serial.chunk_serial(rows, np.int32(5), ctx, layout, False, opts, Solver.lbfgs, None)
+    assert "MainThread" in names and any(n.startswith("mixedjax-fits") for n in names)  # the first row alone
+    for a, b in zip(alone, threaded):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(threaded.feval[5]) == 0  # padding: not fitted
+
+
+def test_threads_per_core_on_a_cpu_while_temporaries_are_small(sleep):
+    """One thread a core (at most MAX_THREADS) for a small layout on a CPU."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert serial._threads(sleep.problem.layout) == max(1, min(cores, serial.MAX_THREADS))
