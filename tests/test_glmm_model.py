@@ -171,3 +171,19 @@ def test_pirls_start_changes_nothing_but_the_start(m):
     assert g.shape == (1,)  # the gradient's entries of x alone
     call(np.array([np.inf]))
     np.testing.assert_array_equal(np.asarray(start.v), [1.0, 1.0, 2.0])  # a non-finite one leaves it
+
+
+@pytest.mark.parametrize("kw", [{}, {"fast": True}, {"nagq": 3}], ids=["laplace", "fast", "agq3"])
+def test_hessian_at_given_modes_equals_the_hessian_through_pirls(cbpp, kw):
+    """The Hessian programs take the modes of the evaluation at the point (no PIRLS in them): at the fit, at another
+    point and as the fit stored it, they equal jax.hessian of the pure objective, which runs PIRLS."""
+    import jax
+
+    g = mj.glmm(F, cbpp, "binomial", **kw)
+    x = np.asarray(g.stage.x)
+    exact = jax.jit(jax.hessian(g.objective_function()))
+    for point in (x, x + 0.05):
+        ref = np.asarray(exact(point))
+        np.testing.assert_allclose(g.hessian(point), ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    stored = g.stage.hessian
+    np.testing.assert_allclose(stored, np.asarray(exact(x)), rtol=1e-7, atol=1e-7 * np.abs(stored).max())

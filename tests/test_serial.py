@@ -16,6 +16,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedjax as mj
@@ -146,9 +147,16 @@ def test_rows_in_threads_equal_rows_one_by_one(sleep, monkeypatch):
     assert int(threaded.feval[5]) == 0  # padding: not fitted
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="rows run in threads on a CPU only")
 def test_threads_per_core_on_a_cpu_while_temporaries_are_small(sleep):
-    """One thread a core (at most MAX_THREADS) for a small layout on a CPU."""
+    """One thread a core (at most MAX_THREADS) for a small layout on a CPU; one where a term's per-level blocks go
+    through LAPACK's batched kernels (s = 5 here)."""
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert serial._threads(sleep.problem.layout) == max(1, min(cores, serial.MAX_THREADS))
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(12)], 8), "y": rng.normal(size=96),
+                       **{f"x{k}": rng.normal(size=96) for k in range(4)}})
+    wide = mj.Problem.build("y ~ 1 + (1 + x0 + x1 + x2 + x3 | g)", df).layout
+    assert max(t.s for t in wide.terms) == 5 and serial._threads(wide) == 1

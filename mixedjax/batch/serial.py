@@ -12,7 +12,7 @@ load average of 6–12 on the 2-core machine).
 Each row starts at the moment start of its own response (function.start_at, inside the compiled fit), as
 ``m.refit`` does, so the rows equal refits. On a CPU the rows are fitted a core's worth at a time, each in a thread
 of its own (:func:`_threads`), with BLAS on one thread (fitting/blas.py, which ``fit_many`` and ``bootstrap``
-hold): on the 2-core machine, kb07's rows took 31-35 ms a fit against 56-62 ms for a loop of ``m.refit``
+hold): on the 2-core machine, kb07's rows took 34-35 ms a fit against 60-61 ms for a loop of ``m.refit``
 (docs/batched.md).
 """
 
@@ -35,12 +35,15 @@ MAX_THREADS = 4  # rows fitted at once at most (one per core)
 def _threads(layout: Layout) -> int:
     """Rows in flight at once: one per core on a CPU (calls dispatched from one thread run one after another, and
     each fit runs mostly on one core), while one evaluation's temporaries are small (fitting.bobyqa's
-    ahead_affordable, the bound BOBYQA's two evaluations at once use); one elsewhere (a GPU runs one at a time)."""
+    ahead_affordable, the bound BOBYQA's two evaluations at once use) and no term's per-level blocks go through
+    LAPACK's batched kernels (s above core.cholesky.SMALL_BLOCK): two of those running at once can deadlock XLA's
+    CPU thread pool (docs/batched.md, "The stalled fits"). One elsewhere (a GPU runs one at a time)."""
     import os
 
+    from ..core.cholesky import SMALL_BLOCK
     from ..fitting.bobyqa import ahead_affordable
 
-    if jax.default_backend() != "cpu" or not ahead_affordable(layout):
+    if jax.default_backend() != "cpu" or not ahead_affordable(layout) or any(t.s > SMALL_BLOCK for t in layout.terms):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, MAX_THREADS))
@@ -58,12 +61,21 @@ def chunk_serial(rows, count, ctx: Context, layout: Layout, reml: bool, opts: Fi
         return jax.block_until_ready(Fitted(est.theta, est.beta, est.sigma, est.objective, est.converged, est.result,
                                             sol.iterations, sol.feval))
 
+    x64 = bool(jax.config.jax_enable_x64)  # the caller's (a context manager's setting is its thread's alone)
+
+    def in_thread(i):
+        with jax.enable_x64(x64):
+            return one(i)
+
     n = int(count)
     out = [one(0)]  # alone: the first call may compile the program, which two threads would do twice
     threads = _threads(layout)
     if threads > 1 and n > 1:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mixedjax-fits") as pool:
-            out += list(pool.map(one, range(1, n)))
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mixedjax-fits")
+        try:
+            out += list(pool.map(in_thread, range(1, n)))
+        finally:  # an error or an interrupt: the rows not started are dropped, not fitted first
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         out += [one(i) for i in range(1, n)]
     # stacked on the host: stacking on the device compiled a small program per field and chunk shape (kb07, the

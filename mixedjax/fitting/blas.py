@@ -39,9 +39,10 @@ def _libraries():
     if _controller is None:
         try:
             from threadpoolctl import ThreadpoolController
-        except ImportError:
+
+            _controller = ThreadpoolController()
+        except Exception:  # not installed, or it cannot read the loaded libraries: BLAS is left as it is
             return None
-        _controller = ThreadpoolController()
     return _controller
 
 

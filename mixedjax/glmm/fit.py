@@ -302,8 +302,8 @@ def _rerun(out: StageResult, plan: GlmmPlan, run) -> StageResult:
 
 def _whitened_run(vg, hessian, plan: GlmmPlan, x0, Rinv, v0, opts: GlmmOptions, verbose: bool,
                   label: str) -> StageResult:
-    """One L-BFGS-B run in x = x0 + R⁻¹ x̃ from x̃ = 0 (x: θ, then β unless PIRLS solves for β: stage 1), then the
-    exact Hessian (``hessian(x, v)``, at the modes v of x's evaluation) and the verdict at its end."""
+    """One L-BFGS-B run in x = x0 + R⁻¹ x̃ from x̃ = 0 (x: θ, then β unless PIRLS solves for β: stage 1), then
+    the exact Hessian (``hessian(x, v)``, at the modes v of x's evaluation) and the verdict at its end."""
     start = WarmStart(v0)
     call = start.wrap(vg)
     last = {}  # x -> its evaluation, so that the end point is not evaluated again

@@ -173,7 +173,8 @@ def exact_hessian(v, theta, beta, free, plan: GlmmPlan, data: GlmmData, fisher: 
     return system(theta, w, data, plan, free)
 
 
-def modes(theta, beta, free, data: GlmmData, v0, plan: GlmmPlan, fisher: bool = False, given: bool = False):
+def modes(theta, beta, free, data: GlmmData, v0, plan: GlmmPlan, fisher: bool = False,
+          given: bool = False):
     """The conditional modes v̂ = (û, b̂)(θ, β) by PIRLS from v0 (b̂ = β where not ``free``); differentiable in θ,
     β and the data by the implicit function theorem (v0 only chooses where the iterations start). ``fisher``: how
     the rule's Hessian is written (:func:`exact_hessian`; the same numbers either way). ``given``: v0 already is
