@@ -9,8 +9,8 @@ environment (to any value); a fit refuses to run with 64-bit mode off and says h
 JAX's persistent compilation cache at ~/.cache/mixedjax/jax, unless you configured JAX's own cache directory, and
 keeps traced programs beside it in ~/.cache/mixedjax/traces (MIXEDJAX_CACHE_DIR moves both: $MIXEDJAX_CACHE_DIR/jax
 and $MIXEDJAX_CACHE_DIR/traces; an empty value switches both off). It changes no other global state. While a fit
-runs, BLAS is held to one thread and given back its count after (fitting/blas.py; not when a count is set in the
-environment).
+or an inference table runs, BLAS is held to one thread and given back its count after (fitting/blas.py; not when a
+count is set in the environment).
 """
 
 import os as _os

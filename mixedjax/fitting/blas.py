@@ -4,7 +4,8 @@ JAX's CPU linear algebra (the Cholesky factors and triangular solves of every ev
 SciPy's OpenBLAS, which by default starts a thread per core. The blocks of a mixed model's factor are small or
 medium, and handing each call to a second thread costs more than it saves: on the 2-core machine, with OpenBLAS held
 to one thread, kb07's warm `mj.lmm` took 60-63 ms against 83-94 ms, InstEval's 363-371 ms against 404-450 ms and
-verbagg's `mj.glmm` 140-152 ms against 173-191 ms (docs/performance.md, "One BLAS thread during a fit"). The
+verbagg's `mj.glmm` 140-152 ms against 173-191 ms, kb07's Kenward–Roger table 0.36-0.38 s against 0.48-0.49 s
+(docs/performance.md, "One BLAS thread during a fit"). The
 benchmarks pin BLAS to one thread for every engine, so they measure this already; a user's process did not get it.
 
 :func:`one_blas_thread` holds every loaded BLAS library to one thread while the outermost fit of the process runs

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..display.tables import TestTable
 from ..errors import ArgumentError
+from ..fitting.blas import single_blas_thread
 from ..model.groups import ByGroup, lme4_aliases
 from .coding import fixed_coding
 from .ftest import DDF, ddf_method, f_test, t_test
@@ -87,6 +88,7 @@ class InferenceMethods:
         return self._satterthwaite_parts
 
     # ---- coefficient tables -----------------------------------------------------------------------------------
+    @single_blas_thread
     def coeftable(self, ddf=None) -> pd.DataFrame:
         """The fixed-effects table. ``ddf=None``: Coef., Std. Error, z and the normal p-value. ``ddf="satterthwaite"``
         or ``"kenward-roger"`` (REML only; its Std. Error is the adjusted one): Coef., Std. Error, df, t, Pr(>|t|)."""
@@ -105,11 +107,13 @@ class InferenceMethods:
                           "df": [t.df for t in tests], "t": [t.t for t in tests],
                           "Pr(>|t|)": [t.p for t in tests]}, index=beta.index)
 
+    @single_blas_thread
     def summary(self, ddf=None) -> Summary:
         """The printout of the fit with ``coeftable(ddf)`` as its fixed-effects table."""
         return Summary(self, self.coeftable(ddf))
 
     # ---- F tests ----------------------------------------------------------------------------------------------
+    @single_blas_thread
     def anova(self, type=3, ddf="satterthwaite") -> pd.DataFrame:
         """F tests per term of the fixed part (lmerTest's ``anova``): ``type`` 1 (sequential), 2 (each term adjusted
         for the terms not containing it) or 3 (marginal, as lmerTest builds the hypotheses), ``ddf`` "satterthwaite"
@@ -137,6 +141,7 @@ class InferenceMethods:
             tests.append(f_test(L, beta, parts))
         return _f_frame(names, tests, self.sigma**2)
 
+    @single_blas_thread
     def drop1(self, ddf="satterthwaite") -> pd.DataFrame:
         """F tests of the marginal terms (lmerTest's ``drop1``): each term of the fixed part that no other term
         contains, tested by its coefficients being 0 (the model without it). Columns as ``anova``."""
@@ -155,6 +160,7 @@ class InferenceMethods:
             tests.append(f_test(np.eye(len(beta))[cols], beta, parts))
         return _f_frame(names, tests, self.sigma**2)
 
+    @single_blas_thread
     def contrast(self, L, ddf="satterthwaite", rhs=None, joint=True) -> pd.DataFrame:
         """Test the hypothesis L β = rhs (lmerTest's ``contest``). ``L``: a vector or matrix with one column per fixed
         effect (a DataFrame or Series may name its columns by coefficient; missing ones are 0). One row, or
@@ -172,6 +178,7 @@ class InferenceMethods:
                               "Pr(>|t|)": [t.p for t in tests]})
         return _f_frame(["contrast"], [f_test(Lm, beta, parts, None if rhs is None else r)], self.sigma**2)
 
+    @single_blas_thread
     def ranova(self, reduce_terms: bool = True) -> pd.DataFrame:
         """Likelihood-ratio tests of the random-effects terms (lmerTest's ``ranova``): each term removed, or with
         ``reduce_terms`` (the default) each of its slopes removed in turn, refitted with the model's own criterion
@@ -191,6 +198,7 @@ class InferenceMethods:
 
         return profile(self, threshold=threshold)
 
+    @single_blas_thread
     def confint(self, method: str = "profile", level: float = 0.95, parm=None, **options) -> pd.DataFrame:
         """Confidence intervals, a DataFrame with columns lower, upper indexed by lme4's names.
 
@@ -236,6 +244,7 @@ class InferenceMethods:
         return pd.DataFrame({"lower": q[0], "upper": q[1]}, index=names)
 
     # ---- conditional variances --------------------------------------------------------------------------------
+    @single_blas_thread
     def condvar(self) -> dict[str, np.ndarray]:
         """Grouping factor -> (levels, s, s) conditional covariance of its random effects given y (lme4's postVar),
         read-only."""
