@@ -17,16 +17,13 @@ OMP_NUM_THREADS) is the user's choice and is left alone, and so is everything wh
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
-import threading
+
+from .held import Held
 
 _ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
-_lock = threading.Lock()
-_depth = 0  # fits running now (all threads)
-_limiter = None  # threadpoolctl's limiter of the outermost fit: it restores the counts it found
 _controller = None  # threadpoolctl's ThreadpoolController, made once SciPy's LAPACK is loaded
 
 
@@ -47,23 +44,24 @@ def _libraries():
     return _controller
 
 
-@contextlib.contextmanager
-def one_blas_thread():
-    """Every loaded BLAS on one thread inside the block (see the module docstring)."""
-    global _depth, _limiter
-    with _lock:
-        if _depth == 0 and not any(k in os.environ for k in _ENV):
-            libs = _libraries()
-            _limiter = None if libs is None else libs.limit(limits=1, user_api="blas")
-        _depth += 1
+def _begin():
+    """threadpoolctl's limiter of the outermost block (it restores the counts it found), or None."""
+    if any(k in os.environ for k in _ENV):
+        return None
+    libs = _libraries()
     try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _limiter is not None:
-                _limiter.restore_original_limits()
-                _limiter = None
+        return None if libs is None else libs.limit(limits=1, user_api="blas")
+    except Exception:  # a library threadpoolctl cannot set: BLAS is left as it is, the fit goes on
+        return None
+
+
+def _end(limiter) -> None:
+    if limiter is not None:
+        limiter.restore_original_limits()
+
+
+# every loaded BLAS on one thread inside the block (see the module docstring)
+one_blas_thread = Held(_begin, _end)
 
 
 def single_blas_thread(fn):

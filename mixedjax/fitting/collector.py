@@ -11,28 +11,21 @@ frees memory as usual meanwhile; only cycles wait for the next collection.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import threading
 
-_lock = threading.Lock()
-_depth = 0  # pauses in progress, in every thread (the prefetch worker traces too)
-_restore = False  # whether the collector was on when the outermost pause began
+from .held import Held
 
 
-@contextlib.contextmanager
-def paused():
-    """The collector off within (nested and concurrent pauses counted: on again after the last, if it was on)."""
-    global _depth, _restore
-    with _lock:
-        if _depth == 0:
-            _restore = gc.isenabled()
-            gc.disable()
-        _depth += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0 and _restore:
-                gc.enable()
+def _begin() -> bool:
+    was = gc.isenabled()
+    gc.disable()
+    return was
+
+
+def _end(was: bool) -> None:
+    if was:
+        gc.enable()
+
+
+# the collector off within (nested and concurrent pauses counted: on again after the last, if it was on)
+paused = Held(_begin, _end)
