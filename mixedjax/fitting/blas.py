@@ -5,13 +5,13 @@ SciPy's OpenBLAS, which by default starts a thread per core. The blocks of a mix
 medium, and handing each call to a second thread costs more than it saves: on the 2-core machine, with OpenBLAS held
 to one thread, kb07's warm `mj.lmm` took 60-63 ms against 83-94 ms, InstEval's 363-371 ms against 404-450 ms and
 verbagg's `mj.glmm` 140-152 ms against 173-191 ms, kb07's Kenward–Roger table 0.36-0.38 s against 0.48-0.49 s
-(docs/performance.md, "One BLAS thread during a fit"). The
-benchmarks pin BLAS to one thread for every engine, so they measure this already; a user's process did not get it.
+(docs/performance.md, "One BLAS thread during a fit"). The benchmarks pin BLAS to one thread for every engine, so
+they measure this already; a user's process did not get it.
 
 :func:`one_blas_thread` holds every loaded BLAS library to one thread while the outermost fit of the process runs
 and gives back the counts it found when the last one ends (a count, so fits in several threads or nested fits
-restore once, at the end), as the collector's pause (``collector.paused``) holds the garbage collector: nothing of
-it outlives the call. A thread count set in the environment (OPENBLAS_NUM_THREADS, MKL_NUM_THREADS,
+restore once, at the end: fitting/held.py, which the collector's pause shares); nothing of it outlives the call.
+A thread count set in the environment (OPENBLAS_NUM_THREADS, MKL_NUM_THREADS,
 OMP_NUM_THREADS) is the user's choice and is left alone, and so is everything when threadpoolctl is not installed.
 """
 
